@@ -1,0 +1,149 @@
+"""A cart's Yjs document: checked client updates, server writes, rollback, and plain-dict reads."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pycrdt import Array, Doc, Map, Text, merge_updates
+
+from .schema import Catalog, Limits
+from .validate import OK, Rejected, Verdict, Watcher, apply_checked
+
+SERVER_ORIGIN = "server"
+
+
+class CartDoc:
+    """One cart document plus what is needed to undo a rejected client update.
+
+    pycrdt cannot revert an applied update, so the cart keeps its last compacted
+    state and the accepted updates since; a rejection rebuilds the doc from them.
+    """
+
+    def __init__(self, snapshot: bytes = b"", updates: list[bytes] | tuple[bytes, ...] = ()) -> None:
+        self._base = merge_updates(snapshot, *updates) if updates and snapshot else (
+            merge_updates(*updates) if updates else snapshot
+        )
+        self._history: list[bytes] = []
+        self._build()
+
+    def _build(self) -> None:
+        self.doc: Doc = Doc()
+        if self._base:
+            self.doc.apply_update(self._base)
+        for update in self._history:
+            self.doc.apply_update(update)
+        self._watch = Watcher(self.doc)
+        self._size = len(self._base) + sum(map(len, self._history))
+        self._last_txn_update = b""
+        self._txn_sub = self.doc.observe(self._on_txn)
+
+    def _on_txn(self, event: Any) -> None:
+        self._last_txn_update = event.update
+
+    @property
+    def lines(self) -> Map:
+        return self._watch.lines
+
+    @property
+    def meta(self) -> Map:
+        return self._watch.meta
+
+    @property
+    def server(self) -> Map:
+        return self._watch.server
+
+    # -- writes -------------------------------------------------------------
+
+    def apply_client_update(self, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
+        """Applies a client update if every schema rule holds; otherwise leaves the doc as it was."""
+        verdict = apply_checked(self._watch, update, catalog, limits)
+        if verdict is OK:
+            verdict = self._check_size(limits, len(update))
+        if verdict is OK:
+            self._history.append(update)
+        else:
+            self._build()
+        return verdict
+
+    def _check_size(self, limits: Limits, added: int) -> Verdict:
+        # The sum of stored updates bounds the encoded size from above, so the exact
+        # (costlier) encoding is needed only once that sum passes the limit.
+        self._size += added
+        if self._size <= limits.max_doc_bytes:
+            return OK
+        self._size = len(self.doc.get_update())
+        if self._size > limits.max_doc_bytes:
+            return Rejected(f"document too large (max {limits.max_doc_bytes} bytes)")
+        return OK
+
+    def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
+        """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
+        self._last_txn_update = b""
+        with self.doc.transaction(origin=origin):
+            change(self)
+        update = self._last_txn_update
+        if update:
+            self._history.append(update)
+            self._size += len(update)
+        return update
+
+    def compact(self) -> bytes:
+        """Folds the accepted updates into one snapshot, which is returned."""
+        self._base = self.doc.get_update()
+        self._history.clear()
+        self._size = len(self._base)
+        return self._base
+
+    @property
+    def pending_updates(self) -> int:
+        return len(self._history)
+
+    # -- reads --------------------------------------------------------------
+
+    def state(self) -> bytes:
+        return self.doc.get_state()
+
+    def diff(self, state: bytes | None = None) -> bytes:
+        return self.doc.get_update(state)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole cart as plain JSON-ready data, read in one transaction."""
+        with self.doc.transaction():
+            lines = {line_id: plain(line) for line_id, line in self.lines.items()}
+            meta = plain(self.meta)
+            server = plain(self.server)
+        return {
+            "lines": lines,
+            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", [])},
+            "holds": server.get("holds", {}),
+            "pricing": server.get("pricing"),
+            "checkout": server.get("checkout"),
+            "status": server.get("status", "open"),
+            "mergedInto": server.get("mergedInto"),
+        }
+
+
+def plain(value: Any) -> Any:
+    """Converts a Yjs value to plain data; integer-valued floats read back as ints."""
+    if isinstance(value, Map):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, Array):
+        return [plain(v) for v in value]
+    if isinstance(value, Text):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def new_line(sku: str, qty: int, added_by: str, channel: str, added_at: int,
+             personalisation: dict[str, str | list[str]] | None = None) -> Map:
+    """A line as the schema wants it, ready to be set under `lines[lineId]`."""
+    fields: dict[str, Any] = {
+        "sku": sku, "qty": qty, "addedBy": added_by, "channel": channel, "addedAt": added_at,
+    }
+    if personalisation:
+        fields["personalisation"] = Map({
+            name: Text(v) if isinstance(v, str) else Array(list(v))
+            for name, v in personalisation.items()
+        })
+    return Map(fields)

@@ -1,0 +1,50 @@
+"""The cart document schema of DESIGN.md: root names, line and meta fields, catalog facts, limits."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+ROOTS = frozenset({"lines", "meta", "server"})
+CLIENT_ROOTS = frozenset({"lines", "meta"})
+LINE_FIELDS = frozenset({"sku", "qty", "addedBy", "channel", "addedAt", "personalisation"})
+META_FIELDS = frozenset({"note", "discountCodes"})
+LINE_STATUSES = ("held", "partial", "unavailable", "expired", "released")
+CART_STATUSES = ("open", "checking_out", "ordered", "merged", "closed")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One personalisation field of a product: free text or a list of entries."""
+
+    kind: Literal["text", "list"] = "text"
+    max_length: int = 500  # characters of the text, or of each list entry
+    max_items: int = 200  # list entries
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Product:
+    """What validation and pricing need to know about a SKU."""
+
+    sku: str
+    name: str = ""
+    price: int = 0  # minor units
+    currency: str = "EUR"
+    max_qty: int = 99
+    personalisation: dict[str, FieldSpec] = field(default_factory=dict)
+
+
+Catalog = Callable[[str], "Product | None"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a client update must keep the document within."""
+
+    max_lines: int = 100
+    max_doc_bytes: int = 256 * 1024
+    max_qty: int = 99  # when the catalog names no maxQty
+    max_string_chars: int = 200  # sku, addedBy, channel
+    max_note_chars: int = 2000
+    max_discount_codes: int = 20
+    max_code_chars: int = 64

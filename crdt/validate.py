@@ -1,0 +1,223 @@
+"""Decides whether a client update may be applied to a cart document (the schema rules of DESIGN.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from pycrdt import Array, Doc, Map, Text
+
+from .schema import CLIENT_ROOTS, LINE_FIELDS, META_FIELDS, ROOTS, Catalog, Limits, Product
+from .updates import MalformedUpdate, missing_dependencies, read_shape, read_state_vector
+
+
+@dataclass(frozen=True)
+class Ok:
+    pass
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+
+
+Verdict = Union[Ok, Rejected]
+OK = Ok()
+
+
+class Watcher:
+    """Observes a doc's roots and records what a client transaction touched.
+
+    Keeping the subscriptions on the instance matters: pycrdt drops an observer
+    whose Subscription object is garbage-collected.
+    """
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self.lines: Map = doc.get("lines", type=Map)
+        self.meta: Map = doc.get("meta", type=Map)
+        self.server: Map = doc.get("server", type=Map)
+        self.armed = False
+        self.reset()
+        self._subs = [
+            self.lines.observe_deep(self._on_lines),
+            self.meta.observe_deep(self._on_meta),
+            self.server.observe_deep(self._on_server),
+        ]
+
+    def reset(self) -> None:
+        self.touched_lines: set[str] = set()
+        self.lines_added = False
+        self.touched_meta: set[str] = set()
+        self.touched_server = False
+
+    def _on_lines(self, events: list[Any]) -> None:
+        if not self.armed:
+            return
+        for ev in events:
+            if ev.path:
+                self.touched_lines.add(str(ev.path[0]))
+            else:
+                for key, change in ev.keys.items():
+                    self.touched_lines.add(key)
+                    if change.get("action") != "delete":
+                        self.lines_added = True
+
+    def _on_meta(self, events: list[Any]) -> None:
+        if not self.armed:
+            return
+        for ev in events:
+            if ev.path:
+                self.touched_meta.add(str(ev.path[0]))
+            else:
+                self.touched_meta.update(ev.keys)
+
+    def _on_server(self, events: list[Any]) -> None:
+        if self.armed:
+            self.touched_server = True
+
+
+def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
+    """Applies a client update to the watched doc and judges it.
+
+    On Rejected the doc may hold part of the update: the caller must rebuild it.
+    """
+    try:
+        shape = read_shape(update)
+    except MalformedUpdate as exc:
+        return Rejected(f"malformed update: {exc}")
+    doc = watcher.doc
+    watcher.reset()
+    watcher.armed = True
+    try:
+        doc.apply_update(update)
+    except Exception as exc:  # yrs refuses some malformed input itself
+        return Rejected(f"malformed update: {exc}")
+    finally:
+        watcher.armed = False
+    reason = missing_dependencies(shape, read_state_vector(doc.get_state()))
+    if reason is None:
+        reason = judge(watcher, catalog, limits)
+    return Rejected(reason) if reason else OK
+
+
+def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
+    """Checks what the last client transaction touched; returns the broken rule or None."""
+    if w.touched_server:
+        return "clients may not write the 'server' root"
+    unknown = set(w.doc.keys()) - ROOTS
+    if unknown:
+        return f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)"
+    with w.doc.transaction():
+        if w.lines_added and len(w.lines) > limits.max_lines:
+            return f"too many lines (max {limits.max_lines})"
+        for line_id in w.touched_lines:
+            line = w.lines.get(line_id)
+            if line is not None:
+                reason = check_line(line_id, line, catalog, limits)
+                if reason:
+                    return reason
+        for key in w.touched_meta:
+            reason = check_meta(key, w.meta.get(key), limits)
+            if reason:
+                return reason
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _short_string(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
+
+
+def check_line(line_id: str, line: Any, catalog: Catalog, limits: Limits) -> str | None:
+    """Schema of one line: sku, qty, who/where/when, personalisation."""
+    where = f"line {line_id!r}"
+    if not isinstance(line, Map):
+        return f"{where} must be a map"
+    if len(line_id) > limits.max_string_chars:
+        return "line id too long"
+    extra = set(line.keys()) - LINE_FIELDS
+    if extra:
+        return f"{where}: unknown field {sorted(extra)[0]!r}"
+    sku = line.get("sku")
+    if not isinstance(sku, str):
+        return f"{where}: sku must be a string"
+    product = catalog(sku)
+    if product is None:
+        return f"{where}: unknown sku {sku!r}"
+    qty = line.get("qty")
+    max_qty = product.max_qty or limits.max_qty
+    if not _is_int(qty) or not 1 <= qty <= max_qty:
+        return f"{where}: qty must be an integer in 1..{max_qty}"
+    for name in ("addedBy", "channel"):
+        value = line.get(name)
+        if value is not None and not _short_string(value, limits.max_string_chars):
+            return f"{where}: {name} must be a non-empty string"
+    added_at = line.get("addedAt")
+    if added_at is not None and (not isinstance(added_at, (int, float)) or isinstance(added_at, bool)):
+        return f"{where}: addedAt must be a number (ms)"
+    personalisation = line.get("personalisation")
+    if personalisation is not None:
+        return check_personalisation(where, personalisation, product)
+    return None
+
+
+def check_personalisation(where: str, value: Any, product: Product) -> str | None:
+    if not isinstance(value, Map):
+        return f"{where}: personalisation must be a map"
+    for name in value.keys():
+        spec = product.personalisation.get(name)
+        if spec is None:
+            return f"{where}: {product.sku!r} has no personalisation field {name!r}"
+        content = value.get(name)
+        if spec.kind == "text":
+            if not isinstance(content, Text):
+                return f"{where}: personalisation {name!r} must be text"
+            if len(content) > spec.max_length:
+                return f"{where}: personalisation {name!r} is over {spec.max_length} characters"
+        else:
+            if not isinstance(content, Array):
+                return f"{where}: personalisation {name!r} must be a list"
+            if len(content) > spec.max_items:
+                return f"{where}: personalisation {name!r} has over {spec.max_items} entries"
+            for entry in content:
+                if not isinstance(entry, str) or len(entry) > spec.max_length:
+                    return f"{where}: personalisation {name!r} entries must be strings of at most {spec.max_length} characters"
+    return None
+
+
+def check_meta(key: str, value: Any, limits: Limits) -> str | None:
+    if key not in META_FIELDS:
+        return f"meta: unknown field {key!r} (allowed: note, discountCodes)"
+    if value is None:
+        return None
+    if key == "note":
+        if not isinstance(value, str) or len(value) > limits.max_note_chars:
+            return f"meta: note must be a string of at most {limits.max_note_chars} characters"
+        return None
+    if not isinstance(value, Array):
+        return "meta: discountCodes must be a list"
+    if len(value) > limits.max_discount_codes:
+        return f"meta: at most {limits.max_discount_codes} discount codes"
+    for code in value:
+        if not _short_string(code, limits.max_code_chars):
+            return f"meta: discount codes must be strings of 1..{limits.max_code_chars} characters"
+    return None
+
+
+def validate(before: Doc, update: bytes, catalog: Catalog, limits: Limits = Limits()) -> Verdict:
+    """Would `update` be accepted on a cart whose state is `before`? Leaves `before` untouched.
+
+    Convenience form for tests and tools; rooms keep a CartDoc, which checks in place.
+    """
+    from .cart import CartDoc
+
+    cart = CartDoc(before.get_update())
+    return cart.apply_client_update(update, catalog, limits)
+
+
+__all__ = ["CLIENT_ROOTS", "OK", "Ok", "Rejected", "Verdict", "Watcher", "apply_checked", "validate"]

@@ -1,0 +1,1 @@
+"""The livecart server: aiohttp app, rooms, auth, storage and the command line."""

@@ -1,0 +1,17 @@
+"""Typed keys for what the app carries (aiohttp's AppKey: no string-keyed globals)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .catalog import CatalogCache
+    from .config import Config
+    from .rooms import Rooms
+    from .store import Store
+
+CONFIG: web.AppKey["Config"] = web.AppKey("config")
+STORE: web.AppKey["Store"] = web.AppKey("store")
+CATALOG: web.AppKey["CatalogCache"] = web.AppKey("catalog")
+ROOMS: web.AppKey["Rooms"] = web.AppKey("rooms")

@@ -1,0 +1,84 @@
+"""Tokens (JWT HS256 via PyJWT), the caller's identity, and who may open which cart."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from aiohttp import web
+
+from .appkeys import CONFIG
+from .errors import ApiError
+from .store import CartRecord
+
+ROLES = ("customer", "assistant", "operator", "kiosk", "admin")
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Identity:
+    sub: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class TokenError(Exception):
+    """No token, or one that is malformed, forged, of another algorithm or expired."""
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The secret kept in the data dir, created on first use so `token` and `serve` agree."""
+    path = data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    return secret
+
+
+def mint(secret: str, sub: str, role: str, ttl_seconds: int = 3600, **claims: object) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    now = int(time.time())
+    payload = {"sub": sub, "role": role, "iat": now, "exp": now + ttl_seconds, **claims}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str | None) -> Identity:
+    if not token:
+        raise TokenError("no token")
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "role", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"invalid token: {exc}") from None
+    role = claims["role"]
+    if role not in ROLES or not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise TokenError("invalid token: bad sub or role")
+    return Identity(claims["sub"], role)
+
+
+def bearer(request: web.Request) -> Identity:
+    """The identity behind `Authorization: Bearer …`, or a 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        token = ""
+    try:
+        return verify(request.app[CONFIG].jwt_secret, token.strip())
+    except TokenError as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+
+
+def may_open_cart(who: Identity, cart: CartRecord) -> bool:
+    """The role table of DESIGN.md, as far as it is built: owners and admins."""
+    return who.is_admin or (who.role == "customer" and cart.owner == who.sub)

@@ -1,0 +1,114 @@
+"""The `livecart` command line: serve, demo, token. Every option has a LIVECART_* twin."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from ..crdt import Limits
+from . import auth
+from .config import Config
+
+DEFAULTS = Config()
+
+
+def _env(name: str) -> dict:
+    return {"envvar": f"LIVECART_{name}", "show_envvar": True}
+
+
+def server_options(fn):
+    """The options `serve` and `demo` share."""
+    options = [
+        click.option("--host", default=DEFAULTS.host, show_default=True, help="Address to listen on.", **_env("HOST")),
+        click.option("--port", default=DEFAULTS.port, show_default=True, type=int, help="Port to listen on.", **_env("PORT")),
+        click.option("--data-dir", default=str(DEFAULTS.data_dir), show_default=True, type=click.Path(file_okay=False),
+                     help="Where the embedded store and the generated JWT secret live.", **_env("DATA_DIR")),
+        click.option("--jwt-secret", default="", help="HS256 secret for tokens [default: generated once, kept in the data dir].",
+                     **_env("JWT_SECRET")),
+        click.option("--store", default=DEFAULTS.store, show_default=True,
+                     help="'sqlite' (file in the data dir) or sqlite:///path.", **_env("STORE")),
+        click.option("--bus", default=DEFAULTS.bus, show_default=True, help="'memory' (one process).", **_env("BUS")),
+        click.option("--max-message-bytes", default=DEFAULTS.max_message_bytes, show_default=True, type=int,
+                     help="Largest websocket frame; bigger ones close with 4413.", **_env("MAX_MESSAGE_BYTES")),
+        click.option("--max-messages-per-second", default=DEFAULTS.max_messages_per_second, show_default=True,
+                     type=int, help="Per connection; more closes with 4429.", **_env("MAX_MESSAGES_PER_SECOND")),
+        click.option("--max-lines", default=Limits.max_lines, show_default=True, type=int,
+                     help="Lines per cart.", **_env("MAX_LINES")),
+        click.option("--max-doc-bytes", default=Limits.max_doc_bytes, show_default=True, type=int,
+                     help="Encoded size of one cart document.", **_env("MAX_DOC_BYTES")),
+        click.option("--room-grace", default=DEFAULTS.room_grace_seconds, show_default=True, type=float,
+                     help="Seconds a cart stays in memory after its last client leaves.", **_env("ROOM_GRACE")),
+        click.option("--log-level", default="info", show_default=True,
+                     type=click.Choice(["debug", "info", "warning", "error"]), **_env("LOG_LEVEL")),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: str, bus: str,
+                 max_message_bytes: int, max_messages_per_second: int, max_lines: int,
+                 max_doc_bytes: int, room_grace: float, **_: object) -> Config:
+    directory = Path(data_dir)
+    if bus != "memory":
+        raise click.BadParameter("only the in-process bus ('memory') is built so far", param_hint="--bus")
+    return Config(
+        host=host, port=port, data_dir=directory,
+        jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
+        store=store, bus=bus, max_message_bytes=max_message_bytes,
+        max_messages_per_second=max_messages_per_second,
+        limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
+        room_grace_seconds=room_grace,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="livecart")
+def main() -> None:
+    """livecart: real-time collaborative shopping carts (Yjs over websockets)."""
+
+
+@main.command()
+@server_options
+def serve(log_level: str, **options: object) -> None:
+    """Run the server (embedded SQLite store under --data-dir by default)."""
+    _run(build_config(**options), log_level)  # type: ignore[arg-type]
+
+
+@main.command()
+@server_options
+def demo(log_level: str, **options: object) -> None:
+    """Run the server with the demo catalog loaded."""
+    config = build_config(**options)  # type: ignore[arg-type]
+    config.demo = True
+    _run(config, log_level)
+
+
+def _run(config: Config, log_level: str) -> None:
+    from .app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    click.echo(f"livecart listening on http://{config.host}:{config.port} (data in {config.data_dir})")
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+
+
+@main.command()
+@click.option("--sub", required=True, help="Subject: the customer or staff id.", **_env("TOKEN_SUB"))
+@click.option("--role", required=True, type=click.Choice(auth.ROLES), **_env("TOKEN_ROLE"))
+@click.option("--ttl", default=3600, show_default=True, type=int, help="Seconds until it expires.", **_env("TOKEN_TTL"))
+@click.option("--data-dir", default=str(DEFAULTS.data_dir), show_default=True, type=click.Path(file_okay=False),
+              help="Where the generated secret lives (same as `serve`).", **_env("DATA_DIR"))
+@click.option("--jwt-secret", default="", help="HS256 secret [default: the one in the data dir].", **_env("JWT_SECRET"))
+def token(sub: str, role: str, ttl: int, data_dir: str, jwt_secret: str) -> None:
+    """Mint a development token (the host platform mints real ones)."""
+    secret = jwt_secret or auth.load_or_create_secret(Path(data_dir))
+    click.echo(auth.mint(secret, sub, role, ttl_seconds=ttl))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,24 @@
+"""Server settings: one dataclass, filled by the CLI from flags and `LIVECART_*` variables."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..crdt import Limits
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    jwt_secret: str = ""
+    store: str = "sqlite"
+    bus: str = "memory"
+    limits: Limits = field(default_factory=Limits)
+    max_message_bytes: int = 1024 * 1024
+    max_messages_per_second: int = 100
+    room_grace_seconds: float = 10.0  # a room stays loaded this long after its last client leaves
+    compact_every: int = 500  # updates appended before the room folds them into a snapshot
+    send_queue_limit: int = 2000  # messages queued for one slow client before it is dropped
+    demo: bool = False

@@ -1,0 +1,330 @@
+"""Rooms: one per cart, loaded on first connection. Per client update: validate → persist → apply → relay."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Awaitable, Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from pycrdt import Awareness, Decoder, Doc
+
+from ..crdt import CartDoc, Rejected
+from ..crdt.protocol import (
+    EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
+    update_message,
+)
+from .appkeys import CONFIG, ROOMS
+from .auth import Identity, TokenError, may_open_cart, verify
+from .catalog import CatalogCache
+from .config import Config
+from .store import Store
+
+log = logging.getLogger("livecart.rooms")
+
+# Close codes of DESIGN.md; 44xx are final for the stock y-websocket client.
+REJECTED, UNAUTHORIZED, FORBIDDEN, NO_CART, GONE, TOO_LARGE, TOO_FAST = (
+    4400, 4401, 4403, 4404, 4409, 4413, 4429)
+TRY_AGAIN = 1013  # a reader too slow to keep up: reconnect and resync
+
+
+class Close(Exception):
+    """Ends one connection with a close code and a reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class Connection:
+    """One websocket: an outgoing queue drained by its own writer, and an inbound rate budget."""
+
+    def __init__(self, ws: web.WebSocketResponse, who: Identity, config: Config) -> None:
+        self.ws, self.who = ws, who
+        self.awareness_ids: set[int] = set()
+        self._queue: deque[bytes] = deque()
+        self._wake = asyncio.Event()
+        self._queue_limit = config.send_queue_limit
+        self._rate = float(config.max_messages_per_second)
+        self._tokens = self._rate
+        self._last = asyncio.get_running_loop().time()
+        self._writer = asyncio.ensure_future(self._drain())
+        self.closing: Close | None = None
+
+    def send(self, message: bytes) -> None:
+        if self.closing:
+            return
+        if len(self._queue) >= self._queue_limit:
+            self.close_soon(TRY_AGAIN, "client too slow to keep up; reconnect")
+            return
+        self._queue.append(message)
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        ws, queue = self.ws, self._queue
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while queue:
+                    await ws.send_bytes(queue.popleft())
+                if self.closing:
+                    await close_ws(ws, self.closing.code, self.closing.reason)
+                    return
+        except (ConnectionError, RuntimeError):
+            pass  # the peer went away; the reader side cleans up
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Closes after what is already queued has been sent."""
+        if not self.closing:
+            self.closing = Close(code, reason)
+            if code == TRY_AGAIN:
+                self._queue.clear()
+            self._wake.set()
+
+    def allow(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def finish(self) -> None:
+        """Sends what a closing connection still owes (bounded), or stops the writer at once."""
+        if self.closing and not self._writer.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), timeout=5)
+                return
+            except asyncio.TimeoutError:
+                pass
+        self._writer.cancel()
+
+
+async def close_ws(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    # A close reason may hold at most 123 bytes of UTF-8.
+    data = reason.encode()[:123].decode("utf-8", "ignore").encode()
+    await ws.close(code=code, message=data)
+
+
+class Room:
+    """A loaded cart and the connections editing it."""
+
+    def __init__(self, cart_id: str, cart: CartDoc, last_seq: int, rooms: Rooms) -> None:
+        self.id, self.cart, self.rooms = cart_id, cart, rooms
+        self.conns: set[Connection] = set()
+        self.last_seq = last_seq
+        self._since_compact = 0
+        self._last_write: Awaitable[int] | None = None
+        self._unload: asyncio.TimerHandle | None = None
+        self.awareness = Awareness(Doc())
+        self.awareness.set_local_state(None)  # the server itself has no presence
+
+    # -- membership ---------------------------------------------------------------
+
+    def join(self, conn: Connection) -> None:
+        if self._unload:
+            self._unload.cancel()
+            self._unload = None
+        self.conns.add(conn)
+        conn.send(sync_step1(self.cart.state()))
+        if self.awareness.states:
+            conn.send(awareness_message(self.awareness.encode_awareness_update(list(self.awareness.states))))
+
+    def leave(self, conn: Connection) -> None:
+        self.conns.discard(conn)
+        if conn.awareness_ids:
+            gone = list(conn.awareness_ids)
+            self.awareness.remove_awareness_states(gone, conn)
+            self.broadcast(awareness_message(self.awareness.encode_awareness_update(gone)))
+        if not self.conns:
+            self._unload = asyncio.get_running_loop().call_later(
+                self.rooms.config.room_grace_seconds, self.rooms.unload_soon, self)
+
+    def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
+        for conn in self.conns:
+            if conn is not exclude:
+                conn.send(message)
+
+    # -- the message switch ---------------------------------------------------------
+
+    async def receive(self, conn: Connection, frame: bytes) -> None:
+        try:
+            msg = parse(frame)
+        except ProtocolError as exc:
+            raise Close(REJECTED, f"not a y-protocols message: {exc}") from None
+        if msg.kind is Kind.SYNC_STEP1:
+            await self.durable()
+            try:
+                conn.send(sync_step2(self.cart.diff(msg.payload)))
+            except Exception:
+                raise Close(REJECTED, "malformed state vector in sync step 1") from None
+        elif msg.kind in (Kind.SYNC_STEP2, Kind.UPDATE):
+            if msg.payload != EMPTY_UPDATE:
+                await self.client_update(conn, msg.payload)
+        elif msg.kind is Kind.AWARENESS:
+            self.client_awareness(conn, msg.payload)
+        elif msg.kind is Kind.QUERY_AWARENESS:
+            states = list(self.awareness.states)
+            conn.send(awareness_message(self.awareness.encode_awareness_update(states)))
+
+    async def client_update(self, conn: Connection, update: bytes) -> None:
+        verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
+        if isinstance(verdict, Rejected):
+            raise Close(REJECTED, verdict.reason)
+        await self.persist(update)
+        self.broadcast(update_message(update), exclude=conn)
+
+    def client_awareness(self, conn: Connection, payload: bytes) -> None:
+        try:
+            decoder = Decoder(payload)
+            for _ in range(decoder.read_var_uint()):
+                client_id = decoder.read_var_uint()
+                decoder.read_var_uint()  # clock
+                if decoder.read_var_string() == "null":
+                    conn.awareness_ids.discard(client_id)
+                else:
+                    conn.awareness_ids.add(client_id)
+            self.awareness.apply_awareness_update(payload, conn)
+        except Exception:
+            raise Close(REJECTED, "malformed awareness update") from None
+        # Back to the sender too: the stock client drops a socket silent for 30 s.
+        self.broadcast(awareness_message(payload))
+
+    async def write(self, change: Callable[[CartDoc], None]) -> None:
+        """A trusted server-side change: persisted, then relayed to every client."""
+        update = self.cart.write(change)
+        if update:
+            await self.persist(update)
+            self.broadcast(update_message(update))
+
+    # -- durability -------------------------------------------------------------------
+
+    async def persist(self, update: bytes) -> None:
+        pending = self._last_write = self.rooms.store.append(self.id, update)
+        try:
+            seq = await pending
+        except Exception:
+            log.exception("cart %s: could not persist an update", self.id)
+            self.rooms.fail(self)
+            raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
+        self.last_seq = max(self.last_seq, seq)
+        self._since_compact += 1
+        if self._since_compact >= self.rooms.config.compact_every:
+            self._since_compact = 0
+            await self.compact()
+
+    async def durable(self) -> None:
+        """Waits until everything applied so far is on disk (nothing unsaved is ever sent)."""
+        if self._last_write is not None:
+            try:
+                await asyncio.shield(self._last_write)
+            except Exception:
+                raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
+
+    async def compact(self) -> None:
+        await self.durable()
+        if self.cart.pending_updates:
+            await self.rooms.store.compact(self.id, self.cart.compact(), self.last_seq)
+
+
+class Rooms:
+    """The loaded rooms of this process, keyed by cart id."""
+
+    def __init__(self, config: Config, store: Store, catalog: CatalogCache) -> None:
+        self.config, self.store, self.catalog = config, store, catalog
+        self.rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def get(self, cart_id: str) -> Room:
+        room = self.rooms.get(cart_id)
+        if room is not None:
+            return room
+        loading = self._loading.get(cart_id)
+        if loading is None:
+            loading = self._loading[cart_id] = asyncio.ensure_future(self._load(cart_id))
+            loading.add_done_callback(lambda _: self._loading.pop(cart_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, cart_id: str) -> Room:
+        stored = await self.store.load(cart_id)
+        room = Room(cart_id, CartDoc(stored.snapshot, stored.updates), stored.last_seq, self)
+        self.rooms[cart_id] = room
+        return room
+
+    def unload_soon(self, room: Room) -> None:
+        if room.conns or self.rooms.get(room.id) is not room:
+            return
+        del self.rooms[room.id]
+        self._spawn(room.compact())
+
+    def fail(self, room: Room) -> None:
+        """Drops a room whose writes failed; the next connection reloads it from the store."""
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+        for conn in room.conns:
+            conn.close_soon(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect")
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Closes every socket and compacts every room (server shutdown)."""
+        for room in list(self.rooms.values()):
+            for conn in list(room.conns):
+                conn.close_soon(WSCloseCode.GOING_AWAY, "server shutting down")
+            self._spawn(room.compact())
+        self.rooms.clear()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def cart_socket(request: web.Request) -> web.WebSocketResponse:
+    """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
+    config: Config = request.app[CONFIG]
+    rooms: Rooms = request.app[ROOMS]
+    ws = web.WebSocketResponse(
+        max_msg_size=config.max_message_bytes * 4, heartbeat=30.0, compress=False)
+    await ws.prepare(request)
+    try:
+        who = verify(config.jwt_secret, request.query.get("token"))
+        record = await rooms.store.get_cart(request.match_info["cartId"])
+        if record is None:
+            raise Close(NO_CART, "no such cart")
+        if not may_open_cart(who, record):
+            raise Close(FORBIDDEN, "not allowed to open this cart")
+        room = await rooms.get(record.id)
+    except TokenError as exc:
+        await close_ws(ws, UNAUTHORIZED, str(exc))
+        return ws
+    except Close as close:
+        await close_ws(ws, close.code, close.reason)
+        return ws
+    conn = Connection(ws, who, config)
+    room.join(conn)
+    try:
+        await serve_connection(room, conn, config)
+    finally:
+        room.leave(conn)
+        await conn.finish()
+    return ws
+
+
+async def serve_connection(room: Room, conn: Connection, config: Config) -> None:
+    try:
+        async for msg in conn.ws:
+            if conn.closing:
+                return
+            if msg.type is not WSMsgType.BINARY:
+                raise Close(REJECTED, "binary y-protocols frames only")
+            if len(msg.data) > config.max_message_bytes:
+                raise Close(TOO_LARGE, f"message over {config.max_message_bytes} bytes")
+            if not conn.allow():
+                raise Close(TOO_FAST, f"over {config.max_messages_per_second} messages per second")
+            await room.receive(conn, msg.data)
+    except Close as close:
+        conn.close_soon(close.code, close.reason)

@@ -1,0 +1,68 @@
+"""The Store interface every storage backend implements, and how a URL picks one."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Protocol
+
+
+@dataclass(frozen=True)
+class CartRecord:
+    """Who a cart belongs to; the cart's content lives in its update log."""
+
+    id: str
+    owner: str
+    channel: str
+    created_at: int  # ms
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["createdAt"] = data.pop("created_at")
+        return data
+
+
+@dataclass(frozen=True)
+class CartLog:
+    """What is stored of a cart's document: one snapshot plus the updates appended since."""
+
+    snapshot: bytes
+    updates: list[bytes]
+    last_seq: int
+
+
+class Store(Protocol):
+    """Durable state. Every method is safe to call from many coroutines at once."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def create_cart(self, cart: CartRecord) -> None: ...
+    async def get_cart(self, cart_id: str) -> CartRecord | None: ...
+    async def list_carts(self, owner: str | None = None) -> list[CartRecord]: ...
+
+    async def load(self, cart_id: str) -> CartLog:
+        """The cart's snapshot and the updates after it (empty for a new cart)."""
+    def append(self, cart_id: str, update: bytes) -> Awaitable[int]:
+        """Queues one update; the awaitable gives its sequence number once it is on disk.
+
+        A plain function returning an awaitable, so a caller can hold on to the
+        pending write (rooms await it before answering a sync step 1).
+        """
+    async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
+        """Replaces the snapshot and drops the updates up to `upto_seq`, in one step."""
+
+    async def put_product(self, sku: str, product: dict[str, Any]) -> None: ...
+    async def list_products(self) -> dict[str, dict[str, Any]]: ...
+
+
+def open_store(url: str, data_dir: Path) -> Store:
+    """`sqlite` (a file in the data dir) or `sqlite:///path/to/file.db`."""
+    from .sqlite import SqliteStore
+
+    if url in ("sqlite", ""):
+        return SqliteStore(data_dir / "livecart.db")
+    if url.startswith("sqlite:///"):
+        return SqliteStore(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("redis://", "rediss://")):
+        raise ValueError("the Redis store is not built yet; use --store sqlite")
+    raise ValueError(f"unknown store {url!r} (use 'sqlite' or a sqlite:/// path)")

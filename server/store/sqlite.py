@@ -1,0 +1,184 @@
+"""The embedded store: one SQLite file, one writer thread, appends committed in groups."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import orjson
+
+from . import CartLog, CartRecord
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS carts (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, channel TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS carts_owner ON carts(owner);
+CREATE TABLE IF NOT EXISTS cart_updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, cart_id TEXT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS cart_updates_cart ON cart_updates(cart_id, seq);
+CREATE TABLE IF NOT EXISTS cart_snapshots (
+    cart_id TEXT PRIMARY KEY, data BLOB NOT NULL, upto_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS products (sku TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+
+class SqliteStore:
+    """All SQL runs on one thread, so the event loop never blocks on disk.
+
+    WAL with synchronous=FULL: a commit is fsynced before `append` returns, so what
+    the room relays survives a crash of the process or of the machine. Appends that
+    arrive while a commit is in flight are committed together (group commit), which
+    keeps fsyncs per second bounded whatever the update rate.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._queue: list[tuple[str, bytes, asyncio.Future[int]]] = []
+        self._flushing = False
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._run(self._connect)
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        while self._flushing or self._queue:
+            await asyncio.sleep(0.005)
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    # -- carts ----------------------------------------------------------------
+
+    async def create_cart(self, cart: CartRecord) -> None:
+        await self._run(self._exec, "INSERT INTO carts VALUES (?, ?, ?, ?)",
+                        (cart.id, cart.owner, cart.channel, cart.created_at))
+
+    def _exec(self, sql: str, args: tuple[Any, ...]) -> None:
+        self.db.execute(sql, args)
+
+    async def get_cart(self, cart_id: str) -> CartRecord | None:
+        rows = await self._run(self._query, "SELECT * FROM carts WHERE id = ?", (cart_id,))
+        return CartRecord(*rows[0]) if rows else None
+
+    async def list_carts(self, owner: str | None = None) -> list[CartRecord]:
+        if owner is None:
+            rows = await self._run(self._query, "SELECT * FROM carts ORDER BY created_at", ())
+        else:
+            rows = await self._run(
+                self._query, "SELECT * FROM carts WHERE owner = ? ORDER BY created_at", (owner,))
+        return [CartRecord(*row) for row in rows]
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, args).fetchall()
+
+    # -- cart documents ---------------------------------------------------------
+
+    async def load(self, cart_id: str) -> CartLog:
+        return await self._run(self._load, cart_id)
+
+    def _load(self, cart_id: str) -> CartLog:
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            row = db.execute(
+                "SELECT data, upto_seq FROM cart_snapshots WHERE cart_id = ?", (cart_id,)).fetchone()
+            snapshot, upto = (bytes(row[0]), row[1]) if row else (b"", 0)
+            rows = db.execute(
+                "SELECT seq, data FROM cart_updates WHERE cart_id = ? AND seq > ? ORDER BY seq",
+                (cart_id, upto)).fetchall()
+        finally:
+            db.execute("COMMIT")
+        last = rows[-1][0] if rows else upto
+        return CartLog(snapshot, [bytes(r[1]) for r in rows], last)
+
+    def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((cart_id, update, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.ensure_future(self._flush())
+        return future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    seqs = await self._run(self._write_batch, [(c, u) for c, u, _ in batch])
+                except Exception as exc:
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (*_, future), seq in zip(batch, seqs):
+                    if not future.done():
+                        future.set_result(seq)
+        finally:
+            self._flushing = False
+
+    def _write_batch(self, batch: list[tuple[str, bytes]]) -> list[int]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seqs = [
+                db.execute("INSERT INTO cart_updates (cart_id, data) VALUES (?, ?)", item).lastrowid
+                for item in batch
+            ]
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return seqs  # type: ignore[return-value]
+
+    async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
+        await self._run(self._compact, cart_id, snapshot, upto_seq)
+
+    def _compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO cart_snapshots VALUES (?, ?, ?) ON CONFLICT(cart_id) DO UPDATE"
+                " SET data = excluded.data, upto_seq = excluded.upto_seq"
+                " WHERE excluded.upto_seq >= cart_snapshots.upto_seq",
+                (cart_id, snapshot, upto_seq))
+            db.execute("DELETE FROM cart_updates WHERE cart_id = ? AND seq <= ?", (cart_id, upto_seq))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- catalog ------------------------------------------------------------------
+
+    async def put_product(self, sku: str, product: dict[str, Any]) -> None:
+        await self._run(
+            self._exec,
+            "INSERT INTO products VALUES (?, ?) ON CONFLICT(sku) DO UPDATE SET data = excluded.data",
+            (sku, orjson.dumps(product).decode()))
+
+    async def list_products(self) -> dict[str, dict[str, Any]]:
+        rows = await self._run(self._query, "SELECT sku, data FROM products ORDER BY sku", ())
+        return {sku: orjson.loads(data) for sku, data in rows}
