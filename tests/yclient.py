@@ -40,7 +40,13 @@ class YClient:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        async for msg in self.ws:
+        self._close_reason = ""
+        while True:
+            msg = await self.ws.receive()
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                self._close_reason = msg.extra or ""
+                await self.ws.close()
+                break
             if msg.type != aiohttp.WSMsgType.BINARY:
                 break
             self.received.append(msg.data)
@@ -58,9 +64,15 @@ class YClient:
             elif m.kind is Kind.AWARENESS:
                 self.awareness.apply_awareness_update(m.payload, "remote")
         self.close_code = self.ws.close_code
-        self.close_reason = (self.ws.protocol or "") and ""
-        ext = self.ws.exception()
+        self.close_reason = self._close_reason
         self.closed.set()
+
+    async def wait_synced(self, timeout: float = 5.0) -> None:
+        await asyncio.wait_for(self.synced.wait(), timeout)
+
+    async def wait_closed(self, timeout: float = 5.0) -> tuple[int | None, str]:
+        await asyncio.wait_for(self.closed.wait(), timeout)
+        return self.close_code, self.close_reason
 
     async def send_raw(self, data: bytes) -> None:
         assert self.ws is not None

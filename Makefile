@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+JS     := clients/js
+
+.PHONY: run test test-py test-js deps system-deps bench clean
+
+run: $(BIN)/livecart
+	$(BIN)/livecart demo
+
+$(BIN)/livecart: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# What the tests need beyond Python: Node packages, Debian's Chromium and redis-server.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(JS)/node_modules/.package-lock.json: $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+
+deps: $(BIN)/livecart system-deps $(JS)/node_modules/.package-lock.json
+
+test: deps
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-py test-js
+
+test-py:
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-js:
+	cd $(JS) && LIVECART_BIN=$(CURDIR)/$(BIN)/livecart npm test
+
+bench: $(BIN)/livecart
+	$(BIN)/python bench/validate.py
+
+clean:
+	rm -rf $(VENV) $(JS)/node_modules build *.egg-info
