@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
+from .pricing import price_cart
 from .schema import Catalog, Limits
 from .validate import OK, Rejected, Verdict, Watcher, apply_checked
 
@@ -93,6 +94,25 @@ class CartDoc:
         self._size = len(self._base)
         return self._base
 
+    def last_touched_lines(self) -> set[str]:
+        """Line ids the last accepted client update added, changed or removed."""
+        return set(self._watch.touched_lines)
+
+    def wanted(self, line_ids: set[str]) -> dict[str, tuple[str, int] | None]:
+        """What each line asks of stock: (sku, qty), or None for a line that is gone."""
+        with self.doc.transaction():
+            out: dict[str, tuple[str, int] | None] = {}
+            for line_id in line_ids:
+                line = self.lines.get(line_id)
+                out[line_id] = (str(line.get("sku")), int(line.get("qty"))) if isinstance(line, Map) else None
+        return out
+
+    def lines_without_hold(self) -> set[str]:
+        with self.doc.transaction():
+            holds = self.server.get("holds")
+            known = set(holds.keys()) if isinstance(holds, Map) else set()
+            return set(self.lines.keys()) - known
+
     @property
     def pending_updates(self) -> int:
         return len(self._history)
@@ -122,6 +142,38 @@ class CartDoc:
         }
 
 
+def init_server(cart: CartDoc, currency: str = "EUR") -> None:
+    """The server root of a new cart (written once, at creation, so no process races to create it)."""
+    cart.server["status"] = "open"
+    cart.server["holds"] = Map()
+    cart.server["pricing"] = {"currency": currency, "lines": {}, "subtotal": 0, "discounts": [], "total": 0}
+    cart.server["checkout"] = {"state": "open", "step": None, "orderId": None}
+
+
+def set_holds(cart: CartDoc, decisions: dict[str, dict[str, Any] | None]) -> None:
+    """Writes hold outcomes per line (None drops the entry of a removed line)."""
+    holds = cart.server.get("holds")
+    if not isinstance(holds, Map):
+        holds = cart.server["holds"] = Map()
+    for line_id, decision in decisions.items():
+        if decision is None:
+            if line_id in holds:
+                del holds[line_id]
+        elif holds.get(line_id) != decision:
+            holds[line_id] = decision
+
+
+def reprice(cart: CartDoc, catalog: Catalog) -> None:
+    """Recomputes `server.pricing` from the catalog and the holds (never from client data)."""
+    lines = {k: plain(v) for k, v in cart.lines.items()}
+    holds_map = cart.server.get("holds")
+    holds = plain(holds_map) if isinstance(holds_map, Map) else {}
+    currency = (cart.server.get("pricing") or {}).get("currency", "EUR")
+    pricing = price_cart(lines, holds, catalog, currency)
+    if plain(cart.server.get("pricing")) != pricing:
+        cart.server["pricing"] = pricing
+
+
 def plain(value: Any) -> Any:
     """Converts a Yjs value to plain data; integer-valued floats read back as ints."""
     if isinstance(value, Map):
@@ -130,6 +182,10 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, Text):
         return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value

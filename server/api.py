@@ -1,4 +1,4 @@
-"""HTTP JSON API of the sync core: sessions, carts, catalog, health, and the OpenAPI document."""
+"""HTTP JSON API for sessions and carts, plus health and the OpenAPI document."""
 from __future__ import annotations
 
 import secrets
@@ -8,15 +8,14 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from ..crdt import CartDoc
+from ..crdt.cart import init_server
 from . import auth
 from .appkeys import CATALOG, CONFIG, ROOMS, STORE
-from .catalog import CatalogCache, product_from_json, product_to_json
 from .errors import ApiError, json_body
-from .openapi import INTEGER, STRING, ApiRoutes, obj
+from .openapi import STRING, api, obj
 from .rooms import Rooms
 from .store import CartRecord, Store
 
-api = ApiRoutes()
 CHANNELS = ("web", "app", "kiosk", "store", "call-centre", "api")
 
 
@@ -70,6 +69,7 @@ async def create_cart(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", f"a {who.role} cannot create carts yet")
     record = CartRecord("c-" + secrets.token_urlsafe(12), owner, channel, now_ms())
     store: Store = request.app[STORE]
+    await store.append(record.id, CartDoc().write(init_server))
     await store.create_cart(record)
     return web.json_response({"cartId": record.id}, status=201)
 
@@ -108,22 +108,3 @@ async def list_carts(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", "you may list only your own carts")
     records = await request.app[STORE].list_carts(owner)
     return web.json_response({"carts": [r.to_json() for r in records]})
-
-
-@api.add("PUT", "/api/catalog/{sku}", "Create or replace a product", auth="admin",
-         body=obj(("name", "price"), name=STRING, price=INTEGER, currency=STRING, maxQty=INTEGER,
-                  personalisation={"type": "object"}))
-async def put_product(request: web.Request) -> web.Response:
-    who = auth.bearer(request)
-    if not who.is_admin:
-        raise ApiError(403, "forbidden", "only an admin may change the catalog")
-    product = product_from_json(request.match_info["sku"], await json_body(request))
-    catalog: CatalogCache = request.app[CATALOG]
-    await catalog.put(product)
-    return web.json_response(product_to_json(product))
-
-
-@api.add("GET", "/api/catalog", "Every product", auth=None)
-async def list_products(request: web.Request) -> web.Response:
-    catalog: CatalogCache = request.app[CATALOG]
-    return web.json_response({"products": [product_to_json(p) for p in catalog.all()]})

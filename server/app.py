@@ -5,12 +5,16 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from .api import api
-from .appkeys import CATALOG, CONFIG, ROOMS, STORE
+from . import api as _api_routes, catalog as _catalog_routes  # noqa: F401 (register routes)
+from .appkeys import CATALOG, CONFIG, FEEDS, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
+from .openapi import api
 from .config import Config
+from .demo import load_demo
 from .errors import json_errors
+from .feeds import StockFeed, stock_events, stock_socket
 from .rooms import Rooms, cart_socket
+from .stock import StockActor
 from .store import open_store
 
 
@@ -21,6 +25,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app.add_routes(api.routes)
     app.router.add_get("/ws/carts/{cartId}", cart_socket)
+    app.router.add_get("/ws/stock", stock_socket)
     app.cleanup_ctx.append(_services)
     return app
 
@@ -32,7 +37,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     catalog = CatalogCache(store)
     await catalog.load()
     app[STORE], app[CATALOG] = store, catalog
-    app[ROOMS] = rooms = Rooms(config, store, catalog)
+    stock = StockActor(store, config.hold_ttl_seconds)
+    feeds = StockFeed()
+    rooms = Rooms(config, store, catalog, stock)
+    stock.hold_listeners.append(rooms.on_expired)
+    stock.level_listeners.append(feeds.publish_levels)
+    app[STOCK], app[FEEDS], app[ROOMS] = stock, feeds, rooms
+    await stock.start()
+    if config.demo:
+        await load_demo(catalog, stock)
     yield
     await rooms.close()
+    await stock.stop()
     await store.close()

@@ -8,10 +8,14 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .catalog import CatalogCache
     from .config import Config
+    from .feeds import StockFeed
     from .rooms import Rooms
+    from .stock import StockActor
     from .store import Store
 
 CONFIG: web.AppKey["Config"] = web.AppKey("config")
 STORE: web.AppKey["Store"] = web.AppKey("store")
 CATALOG: web.AppKey["CatalogCache"] = web.AppKey("catalog")
 ROOMS: web.AppKey["Rooms"] = web.AppKey("rooms")
+STOCK: web.AppKey["StockActor"] = web.AppKey("stock")
+FEEDS: web.AppKey["StockFeed"] = web.AppKey("feeds")

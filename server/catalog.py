@@ -1,10 +1,17 @@
-"""The product catalog as validation and pricing see it: kept in memory, written through the store."""
+"""The product catalog (kept in memory, written through the store) and the catalog and stock routes."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable
+
+from aiohttp import web
 
 from ..crdt import FieldSpec, Product
-from .errors import ApiError
+from . import auth
+from .appkeys import CATALOG, STOCK
+from .errors import ApiError, json_body
+from .feeds import stock_events
+from .openapi import INTEGER, STRING, api, obj
+from .stock import Level, StockError
 from .store import Store
 
 
@@ -70,3 +77,75 @@ class CatalogCache:
     async def put(self, product: Product) -> None:
         await self._store.put_product(product.sku, product_to_json(product))
         self._products[product.sku] = product
+
+
+# -- HTTP: catalog and stock ------------------------------------------------------------
+
+def _admin(request: web.Request) -> None:
+    if not auth.bearer(request).is_admin:
+        raise ApiError(403, "forbidden", "only an admin may change the catalog or stock")
+
+
+def _int_field(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, f"bad_{name}", f"{name} must be an integer")
+    return value
+
+
+async def _stock_call(call: Awaitable[Level]) -> web.Response:
+    try:
+        level = await call
+    except StockError as exc:
+        raise ApiError(409 if exc.code == "below_held" else 400, exc.code, str(exc)) from None
+    return web.json_response(level.to_json())
+
+
+@api.add("PUT", "/api/catalog/{sku}", "Create or replace a product", auth="admin",
+         body=obj(("name", "price"), name=STRING, price=INTEGER, currency=STRING, maxQty=INTEGER,
+                  personalisation={"type": "object"}))
+async def put_product(request: web.Request) -> web.Response:
+    _admin(request)
+    product = product_from_json(request.match_info["sku"], await json_body(request))
+    await request.app[CATALOG].put(product)
+    return web.json_response(product_to_json(product))
+
+
+@api.add("GET", "/api/catalog", "Every product with its availability", auth=None)
+async def list_products(request: web.Request) -> web.Response:
+    stock = request.app[STOCK]
+    return web.json_response({"products": [
+        {**product_to_json(p), "available": stock.level(p.sku).available}
+        for p in request.app[CATALOG].all()]})
+
+
+@api.add("PUT", "/api/stock/{sku}", "Set on-hand (never below what carts hold)", auth="admin",
+         body=obj(("onHand",), onHand=INTEGER), errors=(409,))
+async def put_stock(request: web.Request) -> web.Response:
+    _admin(request)
+    on_hand = _int_field(await json_body(request), "onHand")
+    return await _stock_call(request.app[STOCK].set_on_hand(request.match_info["sku"], on_hand))
+
+
+@api.add("POST", "/api/stock/{sku}/adjust", "An in-store sale (-) or a delivery (+)", auth="admin",
+         body=obj(("delta", "reason"), delta=INTEGER, reason=STRING), errors=(409,))
+async def adjust_stock(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await json_body(request)
+    delta = _int_field(body, "delta")
+    if not isinstance(body.get("reason"), str) or not body["reason"]:
+        raise ApiError(400, "bad_reason", "say why stock changes: reason (e.g. 'in-store sale')")
+    return await _stock_call(request.app[STOCK].adjust(request.match_info["sku"], delta))
+
+
+@api.add("GET", "/api/stock", "On-hand, held and available per SKU", auth=None,
+         query={"skus": "comma-separated SKUs"})
+async def get_stock(request: web.Request) -> web.Response:
+    skus = [s for s in request.query.get("skus", "").split(",") if s]
+    if not skus:
+        raise ApiError(400, "bad_skus", "give ?skus=a,b")
+    return web.json_response({sku: lvl.to_json() for sku, lvl in request.app[STOCK].levels(skus).items()})
+
+
+api.add("GET", "/api/stock/events", "Stock feed as Server-Sent Events", auth=None,
+        query={"skus": "comma-separated SKUs"})(stock_events)

@@ -21,4 +21,5 @@ class Config:
     room_grace_seconds: float = 10.0  # a room stays loaded this long after its last client leaves
     compact_every: int = 500  # updates appended before the room folds them into a snapshot
     send_queue_limit: int = 2000  # messages queued for one slow client before it is dropped
+    hold_ttl_seconds: float = 15 * 60
     demo: bool = False

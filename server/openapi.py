@@ -73,3 +73,6 @@ def obj(required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:
 
 STRING: dict[str, Any] = {"type": "string"}
 INTEGER: dict[str, Any] = {"type": "integer"}
+
+
+api = ApiRoutes()  # every module with HTTP routes registers them here

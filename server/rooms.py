@@ -4,12 +4,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pycrdt import Awareness, Decoder, Doc
 
 from ..crdt import CartDoc, Rejected
+from ..crdt.cart import reprice, set_holds
 from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
     update_message,
@@ -18,6 +19,7 @@ from .appkeys import CONFIG, ROOMS
 from .auth import Identity, TokenError, may_open_cart, verify
 from .catalog import CatalogCache
 from .config import Config
+from .stock import Decision, StockActor
 from .store import Store
 
 log = logging.getLogger("livecart.rooms")
@@ -117,6 +119,8 @@ class Room:
         self.last_seq = last_seq
         self._since_compact = 0
         self._last_write: Awaitable[int] | None = None
+        self._dirty_lines: set[str] = set()
+        self._reconciling: asyncio.Future[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self.awareness = Awareness(Doc())
         self.awareness.set_local_state(None)  # the server itself has no presence
@@ -139,8 +143,13 @@ class Room:
             self.awareness.remove_awareness_states(gone, conn)
             self.broadcast(awareness_message(self.awareness.encode_awareness_update(gone)))
         if not self.conns:
-            self._unload = asyncio.get_running_loop().call_later(
-                self.rooms.config.room_grace_seconds, self.rooms.unload_soon, self)
+            self.schedule_unload()
+
+    def schedule_unload(self) -> None:
+        if self._unload:
+            self._unload.cancel()
+        self._unload = asyncio.get_running_loop().call_later(
+            self.rooms.config.room_grace_seconds, self.rooms.unload_soon, self)
 
     def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
         for conn in self.conns:
@@ -173,8 +182,48 @@ class Room:
         verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
+        touched = self.cart.last_touched_lines()
         await self.persist(update)
         self.broadcast(update_message(update), exclude=conn)
+        if touched:
+            self.want_holds(touched)
+
+    # -- stock: holds follow the lines ------------------------------------------------
+
+    def want_holds(self, line_ids: set[str]) -> None:
+        """Asks the stock actor to match these lines' holds to their quantities (in the background)."""
+        self._dirty_lines |= line_ids
+        if self._reconciling is None or self._reconciling.done():
+            self._reconciling = asyncio.ensure_future(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        stock = self.rooms.stock
+        while self._dirty_lines:
+            lines, self._dirty_lines = self._dirty_lines, set()
+            wanted = self.cart.wanted(lines)
+            results = await asyncio.gather(*(
+                stock.reserve(self.id, line_id, *want) if want else stock.release(self.id, line_id)
+                for line_id, want in wanted.items()), return_exceptions=True)
+            decisions: dict[str, dict[str, Any] | None] = {}
+            for (line_id, want), result in zip(wanted.items(), results):
+                if isinstance(result, BaseException):
+                    log.error("cart %s line %s: stock failed: %s", self.id, line_id, result)
+                    self._dirty_lines.add(line_id)
+                    await asyncio.sleep(1)  # storage trouble: retry, not spin
+                    continue
+                decisions[line_id] = result.to_json() if want else None
+            await self.set_holds(decisions)
+
+    async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
+        catalog = self.rooms.catalog.get
+
+        def change(cart: CartDoc) -> None:
+            set_holds(cart, decisions)
+            reprice(cart, catalog)
+        try:
+            await self.write(change)
+        except Close:
+            pass  # the room failed and was dropped; its clients reconnect
 
     def client_awareness(self, conn: Connection, payload: bytes) -> None:
         try:
@@ -232,8 +281,8 @@ class Room:
 class Rooms:
     """The loaded rooms of this process, keyed by cart id."""
 
-    def __init__(self, config: Config, store: Store, catalog: CatalogCache) -> None:
-        self.config, self.store, self.catalog = config, store, catalog
+    def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockActor) -> None:
+        self.config, self.store, self.catalog, self.stock = config, store, catalog, stock
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -252,7 +301,17 @@ class Rooms:
         stored = await self.store.load(cart_id)
         room = Room(cart_id, CartDoc(stored.snapshot, stored.updates), stored.last_seq, self)
         self.rooms[cart_id] = room
+        unheld = room.cart.lines_without_hold()
+        if unheld:  # a reconcile cut short by a crash or restart: finish it
+            room.want_holds(unheld)
         return room
+
+    async def on_expired(self, cart_id: str, decisions: dict[str, Decision]) -> None:
+        """The actor let holds run out: show it in the cart, loading it if nobody has it open."""
+        room = await self.get(cart_id)
+        await room.set_holds({line: d.to_json() for line, d in decisions.items()})
+        if not room.conns:
+            room.schedule_unload()
 
     def unload_soon(self, room: Room) -> None:
         if room.conns or self.rooms.get(room.id) is not room:

@@ -22,6 +22,17 @@ class CartRecord:
 
 
 @dataclass(frozen=True)
+class HoldRow:
+    """Units of a SKU held for one cart line until `expires_at` (ms)."""
+
+    cart_id: str
+    line_id: str
+    sku: str
+    qty: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
 class CartLog:
     """What is stored of a cart's document: one snapshot plus the updates appended since."""
 
@@ -50,6 +61,12 @@ class Store(Protocol):
         """
     async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
         """Replaces the snapshot and drops the updates up to `upto_seq`, in one step."""
+
+    async def load_stock(self) -> tuple[dict[str, int], list[HoldRow]]:
+        """On-hand per SKU and every live hold."""
+    async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
+                         deletes: list[tuple[str, str]]) -> None:
+        """Writes one batch of stock decisions in one transaction."""
 
     async def put_product(self, sku: str, product: dict[str, Any]) -> None: ...
     async def list_products(self) -> dict[str, dict[str, Any]]: ...

@@ -9,7 +9,7 @@ from typing import Any, Callable, TypeVar
 
 import orjson
 
-from . import CartLog, CartRecord
+from . import CartLog, CartRecord, HoldRow
 
 T = TypeVar("T")
 
@@ -23,6 +23,10 @@ CREATE INDEX IF NOT EXISTS cart_updates_cart ON cart_updates(cart_id, seq);
 CREATE TABLE IF NOT EXISTS cart_snapshots (
     cart_id TEXT PRIMARY KEY, data BLOB NOT NULL, upto_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS products (sku TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, on_hand INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS holds (
+    cart_id TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL, PRIMARY KEY (cart_id, line_id)) WITHOUT ROWID;
 """
 
 
@@ -166,6 +170,33 @@ class SqliteStore:
                 " WHERE excluded.upto_seq >= cart_snapshots.upto_seq",
                 (cart_id, snapshot, upto_seq))
             db.execute("DELETE FROM cart_updates WHERE cart_id = ? AND seq <= ?", (cart_id, upto_seq))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- stock ----------------------------------------------------------------------------
+
+    async def load_stock(self) -> tuple[dict[str, int], list[HoldRow]]:
+        stock = await self._run(self._query, "SELECT sku, on_hand FROM stock", ())
+        holds = await self._run(self._query, "SELECT * FROM holds", ())
+        return dict(stock), [HoldRow(*row) for row in holds]
+
+    async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
+                         deletes: list[tuple[str, str]]) -> None:
+        if on_hand or upserts or deletes:
+            await self._run(self._save_stock, on_hand, upserts, deletes)
+
+    def _save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
+                    deletes: list[tuple[str, str]]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO stock VALUES (?, ?) ON CONFLICT(sku) DO UPDATE"
+                           " SET on_hand = excluded.on_hand", on_hand.items())
+            db.executemany("DELETE FROM holds WHERE cart_id = ? AND line_id = ?", deletes)
+            db.executemany("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
+                           [(h.cart_id, h.line_id, h.sku, h.qty, h.expires_at) for h in upserts])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -39,7 +39,7 @@ async def test_rejected_update_closes_only_that_client_and_is_neither_stored_nor
     assert code == 4400 and "server" in reason
     add_line(good, "g1")
     await eventually(lambda: "g1" in watcher.lines, what="relay after a rejection")
-    assert watcher.snapshot()["server"] == {}
+    assert watcher.snapshot()["server"]["status"] == "open"
     status, body = await lc.call("GET", f"/api/carts/{cart}", lc.token("alice"))
     assert status == 200 and body["status"] == "open" and list(body["lines"]) == ["g1"]
     assert not good.closed.is_set() and not watcher.closed.is_set()
@@ -127,11 +127,12 @@ async def test_edits_survive_a_restart_on_the_same_data_dir(tmp_path, session) -
     for i in range(7):  # crosses the compaction threshold twice
         add_line(writer, f"l{i}")
     await eventually(lambda: len(reader.lines) == 7, what="relay")
-    seen = reader.snapshot()
+    seen = reader.snapshot()["lines"]
     await first.stop()  # abrupt enough: rooms are dropped with the app
     second = await Livecart(config, session).start()
     fresh = await second.client(cart)
-    await eventually(lambda: fresh.snapshot() == seen, what="state after restart")
+    await eventually(lambda: fresh.snapshot()["lines"] == seen, what="state after restart")
+    await eventually(lambda: set(fresh.snapshot()["server"]["holds"]) == set(seen), what="every line has a hold")
     await second.stop()
 
 

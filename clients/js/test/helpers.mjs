@@ -17,7 +17,7 @@ import { WebsocketProvider } from 'y-websocket'
 export const LIVECART_BIN = process.env.LIVECART_BIN ||
   fileURLToPath(new URL('../../../.venv/bin/livecart', import.meta.url))
 
-const SECRET = 'livecart-js-test-secret'
+const SECRET = 'livecart-js-test-secret-of-at-least-32-bytes'
 const STARTUP_TIMEOUT_MS = 15_000
 const LOG_TAIL_CHARS = 4_000
 

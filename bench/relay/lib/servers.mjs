@@ -1,0 +1,180 @@
+// Starting, measuring and stopping the two servers under test.
+import { spawn, execSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import { freePort, mintJwt, pool, sleep } from './util.mjs'
+
+const require = createRequire(import.meta.url)
+
+/** Every child process still alive, so that exit handlers can kill them. */
+export const children = new Set()
+
+export const killAll = (signal = 'SIGKILL') => {
+  for (const child of children) {
+    try { child.kill(signal) } catch {}
+  }
+}
+
+let clkTck = null
+export const clockTicks = () => {
+  if (clkTck == null) {
+    try { clkTck = Number(execSync('getconf CLK_TCK').toString().trim()) || 100 } catch { clkTck = 100 }
+  }
+  return clkTck
+}
+
+/** utime+stime of a process (all its threads), in seconds. */
+export const cpuSeconds = (pid) => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // after "pid (comm) ": state is fields[0]; utime is field 14 overall → index 11 here
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks()
+}
+
+/** VmRSS of a process in KiB. */
+export const rssKiB = (pid) => {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m)
+  return m ? Number(m[1]) : null
+}
+
+const waitHttp = async (url, child, timeoutMs = 20000) => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode != null) throw new Error(`server exited with code ${child.exitCode} before it listened`)
+    try {
+      const res = await fetch(url)
+      if (res.ok) return
+    } catch {}
+    await sleep(100)
+  }
+  throw new Error(`server did not answer ${url} within ${timeoutMs} ms`)
+}
+
+const startProcess = (cmd, args, env, logFile) => {
+  const log = fs.openSync(logFile, 'a')
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', log, log] })
+  fs.closeSync(log)
+  children.add(child)
+  child.on('exit', () => children.delete(child))
+  return child
+}
+
+const stopProcess = async (child) => {
+  if (child.exitCode != null || child.signalCode != null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+const SKUS = ['bench-mug', 'bench-tee', 'bench-cap', 'bench-pen', 'bench-bag']
+export const skuFor = (i) => SKUS[i % SKUS.length]
+
+/**
+ * livecart: `livecart serve` on a fresh data dir. Setup creates the catalog (admin token)
+ * and each cart (POST /api/carts with its owner's customer token).
+ */
+export class Livecart {
+  constructor ({ bin, pythonPath = null, runDir, tag, maxMessagesPerSecond = 1000 }) {
+    this.name = 'livecart'
+    this.bin = bin
+    this.pythonPath = pythonPath // a snapshot of livecart's sources to run instead of the installed tree
+    this.runDir = runDir
+    this.tag = tag
+    this.secret = 'bench-' + Math.random().toString(36).slice(2)
+    this.maxMps = maxMessagesPerSecond
+  }
+
+  async start () {
+    this.port = await freePort()
+    this.dataDir = fs.mkdtempSync(path.join(this.runDir, `livecart-${this.tag}-data-`))
+    this.logFile = path.join(this.runDir, `livecart-${this.tag}.log`)
+    // With a snapshot: the venv's python, `-m livecart.server.cli`, the snapshot first on the path.
+    const [cmd, pre, env] = this.pythonPath
+      ? [path.join(path.dirname(this.bin), 'python'), ['-m', 'livecart.server.cli'], { PYTHONPATH: this.pythonPath }]
+      : [this.bin, [], {}]
+    this.child = startProcess(cmd, [...pre,
+      'serve', '--host', '127.0.0.1', '--port', String(this.port), '--data-dir', this.dataDir,
+      '--jwt-secret', this.secret, '--max-messages-per-second', String(this.maxMps),
+      '--log-level', 'warning'
+    ], env, this.logFile)
+    this.pid = this.child.pid
+    this.base = `http://127.0.0.1:${this.port}`
+    this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
+    await waitHttp(`${this.base}/healthz`, this.child)
+    this.admin = mintJwt(this.secret, 'bench-admin', 'admin', 6 * 3600)
+    for (let i = 0; i < SKUS.length; i++) {
+      await this.http('PUT', `/api/catalog/${SKUS[i]}`, this.admin, { name: SKUS[i], price: 900 + i })
+    }
+  }
+
+  async http (method, route, token, body) {
+    const res = await fetch(this.base + route, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body == null ? undefined : JSON.stringify(body)
+    })
+    const text = await res.text()
+    if (!res.ok) throw new Error(`${method} ${route} → ${res.status} ${text}`)
+    return text ? JSON.parse(text) : null
+  }
+
+  /** Creates `n` carts; returns [{cartId, token}] (the owner's customer token). */
+  async createCarts (n, prefix) {
+    return pool(Array.from({ length: n }, (_, i) => i), 16, async (i) => {
+      const token = mintJwt(this.secret, `${prefix}-owner-${i}`, 'customer', 6 * 3600)
+      const { cartId } = await this.http('POST', '/api/carts', token, { channel: 'web' })
+      return { cartId, token }
+    })
+  }
+
+  async stop () { if (this.child) await stopProcess(this.child) }
+  cleanup () { if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true }) }
+
+  version () {
+    try {
+      const py = path.join(path.dirname(this.bin), 'python')
+      return execSync(`${py} -c "import importlib.metadata as m; print(m.version('livecart'))"`).toString().trim()
+    } catch { return null }
+  }
+}
+
+/** @y/websocket-server's own server.js, in memory (no YPERSISTENCE), on HOST/PORT. */
+export class Reference {
+  constructor ({ runDir, tag }) {
+    this.name = 'reference'
+    this.runDir = runDir
+    this.tag = tag
+  }
+
+  async start () {
+    this.port = await freePort()
+    this.logFile = path.join(this.runDir, `reference-${this.tag}.log`)
+    const script = path.join(path.dirname(require.resolve('@y/websocket-server/package.json')), 'src', 'server.js')
+    // in memory: no YPERSISTENCE, no CALLBACK_URL (undefined values are left out of the env)
+    const env = { HOST: '127.0.0.1', PORT: String(this.port), YPERSISTENCE: undefined, CALLBACK_URL: undefined }
+    this.child = startProcess(process.execPath, [script], env, this.logFile)
+    this.pid = this.child.pid
+    this.base = `http://127.0.0.1:${this.port}`
+    this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
+    await waitHttp(this.base, this.child)
+  }
+
+  /** No auth and no cart registry: a cart is just a room name. */
+  async createCarts (n, prefix) {
+    return Array.from({ length: n }, (_, i) => ({
+      cartId: `c-${prefix}-${i}-${Math.random().toString(36).slice(2, 10)}`,
+      token: 'unused'
+    }))
+  }
+
+  async stop () { if (this.child) await stopProcess(this.child) }
+  cleanup () {}
+
+  version () {
+    try { return require('@y/websocket-server/package.json').version } catch { return null }
+  }
+}

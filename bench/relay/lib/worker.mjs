@@ -1,0 +1,254 @@
+// A client worker process: runs many stock y-websocket providers (each with its own Y.Doc)
+// and answers the coordinator's commands over the fork IPC channel.
+//
+// Each client owns one line of its cart (created in ONE transaction, as livecart's schema
+// wants) and, during the measured window, sets that line's `qty` (cycling 1..99) and
+// `addedAt` (the send time) in one transaction. A receiver sees the change as a remote
+// YMapEvent on that line and computes latency = arrival − addedAt. The pair
+// (lineId, addedAt) identifies an edit: addedAt is strictly increasing per sender.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { makeClock, sleep } from './util.mjs'
+
+process.setMaxListeners(0) // every provider adds an 'exit' listener
+process.on('disconnect', () => process.exit(0)) // the coordinator went away: never linger
+
+let now = () => Date.now()
+let url = ''
+/** @type {Client[]} */
+let clients = []
+const win = { start: Infinity, end: -Infinity, delivered: 0, latencies: [] }
+let deliveredTotal = 0
+let sendTimers = []
+const eld = monitorEventLoopDelay({ resolution: 10 })
+eld.enable()
+
+class Client {
+  constructor (spec) {
+    this.spec = spec // { cartId, cartIdx, clientIdx, cartSize, token, lineId, sku }
+    this.doc = new Y.Doc()
+    this.lines = this.doc.getMap('lines')
+    this.provider = null
+    this.connectStart = 0
+    this.syncedAt = 0
+    this.closes = [] // {code, reason} of every server close
+    this.disconnects = 0
+    this.seq = 0
+    this.sentInWindow = 0
+    this.last = null // {qty, addedAt} of the last sent edit
+    this.lines.observeDeep((events, txn) => {
+      if (txn.local) return
+      const t = now()
+      for (const ev of events) {
+        if (ev.path.length === 1 && ev.keysChanged.has('addedAt')) {
+          deliveredTotal++
+          const sentAt = ev.target.get('addedAt')
+          if (sentAt >= win.start && sentAt < win.end) {
+            win.delivered++
+            win.latencies.push(t - sentAt)
+          }
+        }
+      }
+    })
+  }
+
+  connect () {
+    this.connectStart = now()
+    return new Promise((resolve) => {
+      const provider = this.provider = new WebsocketProvider(url, this.spec.cartId, this.doc, {
+        params: { token: this.spec.token },
+        WebSocketPolyfill: WebSocket,
+        disableBc: true // in Node, BroadcastChannel would let same-process clients bypass the server
+      })
+      let done = false
+      const finish = (ok) => { if (!done) { done = true; resolve(ok) } }
+      provider.on('sync', (synced) => {
+        if (synced && !this.syncedAt) {
+          this.syncedAt = now()
+          finish(true)
+        }
+      })
+      provider.on('connection-close', (event) => {
+        if (event) this.closes.push({ code: event.code, reason: String(event.reason || '') })
+      })
+      provider.on('status', ({ status }) => { if (status === 'disconnected') this.disconnects++ })
+      provider.on('closed', () => finish(false))
+      setTimeout(() => finish(false), 30000).unref()
+    })
+  }
+
+  addLine () {
+    const s = this.spec
+    const addedAt = now()
+    this.lines.set(s.lineId, new Y.Map(Object.entries({
+      sku: s.sku, qty: 1, addedBy: `bench-${s.cartIdx}-${s.clientIdx}`, channel: 'web', addedAt
+    })))
+    this.last = { qty: 1, addedAt }
+  }
+
+  edit () {
+    const line = this.lines.get(this.spec.lineId)
+    if (!line) return
+    this.seq++
+    const qty = (this.seq % 99) + 1
+    const addedAt = now()
+    this.doc.transact(() => {
+      line.set('qty', qty)
+      line.set('addedAt', addedAt)
+    })
+    this.last = { qty, addedAt }
+    if (addedAt >= win.start && addedAt < win.end) this.sentInWindow++
+  }
+
+  state () {
+    const json = this.lines.toJSON()
+    const sorted = {}
+    for (const k of Object.keys(json).sort()) {
+      const line = json[k]
+      sorted[k] = Object.fromEntries(Object.keys(line).sort().map((f) => [f, line[f]]))
+    }
+    return {
+      cartId: this.spec.cartId,
+      lineId: this.spec.lineId,
+      sv: Buffer.from(Y.encodeStateVector(this.doc)).toString('base64'),
+      lines: JSON.stringify(sorted),
+      nLines: Object.keys(sorted).length,
+      last: this.last,
+      synced: !!this.provider?.synced,
+      closes: this.closes,
+      disconnects: this.disconnects
+    }
+  }
+}
+
+const handlers = {
+  /** One throw-away client on the warm-up cart, so JIT and module loading are not measured. */
+  async warm ({ spec, serverUrl, clock }) {
+    now = makeClock(clock)
+    url = serverUrl
+    const c = new Client(spec)
+    const ok = await c.connect()
+    c.provider.destroy()
+    c.doc.destroy()
+    return { ok }
+  },
+
+  /** Connect clients: all at one instant (`at`), or with at most `concurrency` connecting. */
+  async connect ({ specs, serverUrl, clock, concurrency, at }) {
+    now = makeClock(clock)
+    url = serverUrl
+    const fresh = specs.map((s) => new Client(s))
+    clients.push(...fresh)
+    const t0 = now()
+    const progress = setInterval(() => {
+      process.send({ ev: 'progress', synced: fresh.filter((c) => c.syncedAt).length })
+    }, 1000)
+    if (at != null) {
+      const wait = at - now()
+      if (wait > 0) await sleep(wait)
+      await Promise.all(fresh.map((c) => c.connect()))
+    } else {
+      let next = 0
+      const lane = async () => {
+        while (next < fresh.length) await fresh[next++].connect()
+      }
+      await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, lane))
+    }
+    clearInterval(progress)
+    return {
+      syncMs: fresh.filter((c) => c.syncedAt).map((c) => c.syncedAt - c.connectStart),
+      firstStart: Math.min(...fresh.map((c) => c.connectStart)),
+      lastSynced: Math.max(...fresh.map((c) => c.syncedAt || Infinity)),
+      failed: fresh.filter((c) => !c.syncedAt).length,
+      wallMs: now() - t0
+    }
+  },
+
+  /** Every client adds its own line, then waits until it sees every line of its cart. */
+  async addLines ({ timeoutMs }) {
+    for (const c of clients) if (c.provider?.synced) c.addLine()
+    const t0 = now()
+    const deadline = t0 + timeoutMs
+    const pending = () => clients.filter((c) => c.lines.size < c.spec.cartSize).length
+    while (pending() > 0 && now() < deadline) await sleep(20)
+    return { ms: now() - t0, notReady: pending() }
+  },
+
+  /** Sends `rate` edits per second per client in [start, end), each client with its own phase. */
+  async run ({ start, end, rate, senders }) {
+    win.start = start
+    win.end = end
+    win.delivered = 0
+    win.latencies = []
+    const period = 1000 / rate
+    const active = senders == null ? clients : clients.filter((c) => senders.includes(c.spec.clientIdx))
+    for (const c of active) {
+      const first = start + Math.random() * period
+      let due = first
+      const tick = () => {
+        if (now() >= end) return
+        c.edit()
+        due += period
+        const t = setTimeout(tick, Math.max(0, due - now()))
+        sendTimers.push(t)
+      }
+      sendTimers.push(setTimeout(tick, Math.max(0, first - now())))
+    }
+    const progress = setInterval(() => {
+      process.send({ ev: 'progress', sent: sumSent(), delivered: win.delivered })
+    }, 1000)
+    await sleep(Math.max(0, end - now()) + 20)
+    clearInterval(progress)
+    for (const t of sendTimers) clearTimeout(t)
+    sendTimers = []
+    return { sent: sumSent(), expected: sumExpected() }
+  },
+
+  async counts () {
+    return { delivered: win.delivered, deliveredTotal, sent: sumSent(), expected: sumExpected() }
+  },
+
+  async collect () {
+    const h = eld
+    const res = {
+      latencies: win.latencies,
+      delivered: win.delivered,
+      sent: sumSent(),
+      expected: sumExpected(),
+      states: clients.map((c) => c.state()),
+      eventLoopDelayMs: { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 },
+      cpu: process.cpuUsage()
+    }
+    return res
+  },
+
+  async resetEld () {
+    eld.reset()
+    return {}
+  },
+
+  async shutdown () {
+    for (const c of clients) {
+      try { c.provider?.destroy() } catch {}
+      c.doc.destroy()
+    }
+    clients = []
+    setTimeout(() => process.exit(0), 50)
+    return {}
+  }
+}
+
+const sumSent = () => clients.reduce((n, c) => n + c.sentInWindow, 0)
+const sumExpected = () => clients.reduce((n, c) => n + c.sentInWindow * (c.spec.cartSize - 1), 0)
+
+process.on('message', async ({ id, cmd, args }) => {
+  try {
+    const result = await handlers[cmd](args || {})
+    process.send({ id, ok: true, result })
+  } catch (err) {
+    process.send({ id, ok: false, error: String(err?.stack || err) })
+  }
+})
+process.send({ ev: 'up' })

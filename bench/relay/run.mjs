@@ -1,0 +1,588 @@
+#!/usr/bin/env node
+// bench/relay: livecart vs @y/websocket-server, side by side, driven by the same stock
+// y-websocket clients (in forked worker processes). See README.md.
+import { fork } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+import { parseArgs } from 'node:util'
+import { execSync } from 'node:child_process'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { Livecart, Reference, children, cpuSeconds, killAll, rssKiB, skuFor } from './lib/servers.mjs'
+import { fmtInt, makeClock, monoMs, sleep, summarize } from './lib/util.mjs'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repo = path.resolve(here, '..', '..')
+const require = createRequire(import.meta.url)
+
+const HELP = `Usage: node bench/relay/run.mjs [options]
+
+Runs each selected load against livecart and then against the reference server
+(@y/websocket-server, in memory), with the same stock y-websocket clients, and prints
+the two side by side with ratios livecart/reference, plus PASS/MISS per target.
+Results are also written to bench/results/relay-<timestamp>.json.
+
+Loads:
+  1  200 carts × 3 clients × 2 updates/s, 20 s     (fan-out latency, CPU per 1k)
+  2  1 cart × 50 clients × 1 update/s, 20 s        (convergence, p99)
+  3  2,000 idle clients, one cart each             (server RSS per client)
+  4  20 fresh carts × 3 clients joining at once    (time until all synced)
+
+Options:
+  --quick                 ~5 s per measured window (loads 1, 2) and a short settle (3);
+                          the whole run takes under 2 minutes
+  --loads LIST            which loads, e.g. 1,2 (default 1,2,3,4)
+  --servers LIST          livecart,reference (default both; ratios need both)
+  --duration S            measured window of loads 1 and 2, seconds (default 20, quick 5)
+  --settle S              idle seconds before measuring load 3 RSS (default 5, quick 2)
+  --scale F               multiply the number of carts of every load (default 1)
+  --workers N             client worker processes (default 2)
+  --connect-concurrency N clients connecting at once while ramping up loads 1-3 (default 64)
+  --drain S               max seconds to wait for in-flight updates after a window (default 5)
+  --livecart-bin PATH     the livecart command (default <repo>/.venv/bin/livecart, or $LIVECART_BIN)
+  --livecart-rev REV      bench the server/ and crdt/ of git commit REV (e.g. HEAD) instead of the
+                          working tree: exported to a temp dir and run with the venv's python
+  --out FILE              JSON results path (default bench/results/relay-<timestamp>.json)
+  --keep-logs             keep the servers' logs and data dirs (path printed at the end)
+  --max-minutes M         abort the whole run after M minutes (default 30)
+  -h, --help              this text
+`
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    loads: { type: 'string', default: '1,2,3,4' },
+    servers: { type: 'string', default: 'livecart,reference' },
+    duration: { type: 'string' },
+    settle: { type: 'string' },
+    scale: { type: 'string', default: '1' },
+    workers: { type: 'string', default: '2' },
+    'connect-concurrency': { type: 'string', default: '64' },
+    drain: { type: 'string', default: '5' },
+    'livecart-bin': { type: 'string' },
+    'livecart-rev': { type: 'string' },
+    out: { type: 'string' },
+    'keep-logs': { type: 'boolean', default: false },
+    'max-minutes': { type: 'string', default: '30' },
+    help: { type: 'boolean', short: 'h', default: false }
+  }
+})
+if (opt.help) {
+  process.stdout.write(HELP)
+  process.exit(0)
+}
+
+const num = (v, name, min = 0) => {
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < min) {
+    console.error(`bad --${name}: ${v}`)
+    process.exit(2)
+  }
+  return n
+}
+const quick = opt.quick
+const duration = num(opt.duration ?? (quick ? 5 : 20), 'duration', 1)
+const settle = num(opt.settle ?? (quick ? 2 : 5), 'settle', 0)
+const scale = num(opt.scale, 'scale', 0.001)
+const nWorkers = Math.floor(num(opt.workers, 'workers', 1))
+const connectConcurrency = Math.floor(num(opt['connect-concurrency'], 'connect-concurrency', 1))
+const drainMs = num(opt.drain, 'drain', 0) * 1000
+const loadsWanted = opt.loads.split(',').map((s) => s.trim()).filter(Boolean)
+const serversWanted = opt.servers.split(',').map((s) => s.trim()).filter(Boolean)
+for (const s of serversWanted) {
+  if (!['livecart', 'reference'].includes(s)) { console.error(`unknown server ${s}`); process.exit(2) }
+}
+const livecartBin = opt['livecart-bin'] || process.env.LIVECART_BIN || path.join(repo, '.venv', 'bin', 'livecart')
+
+const LOADS = {
+  1: { key: 'load1', kind: 'relay', carts: 200, perCart: 3, rate: 2, title: 'carts × 3 clients × 2 updates/s' },
+  2: { key: 'load2', kind: 'relay', carts: 1, perCart: 50, rate: 1, title: 'cart × 50 clients × 1 update/s' },
+  3: { key: 'load3', kind: 'idle', carts: 2000, perCart: 1, title: 'idle clients, one cart each' },
+  4: { key: 'load4', kind: 'burst', carts: 20, perCart: 3, title: 'fresh carts × 3 clients joining at once' }
+}
+for (const l of loadsWanted) {
+  if (!LOADS[l]) { console.error(`unknown load ${l} (1..4)`); process.exit(2) }
+}
+
+// -- process hygiene: never leave a server or a worker behind ---------------------------------
+const runStamp = new Date().toISOString().replace(/[:.]/g, '-').replace('Z', 'Z')
+const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'livecart-relay-'))
+const cleanupDirs = () => {
+  if (!opt['keep-logs']) fs.rmSync(runDir, { recursive: true, force: true })
+}
+process.on('exit', () => killAll('SIGKILL'))
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    process.stderr.write(`\n${sig}: stopping servers and workers\n`)
+    killAll('SIGKILL')
+    cleanupDirs()
+    process.exit(130)
+  })
+}
+const fail = (err) => {
+  process.stderr.write(`\nerror: ${err?.stack || err}\n`)
+  killAll('SIGKILL')
+  process.stderr.write(`logs kept in ${runDir}\n`)
+  process.exit(1)
+}
+process.on('uncaughtException', fail)
+process.on('unhandledRejection', fail)
+setTimeout(() => fail(new Error(`run exceeded --max-minutes ${opt['max-minutes']}`)),
+  num(opt['max-minutes'], 'max-minutes', 0.1) * 60000).unref()
+
+const clockAnchor = { wall: Date.now(), mono: monoMs() }
+const clock = makeClock(clockAnchor)
+const log = (s) => process.stderr.write(s + '\n')
+
+// -- workers ---------------------------------------------------------------------------------
+class Worker {
+  constructor (i) {
+    this.i = i
+    this.child = fork(path.join(here, 'lib', 'worker.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    children.add(this.child)
+    this.child.on('exit', () => children.delete(this.child))
+    this.pending = new Map()
+    this.nextId = 1
+    this.progress = {}
+    this.up = new Promise((resolve) => {
+      this.child.on('message', (m) => {
+        if (m.ev === 'up') return resolve()
+        if (m.ev === 'progress') { this.progress = m; return }
+        const p = this.pending.get(m.id)
+        if (!p) return
+        this.pending.delete(m.id)
+        m.ok ? p.resolve(m.result) : p.reject(new Error(`worker ${this.i}: ${m.error}`))
+      })
+    })
+    this.child.on('exit', (code) => {
+      for (const p of this.pending.values()) p.reject(new Error(`worker ${this.i} exited (${code})`))
+      this.pending.clear()
+    })
+  }
+
+  call (cmd, args) {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++
+      this.pending.set(id, { resolve, reject })
+      this.child.send({ id, cmd, args })
+    })
+  }
+
+  async stop () {
+    if (this.child.exitCode != null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    try { await Promise.race([this.call('shutdown'), sleep(3000)]) } catch {}
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000)
+    await exited
+    clearTimeout(t)
+  }
+
+  cpuSeconds () { try { return cpuSeconds(this.child.pid) } catch { return null } }
+}
+
+/** Prints a progress line per second while `promise` runs. */
+const withProgress = async (promise, line) => {
+  const t = setInterval(() => log(line()), 1000)
+  try { return await promise } finally { clearInterval(t) }
+}
+
+// -- one server × one load ---------------------------------------------------------------------
+const warmUp = async (server) => {
+  // One unrelated cart opened and edited once, so that process start-up costs are not
+  // charged to the first measured join. Done before the RSS/CPU baselines.
+  const [{ cartId, token }] = await server.createCarts(1, 'warmup')
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(server.wsUrl, cartId, doc, {
+    params: { token }, WebSocketPolyfill: WebSocket, disableBc: true
+  })
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${server.name}: warm-up client did not sync`)), 15000)
+    provider.on('sync', (s) => { if (s) { clearTimeout(t); resolve() } })
+  })
+  doc.getMap('lines').set('warm', new Y.Map(Object.entries({
+    sku: skuFor(0), qty: 1, addedBy: 'warmup', channel: 'web', addedAt: Date.now()
+  })))
+  await sleep(200)
+  provider.destroy()
+  doc.destroy()
+  return { cartId, token }
+}
+
+const runOne = async (serverName, loadNo) => {
+  const L = LOADS[loadNo]
+  const carts = Math.max(1, Math.round(L.carts * scale))
+  const nClients = carts * L.perCart
+  const tag = `${L.key}`
+  const server = serverName === 'livecart'
+    ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag })
+    : new Reference({ runDir, tag })
+  const label = `${L.key} ${serverName}`
+  log(`${label}: starting server`)
+  await server.start()
+  const workers = []
+  try {
+    const warm = await warmUp(server)
+    const t0 = Date.now()
+    const cartList = await server.createCarts(carts, L.key)
+    const setupMs = Date.now() - t0
+    const specs = []
+    cartList.forEach(({ cartId, token }, cartIdx) => {
+      for (let clientIdx = 0; clientIdx < L.perCart; clientIdx++) {
+        specs.push({
+          cartId, cartIdx, clientIdx, cartSize: L.perCart, token,
+          lineId: `l-${cartIdx}-${clientIdx}`, sku: skuFor(cartIdx + clientIdx)
+        })
+      }
+    })
+    const nw = Math.min(nWorkers, specs.length)
+    for (let i = 0; i < nw; i++) workers.push(new Worker(i))
+    await Promise.all(workers.map((w) => w.up))
+    await Promise.all(workers.map((w) => w.call('warm', {
+      spec: { ...warm, cartIdx: -1, clientIdx: w.i, cartSize: 1, lineId: 'warm', sku: skuFor(0) },
+      serverUrl: server.wsUrl, clock: clockAnchor
+    })))
+    const share = workers.map((_, i) => specs.filter((_, j) => j % nw === i))
+
+    await sleep(500)
+    const rssBase = rssKiB(server.pid)
+    const cpuBase = cpuSeconds(server.pid)
+
+    // connect
+    const at = L.kind === 'burst' ? clock() + 300 : null
+    const perWorker = Math.max(1, Math.ceil(connectConcurrency / nw))
+    log(`${label}: connecting ${fmtInt(nClients)} clients to ${carts} cart(s)${at ? ' all at once' : ''}`)
+    const conn = await withProgress(
+      Promise.all(workers.map((w, i) => w.call('connect', {
+        specs: share[i], serverUrl: server.wsUrl, clock: clockAnchor, concurrency: perWorker, at
+      }))),
+      () => `${label} connecting: ${fmtInt(workers.reduce((n, w) => n + (w.progress.synced || 0), 0))}/${fmtInt(nClients)} synced`)
+    const syncMs = conn.flatMap((c) => c.syncMs)
+    const syncFailed = conn.reduce((n, c) => n + c.failed, 0)
+    const firstStart = at ?? Math.min(...conn.map((c) => c.firstStart))
+    const lastSynced = Math.max(...conn.map((c) => c.lastSynced))
+    const allSyncedMs = syncFailed ? null : lastSynced - firstStart
+
+    // every client adds its line; wait until every client sees its whole cart
+    const ready = await Promise.all(workers.map((w) => w.call('addLines', { timeoutMs: 30000 })))
+    const notReady = ready.reduce((n, r) => n + r.notReady, 0)
+    if (notReady) log(`${label}: ${notReady} client(s) never saw their whole cart`)
+
+    const result = {
+      server: serverName,
+      params: { carts, clientsPerCart: L.perCart, clients: nClients, rate: L.rate ?? 0, workers: nw },
+      setupMs,
+      sync: { perClientMs: summarize(syncMs), allSyncedMs, failed: syncFailed },
+      readyMs: Math.max(...ready.map((r) => r.ms)),
+      notReady
+    }
+
+    if (L.kind === 'idle') {
+      log(`${label}: idle ${settle} s before measuring RSS`)
+      const c0 = cpuSeconds(server.pid)
+      await sleep(settle * 1000)
+      result.idleCpuSecondsPerMinute = (cpuSeconds(server.pid) - c0) / Math.max(settle, 0.001) * 60
+    } else {
+      await sleep(500)
+    }
+    const rssReady = rssKiB(server.pid)
+    result.rss = {
+      baselineKiB: rssBase,
+      withClientsKiB: rssReady,
+      perConnectionKiB: (rssReady - rssBase) / nClients
+    }
+
+    if (L.kind === 'relay') {
+      await Promise.all(workers.map((w) => w.call('resetEld')))
+      const wc0 = workers.map((w) => w.cpuSeconds())
+      const start = clock() + 300
+      const end = start + duration * 1000
+      const cpu0 = cpuSeconds(server.pid)
+      log(`${label}: measuring ${duration} s`)
+      await withProgress(
+        Promise.all(workers.map((w) => w.call('run', { start, end, rate: L.rate }))),
+        () => {
+          const s = Math.min(duration, Math.max(0, (clock() - start) / 1000))
+          const d = workers.reduce((n, w) => n + (w.progress.delivered || 0), 0)
+          return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered`
+        })
+      // drain: wait for what is still in flight (bounded)
+      const drainEnd = Date.now() + drainMs
+      let counts
+      for (;;) {
+        counts = await Promise.all(workers.map((w) => w.call('counts')))
+        const d = counts.reduce((n, c) => n + c.delivered, 0)
+        const e = counts.reduce((n, c) => n + c.expected, 0)
+        if (d >= e || Date.now() >= drainEnd) break
+        await sleep(50)
+      }
+      const cpu1 = cpuSeconds(server.pid)
+      const wc1 = workers.map((w) => w.cpuSeconds())
+      const windowS = (end - start) / 1000
+      const collected = await Promise.all(workers.map((w) => w.call('collect')))
+      const lat = summarize(collected.flatMap((c) => c.latencies))
+      const delivered = collected.reduce((n, c) => n + c.delivered, 0)
+      const expected = collected.reduce((n, c) => n + c.expected, 0)
+      const sent = collected.reduce((n, c) => n + c.sent, 0)
+      result.window = { seconds: windowS, sent, expected, delivered }
+      result.latencyMs = lat
+      result.deliveredPerSecond = delivered / windowS
+      result.lost = Math.max(0, expected - delivered)
+      result.serverCpuSeconds = cpu1 - cpu0
+      result.cpuSecondsPer1kDelivered = delivered ? (cpu1 - cpu0) / delivered * 1000 : null
+      result.clientCpuSeconds = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
+      result.clientEventLoopDelayMs = {
+        p99: Math.max(...collected.map((c) => c.eventLoopDelayMs.p99)),
+        max: Math.max(...collected.map((c) => c.eventLoopDelayMs.max))
+      }
+      result.rss.afterRunKiB = rssKiB(server.pid)
+      result.convergence = convergence(collected.flatMap((c) => c.states), carts, L.perCart)
+    } else {
+      const collected = await Promise.all(workers.map((w) => w.call('collect')))
+      result.lost = null
+      result.convergence = convergence(collected.flatMap((c) => c.states), carts, L.perCart)
+    }
+    result.serverCpuSecondsTotal = cpuSeconds(server.pid) - cpuBase
+    return result
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()))
+    await server.stop()
+    if (!opt['keep-logs']) server.cleanup()
+  }
+}
+
+/** All clients of a cart identical (state vector + lines JSON), complete, and the last edits seen. */
+const convergence = (states, carts, perCart) => {
+  const byCart = new Map()
+  for (const s of states) {
+    if (!byCart.has(s.cartId)) byCart.set(s.cartId, [])
+    byCart.get(s.cartId).push(s)
+  }
+  let converged = 0
+  let complete = 0
+  const closes = {}
+  let disconnects = 0
+  const examples = []
+  for (const [cartId, list] of byCart) {
+    for (const s of list) {
+      disconnects += s.disconnects
+      for (const c of s.closes) {
+        const k = `${c.code}${c.reason ? ' ' + c.reason : ''}`
+        closes[k] = (closes[k] || 0) + 1
+      }
+    }
+    const same = list.length === perCart && list.every((s) =>
+      s.synced && s.sv === list[0].sv && s.lines === list[0].lines)
+    if (same) converged++
+    else if (examples.length < 3) examples.push({ cartId, clients: list.length, nLines: list.map((s) => s.nLines) })
+    // every client holds each owner's last edit
+    const ok = list.length === perCart && list.every((s) => {
+      const lines = JSON.parse(s.lines)
+      return list.every((owner) => {
+        const line = lines[owner.lineId]
+        return owner.last && line && line.qty === owner.last.qty && line.addedAt === owner.last.addedAt
+      })
+    })
+    if (ok) complete++
+  }
+  return { carts, converged, complete, allConverged: converged === carts && byCart.size === carts,
+    closes, disconnects, examples }
+}
+
+// -- reporting -----------------------------------------------------------------------------------
+const f = (v, d = 1) => (v == null || Number.isNaN(v) ? '—' : Number(v).toFixed(d))
+const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
+
+const rowsFor = (L, r) => {
+  const rows = []
+  const get = (fn) => { try { return fn(r) } catch { return null } }
+  if (L.kind === 'relay') {
+    rows.push(['fan-out latency p50 (ms)', (x) => x.latencyMs.p50, 2])
+    rows.push(['fan-out latency p95 (ms)', (x) => x.latencyMs.p95, 2])
+    rows.push(['fan-out latency p99 (ms)', (x) => x.latencyMs.p99, 2])
+    rows.push(['fan-out latency max (ms)', (x) => x.latencyMs.max, 1])
+    rows.push(['delivered updates/s', (x) => x.deliveredPerSecond, 0])
+    rows.push(['server CPU-s per 1k delivered', (x) => x.cpuSecondsPer1kDelivered, 4])
+    rows.push(['server CPU (% of a core)', (x) => x.serverCpuSeconds / x.window.seconds * 100, 0])
+  }
+  rows.push(['server RSS per connection (KiB)', (x) => x.rss.perConnectionKiB, 1])
+  rows.push(['server RSS with clients (MiB)', (x) => x.rss.withClientsKiB / 1024, 1])
+  rows.push(['sync time per client p50 (ms)', (x) => x.sync.perClientMs.p50, 1])
+  rows.push(['sync time per client p99 (ms)', (x) => x.sync.perClientMs.p99, 1])
+  rows.push([L.kind === 'burst' ? 'all synced, from joint start (ms)' : 'all synced, whole ramp (ms)', (x) => x.sync.allSyncedMs, 0])
+  if (L.kind === 'idle') rows.push(['idle server CPU (s per minute)', (x) => x.idleCpuSecondsPerMinute, 2])
+  return rows.map(([name, fn, d]) => ({ name, fn, d, get }))
+}
+
+const printLoad = (L, res, out) => {
+  const servers = Object.keys(res)
+  const lc = res.livecart
+  const ref = res.reference
+  const p = (lc || ref).params
+  const head = `${L.key}: ${fmtInt(p.carts)} ${L.title}` +
+    (L.kind === 'relay' ? `, ${f((lc || ref).window.seconds, 0)} s window` : '') +
+    ` — ${fmtInt(p.clients)} clients, ${p.workers} client worker process(es)`
+  out.push('', head)
+  const w0 = 36
+  const w = 13
+  const hdr = 'metric'.padEnd(w0) + servers.map((s) => s.padStart(w)).join('') + (lc && ref ? 'ratio'.padStart(9) : '')
+  out.push(hdr, '-'.repeat(hdr.length))
+  for (const row of rowsFor(L, lc || ref)) {
+    const vals = servers.map((s) => { try { return row.fn(res[s]) } catch { return null } })
+    let line = row.name.padEnd(w0) + vals.map((v) => f(v, row.d).padStart(w)).join('')
+    if (lc && ref) {
+      const rr = ratio(vals[servers.indexOf('livecart')], vals[servers.indexOf('reference')])
+      line += (rr == null ? '—' : f(rr, 2) + '×').padStart(9)
+    }
+    out.push(line)
+  }
+  const textRow = (name, fn) => {
+    out.push(name.padEnd(w0) + servers.map((s) => String(fn(res[s])).padStart(w)).join(''))
+  }
+  textRow('carts converged', (x) => `${x.convergence.converged}/${x.convergence.carts}`)
+  textRow('carts holding every last edit', (x) => `${x.convergence.complete}/${x.convergence.carts}`)
+  if (L.kind === 'relay') {
+    textRow('lost updates', (x) => `${fmtInt(x.lost)}/${fmtInt(x.window.expected)}`)
+    textRow('client event-loop delay p99 (ms)', (x) => f(x.clientEventLoopDelayMs.p99, 1))
+    textRow('client CPU-s (all workers)', (x) => f(x.clientCpuSeconds, 1))
+  }
+  textRow('clients that failed to sync', (x) => x.sync.failed)
+  textRow('server closes / disconnects', (x) => `${Object.values(x.convergence.closes).reduce((a, b) => a + b, 0)}/${x.convergence.disconnects}`)
+  for (const s of servers) {
+    const c = res[s].convergence
+    if (Object.keys(c.closes).length) out.push(`  ${s} close codes: ${JSON.stringify(c.closes)}`)
+    if (c.examples.length) out.push(`  ${s} not converged, e.g. ${JSON.stringify(c.examples)}`)
+  }
+}
+
+const targets = (all) => {
+  const t = []
+  const lc = (k) => all[k]?.livecart
+  const rf = (k) => all[k]?.reference
+  const add = (id, desc, value, limit, pass, detail) =>
+    t.push({ id, target: desc, value, limit, pass, detail })
+  if (lc('load1')) {
+    const a = lc('load1').latencyMs.p99
+    const b = rf('load1')?.latencyMs.p99
+    add('load1.p99', 'load1 p99 ≤ 1.5× reference', a, b != null ? 1.5 * b : null,
+      b != null && a != null ? a <= 1.5 * b : null,
+      b != null ? `${f(a, 2)} ms vs ${f(b, 2)} ms (${f(a / b, 2)}×)` : `${f(a, 2)} ms (no reference run)`)
+    const c = lc('load1').cpuSecondsPer1kDelivered
+    const d = rf('load1')?.cpuSecondsPer1kDelivered
+    add('load1.cpu', 'load1 CPU per 1k delivered ≤ 1.5× reference', c, d != null ? 1.5 * d : null,
+      c != null && d != null ? c <= 1.5 * d : null,
+      d != null ? `${f(c, 4)} s vs ${f(d, 4)} s (${f(c / d, 2)}×)` : `${f(c, 4)} s (no reference run)`)
+  }
+  if (lc('load2')) {
+    const r = lc('load2')
+    add('load2.converged', 'load2 converged', r.convergence.converged, r.convergence.carts,
+      r.convergence.allConverged, `${r.convergence.converged}/${r.convergence.carts} carts, ${fmtInt(r.lost)} lost`)
+    add('load2.p99', 'load2 p99 < 100 ms', r.latencyMs.p99, 100, r.latencyMs.p99 != null && r.latencyMs.p99 < 100,
+      `${f(r.latencyMs.p99, 2)} ms`)
+  }
+  if (lc('load3')) {
+    const v = lc('load3').rss.perConnectionKiB
+    add('load3.rss', 'load3 ≤ 60 KB RSS per client', v, 60, v <= 60,
+      `${f(v, 1)} KiB` + (rf('load3') ? ` (reference ${f(rf('load3').rss.perConnectionKiB, 1)} KiB)` : ''))
+  }
+  if (lc('load4')) {
+    const v = lc('load4').sync.allSyncedMs
+    add('load4.sync', 'load4 all synced < 0.5 s', v, 500, v != null && v < 500,
+      `${f(v, 0)} ms` + (rf('load4') ? ` (reference ${f(rf('load4').sync.allSyncedMs, 0)} ms)` : ''))
+  }
+  return t
+}
+
+// -- main ------------------------------------------------------------------------------------------
+let livecartSnapshot = null
+let livecartSource = 'installed working tree'
+
+/** Exports server/ and crdt/ of a commit as the package livecart.{server,crdt} under runDir. */
+const exportSnapshot = (rev) => {
+  const sha = execSync(`git rev-parse --verify ${JSON.stringify(rev + '^{commit}')}`, { cwd: repo }).toString().trim()
+  const dir = path.join(runDir, 'livecart-src')
+  fs.mkdirSync(path.join(dir, 'livecart'), { recursive: true })
+  execSync(`git archive ${sha} server crdt | tar -x -C ${JSON.stringify(path.join(dir, 'livecart'))}`, { cwd: repo })
+  return { dir, sha }
+}
+
+const main = async () => {
+  if (serversWanted.includes('livecart') && !fs.existsSync(livecartBin)) {
+    throw new Error(`livecart command not found at ${livecartBin} (use --livecart-bin or LIVECART_BIN)`)
+  }
+  if (opt['livecart-rev']) {
+    const { dir, sha } = exportSnapshot(opt['livecart-rev'])
+    livecartSnapshot = dir
+    livecartSource = `git ${sha.slice(0, 12)} (${opt['livecart-rev']})`
+  } else {
+    try {
+      const dirty = execSync('git status --porcelain -- server crdt', { cwd: repo }).toString().trim()
+      const sha = execSync('git rev-parse --short=12 HEAD', { cwd: repo }).toString().trim()
+      livecartSource = `working tree at ${sha}${dirty ? ' + uncommitted changes in server/ or crdt/' : ''}`
+    } catch {}
+  }
+  log(`livecart: ${livecartSource}`)
+  const started = new Date()
+  const all = {}
+  for (const l of loadsWanted) {
+    const L = LOADS[l]
+    all[L.key] = {}
+    for (const s of serversWanted) all[L.key][s] = await runOne(s, l)
+  }
+
+  const out = []
+  const cpu = os.cpus()
+  out.push(`bench/relay — ${started.toISOString()} — ${cpu.length} × ${cpu[0]?.model?.trim()}, node ${process.version}` +
+    (quick ? ' — QUICK' : ''))
+  out.push(`livecart: ${livecartSource}; reference: @y/websocket-server ${require('@y/websocket-server/package.json').version} (in memory)`)
+  for (const l of loadsWanted) printLoad(LOADS[l], all[LOADS[l].key], out)
+  const t = targets(all)
+  if (t.length) {
+    out.push('', 'Targets (livecart)')
+    for (const x of t) {
+      const verdict = x.pass == null ? 'n/a ' : x.pass ? 'PASS' : 'MISS'
+      out.push(`  ${verdict}  ${x.target.padEnd(46)} ${x.detail}`)
+    }
+  }
+  process.stdout.write(out.join('\n') + '\n')
+
+  let gitRev = null
+  try { gitRev = execSync('git rev-parse --short HEAD', { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() } catch {}
+  const pkgVersion = (name) => { try { return require(`${name}/package.json`).version } catch { return null } }
+  const doc = {
+    bench: 'relay',
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    quick,
+    options: { loads: loadsWanted, servers: serversWanted, duration, settle, scale, workers: nWorkers,
+      connectConcurrency, drainSeconds: drainMs / 1000, livecartBin },
+    machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
+      node: process.version, platform: `${os.platform()} ${os.release()}` },
+    versions: { livecartGit: gitRev, livecartSource, yjs: pkgVersion('yjs'), 'y-websocket': pkgVersion('y-websocket'),
+      ws: pkgVersion('ws'), '@y/websocket-server': pkgVersion('@y/websocket-server') },
+    loads: Object.fromEntries(Object.entries(all).map(([k, v]) => {
+      const ratios = {}
+      if (v.livecart && v.reference) {
+        const L = Object.values(LOADS).find((x) => x.key === k)
+        for (const row of rowsFor(L, v.livecart)) {
+          let a, b
+          try { a = row.fn(v.livecart); b = row.fn(v.reference) } catch {}
+          ratios[row.name] = ratio(a, b)
+        }
+      }
+      return [k, { ...v, ratios }]
+    })),
+    targets: t
+  }
+  const outFile = opt.out || path.join(repo, 'bench', 'results', `relay-${runStamp}.json`)
+  fs.mkdirSync(path.dirname(outFile), { recursive: true })
+  fs.writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n')
+  log(`results written to ${path.relative(process.cwd(), outFile) || outFile}`)
+  if (opt['keep-logs']) log(`logs and data kept in ${runDir}`)
+  else cleanupDirs()
+}
+
+main().then(() => process.exit(0), fail)

@@ -1,0 +1,304 @@
+"""The stock actor: the only writer of stock. One task decides reservations in order and persists each batch."""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable
+
+from .store import HoldRow, Store
+
+log = logging.getLogger("livecart.stock")
+
+
+class StockError(Exception):
+    """A stock command that cannot be carried out (the state is unchanged)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a line holds after a command: what `server.holds[lineId]` shows."""
+
+    status: str  # held, partial, unavailable, released, expired
+    qty: int
+    expires_at: int | None = None  # ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "qty": self.qty, "expiresAt": self.expires_at}
+
+
+@dataclass(frozen=True)
+class Level:
+    on_hand: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.held
+
+    def to_json(self) -> dict[str, int]:
+        return {"onHand": self.on_hand, "held": self.held, "available": self.available}
+
+
+HoldKey = tuple[str, str]  # (cartId, lineId)
+HoldListener = Callable[[str, dict[str, Decision]], Awaitable[None]]
+LevelListener = Callable[[dict[str, int]], None]
+
+
+@dataclass
+class _Batch:
+    """What one batch of commands changed, written in one store transaction."""
+
+    on_hand: dict[str, int] = field(default_factory=dict)
+    upserts: dict[HoldKey, HoldRow] = field(default_factory=dict)
+    deletes: set[HoldKey] = field(default_factory=set)
+    touched_skus: set[str] = field(default_factory=set)
+    expired: dict[str, dict[str, Decision]] = field(default_factory=dict)
+
+
+class StockActor:
+    """Owns on-hand, holds and their expiry; every command goes through one queue.
+
+    Commands are applied in memory in arrival order, then the whole batch is
+    committed in one transaction, and only then are callers answered and
+    viewers told: a decision nobody has heard of can be lost in a crash, a
+    reported one cannot. Expiry uses one heap and one timer, not a task per hold.
+    """
+
+    def __init__(self, store: Store, hold_ttl: float, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.hold_ttl, self.clock = store, hold_ttl, clock
+        self.on_hand: dict[str, int] = {}
+        self.held: dict[str, int] = {}
+        self.holds: dict[HoldKey, HoldRow] = {}
+        self._heap: list[tuple[int, str, str]] = []
+        self._queue: asyncio.Queue[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.hold_listeners: list[HoldListener] = []
+        self.level_listeners: list[LevelListener] = []
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._load()
+        self._task = asyncio.ensure_future(self._run())
+        await self.expire_due()  # holds that ran out while the server was down, once
+
+    async def _load(self) -> None:
+        on_hand, holds = await self.store.load_stock()
+        self.on_hand = dict(on_hand)
+        self.holds = {(h.cart_id, h.line_id): h for h in holds}
+        self.held = {}
+        for h in holds:
+            self.held[h.sku] = self.held.get(h.sku, 0) + h.qty
+        self._heap = [(h.expires_at, h.cart_id, h.line_id) for h in holds]
+        heapq.heapify(self._heap)
+
+    async def stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    # -- reads (from memory; every change in it was or is being committed) ----------
+
+    def level(self, sku: str) -> Level:
+        return Level(self.on_hand.get(sku, 0), self.held.get(sku, 0))
+
+    def levels(self, skus: Iterable[str]) -> dict[str, Level]:
+        return {sku: self.level(sku) for sku in skus}
+
+    def holds_of(self, cart_id: str) -> dict[str, HoldRow]:
+        return {line: h for (cart, line), h in self.holds.items() if cart == cart_id}
+
+    # -- commands -------------------------------------------------------------------
+
+    async def reserve(self, cart_id: str, line_id: str, sku: str, qty: int) -> Decision:
+        """Holds `qty` of `sku` for a line (as much as there is); raising or lowering adjusts the hold."""
+        return await self._submit(lambda b: self._reserve(b, cart_id, line_id, sku, qty))
+
+    async def release(self, cart_id: str, line_id: str) -> Decision:
+        return await self._submit(lambda b: self._release(b, (cart_id, line_id)))
+
+    async def release_cart(self, cart_id: str) -> None:
+        await self._submit(lambda b: [self._release(b, k) for k in list(self.holds) if k[0] == cart_id])
+
+    async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]:
+        """Turns the holds of these lines into sales: on-hand goes down, the holds end."""
+        wanted = list(lines)
+        return await self._submit(lambda b: self._commit(b, cart_id, wanted))
+
+    async def set_on_hand(self, sku: str, on_hand: int) -> Level:
+        return await self._submit(lambda b: self._set_on_hand(b, sku, on_hand))
+
+    async def adjust(self, sku: str, delta: int) -> Level:
+        return await self._submit(lambda b: self._set_on_hand(b, sku, self.on_hand.get(sku, 0) + delta))
+
+    async def transfer(self, src: HoldKey, dst: HoldKey, keep: int) -> Decision:
+        """Moves a hold to another line, keeping at most `keep` units; the surplus goes back to stock."""
+        return await self._submit(lambda b: self._transfer(b, src, dst, keep))
+
+    async def expire_due(self) -> None:
+        await self._submit(self._expire)
+
+    # -- the actor loop -----------------------------------------------------------------
+
+    async def _submit(self, command: Callable[[_Batch], Any]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((command, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            items = [await self._queue.get()]
+            while not self._queue.empty() and len(items) < 1000:
+                items.append(self._queue.get_nowait())
+            await self._run_batch(items)
+
+    async def _run_batch(self, items: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
+        batch = _Batch()
+        results: list[tuple[bool, Any]] = []
+        for command, _ in items:
+            try:
+                results.append((True, command(batch)))
+            except StockError as exc:
+                results.append((False, exc))
+        try:
+            await self.store.save_stock(batch.on_hand, list(batch.upserts.values()), list(batch.deletes))
+        except Exception as exc:
+            log.exception("stock batch not persisted; reloading the last committed state")
+            await self._load()
+            for _, future in items:
+                if not future.done():
+                    future.set_exception(StockError("storage", f"stock could not be saved: {exc}"))
+            return
+        for (ok, value), (_, future) in zip(results, items):
+            if future.done():
+                continue
+            future.set_result(value) if ok else future.set_exception(value)
+        self._arm_timer()
+        if batch.touched_skus:
+            changed = {sku: self.level(sku).available for sku in batch.touched_skus}
+            for level_listener in self.level_listeners:
+                level_listener(changed)
+        for cart_id, decisions in batch.expired.items():
+            for hold_listener in self.hold_listeners:
+                asyncio.ensure_future(hold_listener(cart_id, decisions))
+
+    def _arm_timer(self) -> None:
+        while self._heap and self._stale(self._heap[0]):
+            heapq.heappop(self._heap)
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        if self._heap:
+            delay = max(0.0, self._heap[0][0] / 1000 - self.clock())
+            self._timer = asyncio.get_running_loop().call_later(
+                delay, lambda: asyncio.ensure_future(self.expire_due()))
+
+    def _stale(self, entry: tuple[int, str, str]) -> bool:
+        hold = self.holds.get((entry[1], entry[2]))
+        return hold is None or hold.expires_at != entry[0]
+
+    # -- state changes (run inside the actor, synchronously) ---------------------------
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _put_hold(self, b: _Batch, hold: HoldRow) -> None:
+        key = (hold.cart_id, hold.line_id)
+        self.holds[key] = hold
+        self.held[hold.sku] = self.held.get(hold.sku, 0) + hold.qty
+        b.upserts[key] = hold
+        b.deletes.discard(key)
+        b.touched_skus.add(hold.sku)
+        heapq.heappush(self._heap, (hold.expires_at, hold.cart_id, hold.line_id))
+
+    def _drop_hold(self, b: _Batch, key: HoldKey) -> HoldRow | None:
+        hold = self.holds.pop(key, None)
+        if hold is None:
+            return None
+        self.held[hold.sku] -= hold.qty
+        b.upserts.pop(key, None)
+        b.deletes.add(key)
+        b.touched_skus.add(hold.sku)
+        return hold
+
+    def _reserve(self, b: _Batch, cart_id: str, line_id: str, sku: str, qty: int) -> Decision:
+        if qty < 0:
+            raise StockError("bad_qty", "qty must not be negative")
+        key = (cart_id, line_id)
+        old = self.holds.get(key)
+        if old and old.sku == sku and old.qty == qty:
+            return Decision("held", qty, old.expires_at)  # nothing changed: the expiry stands
+        current = old.qty if old and old.sku == sku else 0
+        if old:
+            self._drop_hold(b, key)
+        grant = min(qty, current + self.level(sku).available)
+        if grant <= 0:
+            return Decision("unavailable" if qty else "released", 0)
+        expires = self._now_ms() + int(self.hold_ttl * 1000)
+        self._put_hold(b, HoldRow(cart_id, line_id, sku, grant, expires))
+        return Decision("held" if grant == qty else "partial", grant, expires)
+
+    def _release(self, b: _Batch, key: HoldKey) -> Decision:
+        self._drop_hold(b, key)
+        return Decision("released", 0)
+
+    def _commit(self, b: _Batch, cart_id: str, lines: list[str]) -> dict[str, int]:
+        committed: dict[str, int] = {}
+        for line_id in lines:
+            hold = self._drop_hold(b, (cart_id, line_id))
+            if hold is None:
+                continue
+            self.on_hand[hold.sku] -= hold.qty
+            b.on_hand[hold.sku] = self.on_hand[hold.sku]
+            committed[line_id] = hold.qty
+        return committed
+
+    def _set_on_hand(self, b: _Batch, sku: str, on_hand: int) -> Level:
+        held = self.held.get(sku, 0)
+        if on_hand < 0:
+            raise StockError("negative", f"{sku}: onHand cannot be negative")
+        if on_hand < held:
+            raise StockError("below_held", f"{sku}: onHand {on_hand} would be below the {held} units held in carts")
+        self.on_hand[sku] = on_hand
+        b.on_hand[sku] = on_hand
+        b.touched_skus.add(sku)
+        return self.level(sku)
+
+    def _transfer(self, b: _Batch, src: HoldKey, dst: HoldKey, keep: int) -> Decision:
+        hold, existing = self.holds.get(src), self.holds.get(dst)
+        if hold is None:
+            raise StockError("no_hold", f"line {src[1]} holds nothing")
+        if existing and existing.sku != hold.sku:
+            raise StockError("sku_mismatch", "cannot merge holds of different SKUs")
+        self._drop_hold(b, src)
+        if existing:
+            self._drop_hold(b, dst)
+        qty = min(keep, hold.qty + (existing.qty if existing else 0))
+        if qty <= 0:
+            return Decision("released", 0)
+        expires = max(hold.expires_at, existing.expires_at if existing else 0)
+        self._put_hold(b, HoldRow(dst[0], dst[1], hold.sku, qty, expires))
+        return Decision("held", qty, expires)
+
+    def _expire(self, b: _Batch) -> None:
+        now = self._now_ms()
+        while self._heap and self._heap[0][0] <= now:
+            expires_at, cart_id, line_id = heapq.heappop(self._heap)
+            hold = self.holds.get((cart_id, line_id))
+            if hold is None or hold.expires_at != expires_at:
+                continue  # released or renewed since: nothing to give back
+            self._drop_hold(b, (cart_id, line_id))
+            b.expired.setdefault(cart_id, {})[line_id] = Decision("expired", 0)
