@@ -27,7 +27,14 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws/carts/{cartId}", cart_socket)
     app.router.add_get("/ws/stock", stock_socket)
     app.cleanup_ctx.append(_services)
+    app.on_shutdown.append(_close_connections)
     return app
+
+
+async def _close_connections(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for open handlers: long-lived sockets end here.
+    app[FEEDS].close()
+    app[ROOMS].close_connections()
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Hashable
+from typing import Any, Awaitable, Callable, Hashable
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp_sse import sse_response
 
 from .appkeys import FEEDS, STOCK
@@ -20,17 +20,25 @@ class Subscriber:
 
     def __init__(self, keys: frozenset[str]) -> None:
         self.keys = keys
+        self.closed = False
         self._pending: dict[Hashable, dict[str, Any]] = {}
         self._wake = asyncio.Event()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
 
     def push(self, key: Hashable, message: dict[str, Any]) -> None:
         self._pending.pop(key, None)  # re-insert: keep arrival order of the latest values
         self._pending[key] = message
         self._wake.set()
 
-    async def next(self) -> list[dict[str, Any]]:
+    async def next(self) -> list[dict[str, Any]] | None:
+        """The pending messages, oldest first; None once the feed is closed."""
         await self._wake.wait()
         self._wake.clear()
+        if self.closed:
+            return None
         batch, self._pending = list(self._pending.values()), {}
         return batch
 
@@ -56,6 +64,12 @@ class StockFeed:
                 if not watchers:
                     del self.by_sku[sku]
         self._announce_viewers(sub.keys)
+
+    def close(self) -> None:
+        """Server shutdown: every reader's pump ends."""
+        for watchers in self.by_sku.values():
+            for sub in watchers:
+                sub.close()
 
     def viewers(self, sku: str) -> int:
         return len(self.by_sku.get(sku, ()))
@@ -87,6 +101,32 @@ def _initial(request: web.Request, sub: Subscriber) -> None:
         sub.push(("available", sku), {"sku": sku, "available": level.available, "at": at})
 
 
+async def pump(sub: Subscriber, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
+    """Sends a subscriber's messages until the reader is gone or the feed closes."""
+    gone_task = asyncio.ensure_future(gone)
+    try:
+        while True:
+            batch_task = asyncio.ensure_future(sub.next())
+            await asyncio.wait({batch_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
+            if gone_task.done():
+                batch_task.cancel()
+                return
+            batch = batch_task.result()
+            if batch is None:
+                return
+            for message in batch:
+                await send(orjson.dumps(message).decode())
+    except (ConnectionError, RuntimeError):
+        pass  # the reader went away mid-send
+    finally:
+        gone_task.cancel()
+
+
+async def _drain_incoming(ws: web.WebSocketResponse) -> None:
+    async for _ in ws:  # feed readers only listen; what they send is ignored
+        pass
+
+
 async def stock_socket(request: web.Request) -> web.StreamResponse:
     """GET /ws/stock?skus=a,b: `{sku, available, at}` on every change, `{sku, viewers}` as they come and go."""
     skus = _skus(request)
@@ -95,24 +135,12 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     feed = request.app[FEEDS]
     sub = feed.subscribe(skus)
     _initial(request, sub)
-    sender = asyncio.ensure_future(_pump_ws(ws, sub))
     try:
-        async for msg in ws:  # readers only listen; anything they send is ignored
-            if msg.type == WSMsgType.ERROR:
-                break
+        await pump(sub, ws.send_str, _drain_incoming(ws))
     finally:
-        sender.cancel()
         feed.unsubscribe(sub)
+        await ws.close()
     return ws
-
-
-async def _pump_ws(ws: web.WebSocketResponse, sub: Subscriber) -> None:
-    try:
-        while not ws.closed:
-            for message in await sub.next():
-                await ws.send_str(orjson.dumps(message).decode())
-    except (ConnectionError, RuntimeError):
-        pass
 
 
 async def stock_events(request: web.Request) -> web.StreamResponse:
@@ -123,11 +151,7 @@ async def stock_events(request: web.Request) -> web.StreamResponse:
     _initial(request, sub)
     try:
         async with sse_response(request) as sse:
-            while sse.is_connected():
-                for message in await sub.next():
-                    await sse.send(orjson.dumps(message).decode())
-    except (ConnectionError, asyncio.CancelledError):
-        pass
+            await pump(sub, sse.send, sse.wait())
     finally:
         feed.unsubscribe(sub)
     return sse

@@ -331,11 +331,15 @@ class Rooms:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def close(self) -> None:
-        """Closes every socket and compacts every room (server shutdown)."""
-        for room in list(self.rooms.values()):
+    def close_connections(self) -> None:
+        """Server shutdown, first step: every socket is told to go (clients reconnect elsewhere)."""
+        for room in self.rooms.values():
             for conn in list(room.conns):
                 conn.close_soon(WSCloseCode.GOING_AWAY, "server shutting down")
+
+    async def close(self) -> None:
+        """Server shutdown, last step: every room is compacted into the store."""
+        for room in list(self.rooms.values()):
             self._spawn(room.compact())
         self.rooms.clear()
         if self._background:

@@ -242,9 +242,9 @@ class StockActor:
         if old and old.sku == sku and old.qty == qty:
             return Decision("held", qty, old.expires_at)  # nothing changed: the expiry stands
         current = old.qty if old and old.sku == sku else 0
+        grant = min(qty, current + self.level(sku).available)
         if old:
             self._drop_hold(b, key)
-        grant = min(qty, current + self.level(sku).available)
         if grant <= 0:
             return Decision("unavailable" if qty else "released", 0)
         expires = self._now_ms() + int(self.hold_ttl * 1000)

@@ -12,7 +12,8 @@ import { execSync } from 'node:child_process'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { Livecart, Reference, children, cpuSeconds, killAll, rssKiB, skuFor } from './lib/servers.mjs'
+import { Livecart, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor } from './lib/servers.mjs'
+import { startPySpy, summarizeProfile } from './lib/profile.mjs'
 import { fmtInt, makeClock, monoMs, sleep, summarize } from './lib/util.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -40,6 +41,8 @@ Options:
   --duration S            measured window of loads 1 and 2, seconds (default 20, quick 5)
   --settle S              idle seconds before measuring load 3 RSS (default 5, quick 2)
   --scale F               multiply the number of carts of every load (default 1)
+  --repeat N              run every load N times per server, alternating which server goes first,
+                          and report the median of each figure (default 1)
   --workers N             client worker processes (default 2)
   --connect-concurrency N clients connecting at once while ramping up loads 1-3 (default 64)
   --drain S               max seconds to wait for in-flight updates after a window (default 5)
@@ -47,6 +50,8 @@ Options:
   --livecart-rev REV      bench the server/ and crdt/ of git commit REV (e.g. HEAD) instead of the
                           working tree: exported to a temp dir and run with the venv's python
   --out FILE              JSON results path (default bench/results/relay-<timestamp>.json)
+  --py-spy                sample livecart with py-spy (<venv>/bin/py-spy) during the windows of
+                          loads 1 and 2; the hottest functions are printed and saved with the JSON
   --keep-logs             keep the servers' logs and data dirs (path printed at the end)
   --max-minutes M         abort the whole run after M minutes (default 30)
   -h, --help              this text
@@ -61,12 +66,14 @@ const { values: opt } = parseArgs({
     settle: { type: 'string' },
     scale: { type: 'string', default: '1' },
     workers: { type: 'string', default: '2' },
+    repeat: { type: 'string', default: '1' },
     'connect-concurrency': { type: 'string', default: '64' },
     drain: { type: 'string', default: '5' },
     'livecart-bin': { type: 'string' },
     'livecart-rev': { type: 'string' },
     out: { type: 'string' },
     'keep-logs': { type: 'boolean', default: false },
+    'py-spy': { type: 'boolean', default: false },
     'max-minutes': { type: 'string', default: '30' },
     help: { type: 'boolean', short: 'h', default: false }
   }
@@ -89,6 +96,7 @@ const duration = num(opt.duration ?? (quick ? 5 : 20), 'duration', 1)
 const settle = num(opt.settle ?? (quick ? 2 : 5), 'settle', 0)
 const scale = num(opt.scale, 'scale', 0.001)
 const nWorkers = Math.floor(num(opt.workers, 'workers', 1))
+const repeat = Math.floor(num(opt.repeat, 'repeat', 1))
 const connectConcurrency = Math.floor(num(opt['connect-concurrency'], 'connect-concurrency', 1))
 const drainMs = num(opt.drain, 'drain', 0) * 1000
 const loadsWanted = opt.loads.split(',').map((s) => s.trim()).filter(Boolean)
@@ -110,6 +118,7 @@ for (const l of loadsWanted) {
 
 // -- process hygiene: never leave a server or a worker behind ---------------------------------
 const runStamp = new Date().toISOString().replace(/[:.]/g, '-').replace('Z', 'Z')
+const resultsDir = path.join(repo, 'bench', 'results')
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'livecart-relay-'))
 const cleanupDirs = () => {
   if (!opt['keep-logs']) fs.rmSync(runDir, { recursive: true, force: true })
@@ -212,7 +221,7 @@ const warmUp = async (server) => {
   return { cartId, token }
 }
 
-const runOne = async (serverName, loadNo) => {
+const runOne = async (serverName, loadNo, rep = 0) => {
   const L = LOADS[loadNo]
   const carts = Math.max(1, Math.round(L.carts * scale))
   const nClients = carts * L.perCart
@@ -220,7 +229,7 @@ const runOne = async (serverName, loadNo) => {
   const server = serverName === 'livecart'
     ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag })
     : new Reference({ runDir, tag })
-  const label = `${L.key} ${serverName}`
+  const label = `${L.key} ${serverName}` + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
   log(`${label}: starting server`)
   await server.start()
   const workers = []
@@ -280,13 +289,13 @@ const runOne = async (serverName, loadNo) => {
       notReady
     }
 
+    // Let the server finish what the connects and the line edits left it (bounded).
+    result.quiesceMs = await quiesce(server.pid, 20000)
     if (L.kind === 'idle') {
       log(`${label}: idle ${settle} s before measuring RSS`)
       const c0 = cpuSeconds(server.pid)
       await sleep(settle * 1000)
       result.idleCpuSecondsPerMinute = (cpuSeconds(server.pid) - c0) / Math.max(settle, 0.001) * 60
-    } else {
-      await sleep(500)
     }
     const rssReady = rssKiB(server.pid)
     result.rss = {
@@ -296,19 +305,29 @@ const runOne = async (serverName, loadNo) => {
     }
 
     if (L.kind === 'relay') {
-      await Promise.all(workers.map((w) => w.call('resetEld')))
-      const wc0 = workers.map((w) => w.cpuSeconds())
-      const start = clock() + 300
+      // Edits start `warmup` ms before the window; only edits sent inside [start, end) count,
+      // and the server's CPU is read at `start` and again once the window has drained.
+      const warmupMs = quick ? 1000 : 2000
+      const sendFrom = clock() + 200
+      const start = sendFrom + warmupMs
       const end = start + duration * 1000
+      log(`${label}: ${warmupMs / 1000} s of unmeasured edits, then measuring ${duration} s`)
+      const running = Promise.all(workers.map((w) => w.call('run', { sendFrom, start, end, rate: L.rate })))
+      await sleep(start - clock())
       const cpu0 = cpuSeconds(server.pid)
-      log(`${label}: measuring ${duration} s`)
-      await withProgress(
-        Promise.all(workers.map((w) => w.call('run', { start, end, rate: L.rate }))),
-        () => {
-          const s = Math.min(duration, Math.max(0, (clock() - start) / 1000))
-          const d = workers.reduce((n, w) => n + (w.progress.delivered || 0), 0)
-          return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered`
-        })
+      const m0 = machineCpu()
+      const wc0 = workers.map((w) => w.cpuSeconds())
+      const own0 = process.cpuUsage()
+      await Promise.all(workers.map((w) => w.call('resetEld')))
+      const profiling = opt['py-spy'] && serverName === 'livecart'
+        ? startPySpy(path.join(path.dirname(livecartBin), 'py-spy'), server.pid, duration,
+          path.join(runDir, `${L.key}-livecart.pyspy.txt`))
+        : null
+      await withProgress(running, () => {
+        const s = Math.min(duration, Math.max(0, (clock() - start) / 1000))
+        const d = workers.reduce((n, w) => n + (w.progress.delivered || 0), 0)
+        return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered`
+      })
       // drain: wait for what is still in flight (bounded)
       const drainEnd = Date.now() + drainMs
       let counts
@@ -320,7 +339,10 @@ const runOne = async (serverName, loadNo) => {
         await sleep(50)
       }
       const cpu1 = cpuSeconds(server.pid)
+      const m1 = machineCpu()
       const wc1 = workers.map((w) => w.cpuSeconds())
+      const own = process.cpuUsage(own0)
+      const measuredS = (clock() - start) / 1000
       const windowS = (end - start) / 1000
       const collected = await Promise.all(workers.map((w) => w.call('collect')))
       const lat = summarize(collected.flatMap((c) => c.latencies))
@@ -328,18 +350,39 @@ const runOne = async (serverName, loadNo) => {
       const expected = collected.reduce((n, c) => n + c.expected, 0)
       const sent = collected.reduce((n, c) => n + c.sent, 0)
       result.window = { seconds: windowS, sent, expected, delivered }
+      const dt = m1.total - m0.total
+      const busyS = (m1.busy - m0.busy) / clockTicks()
+      const clientS = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
+      const benchS = (cpu1 - cpu0) + clientS + (own.user + own.system) / 1e6
+      result.machine = {
+        busyPct: (m1.busy - m0.busy) / dt * 100,
+        stealPct: (m1.steal - m0.steal) / dt * 100,
+        // CPU used by processes that are not part of this bench (other work on the machine)
+        otherPctOfCore: Math.max(0, (busyS - benchS) / measuredS * 100)
+      }
+      result.latencyPerSecond = perSecond(collected, windowS)
       result.latencyMs = lat
       result.deliveredPerSecond = delivered / windowS
       result.lost = Math.max(0, expected - delivered)
       result.serverCpuSeconds = cpu1 - cpu0
       result.cpuSecondsPer1kDelivered = delivered ? (cpu1 - cpu0) / delivered * 1000 : null
-      result.clientCpuSeconds = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
+      result.clientCpuSeconds = clientS
       result.clientEventLoopDelayMs = {
         p99: Math.max(...collected.map((c) => c.eventLoopDelayMs.p99)),
         max: Math.max(...collected.map((c) => c.eventLoopDelayMs.max))
       }
       result.rss.afterRunKiB = rssKiB(server.pid)
       result.convergence = convergence(collected.flatMap((c) => c.states), carts, L.perCart)
+      if (profiling) {
+        const file = await profiling
+        if (file) {
+          result.profile = summarizeProfile(file)
+          const keep = path.join(resultsDir, `relay-${runStamp}-${L.key}-livecart.pyspy.txt`)
+          fs.mkdirSync(resultsDir, { recursive: true })
+          fs.copyFileSync(file, keep)
+          result.profile.file = path.relative(repo, keep)
+        }
+      }
     } else {
       const collected = await Promise.all(workers.map((w) => w.call('collect')))
       result.lost = null
@@ -352,6 +395,35 @@ const runOne = async (serverName, loadNo) => {
     await server.stop()
     if (!opt['keep-logs']) server.cleanup()
   }
+}
+
+/** Waits until the server uses < 5% of a core over 250 ms (twice in a row), at most `maxMs`. */
+const quiesce = async (pid, maxMs) => {
+  const t0 = Date.now()
+  let quiet = 0
+  let prev = cpuSeconds(pid)
+  while (Date.now() - t0 < maxMs && quiet < 2) {
+    await sleep(250)
+    const c = cpuSeconds(pid)
+    quiet = c - prev < 0.0125 ? quiet + 1 : 0
+    prev = c
+  }
+  return Date.now() - t0
+}
+
+/** p50/p99/max of the latencies by the second of the window in which the edit was sent. */
+const perSecond = (collected, windowS) => {
+  const buckets = Array.from({ length: Math.ceil(windowS) }, () => [])
+  for (const c of collected) {
+    for (let i = 0; i < c.latencies.length; i++) {
+      const b = Math.floor(c.sentAts[i] / 1000)
+      if (b >= 0 && b < buckets.length) buckets[b].push(c.latencies[i])
+    }
+  }
+  return buckets.map((b, i) => {
+    const s = summarize(b)
+    return { second: i, n: s.count, p50: s.p50, p99: s.p99, max: s.max }
+  })
 }
 
 /** All clients of a cart identical (state vector + lines JSON), complete, and the last edits seen. */
@@ -392,6 +464,30 @@ const convergence = (states, carts, perCart) => {
     closes, disconnects, examples }
 }
 
+/** Several runs of one server × load: the median of every number, the worst of the correctness. */
+const combineRuns = (list) => {
+  if (list.length === 1) return list[0]
+  const median = (xs) => {
+    const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+    if (!v.length) return xs[0]
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+  }
+  const merge = (xs) => {
+    const x0 = xs[0]
+    if (typeof x0 === 'number' || x0 === null) return median(xs)
+    if (Array.isArray(x0) || typeof x0 !== 'object') return x0
+    return Object.fromEntries(Object.keys(x0).map((k) => [k, merge(xs.map((x) => x?.[k]))]))
+  }
+  const out = merge(list)
+  const worst = [...list].sort((a, b) => a.convergence.converged - b.convergence.converged)[0]
+  out.convergence = worst.convergence
+  out.lost = list.some((r) => r.lost != null) ? Math.max(...list.map((r) => r.lost ?? 0)) : null
+  out.sync.failed = Math.max(...list.map((r) => r.sync.failed))
+  out.runs = list
+  out.combined = `median of ${list.length} runs (correctness: worst run)`
+  return out
+}
+
 // -- reporting -----------------------------------------------------------------------------------
 const f = (v, d = 1) => (v == null || Number.isNaN(v) ? '—' : Number(v).toFixed(d))
 const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
@@ -425,7 +521,7 @@ const printLoad = (L, res, out) => {
   const head = `${L.key}: ${fmtInt(p.carts)} ${L.title}` +
     (L.kind === 'relay' ? `, ${f((lc || ref).window.seconds, 0)} s window` : '') +
     ` — ${fmtInt(p.clients)} clients, ${p.workers} client worker process(es)`
-  out.push('', head)
+  out.push('', head + ((lc || ref).combined ? ` — ${(lc || ref).combined}` : ''))
   const w0 = 36
   const w = 13
   const hdr = 'metric'.padEnd(w0) + servers.map((s) => s.padStart(w)).join('') + (lc && ref ? 'ratio'.padStart(9) : '')
@@ -448,9 +544,26 @@ const printLoad = (L, res, out) => {
     textRow('lost updates', (x) => `${fmtInt(x.lost)}/${fmtInt(x.window.expected)}`)
     textRow('client event-loop delay p99 (ms)', (x) => f(x.clientEventLoopDelayMs.p99, 1))
     textRow('client CPU-s (all workers)', (x) => f(x.clientCpuSeconds, 1))
+    textRow('machine CPU busy % (steal %)', (x) => `${f(x.machine.busyPct, 0)} (${f(x.machine.stealPct, 1)})`)
+    textRow('other processes, % of a core', (x) => f(x.machine.otherPctOfCore, 0))
   }
   textRow('clients that failed to sync', (x) => x.sync.failed)
   textRow('server closes / disconnects', (x) => `${Object.values(x.convergence.closes).reduce((a, b) => a + b, 0)}/${x.convergence.disconnects}`)
+  for (const s of servers) {
+    const other = res[s].machine?.otherPctOfCore
+    if (other != null && other > 15) {
+      out.push(`  ! ${s}: other processes on this machine used ${f(other, 0)}% of a core during the window; figures are noisy`)
+    }
+  }
+  const prof = res.livecart?.profile
+  if (prof) {
+    out.push(`  livecart py-spy, ${fmtInt(prof.samples)} samples (${prof.file}); self time:`)
+    for (const x of prof.self.slice(0, 8)) out.push(`    ${f(x.pct, 1).padStart(5)}%  ${x.fn}`)
+    out.push('  self time by file:')
+    for (const x of prof.selfByFile.slice(0, 8)) out.push(`    ${f(x.pct, 1).padStart(5)}%  ${x.fn}`)
+    out.push('  inclusive (event-loop plumbing left out):')
+    for (const x of prof.inclusive.slice(0, 12)) out.push(`    ${f(x.pct, 1).padStart(5)}%  ${x.fn}`)
+  }
   for (const s of servers) {
     const c = res[s].convergence
     if (Object.keys(c.closes).length) out.push(`  ${s} close codes: ${JSON.stringify(c.closes)}`)
@@ -527,10 +640,17 @@ const main = async () => {
   log(`livecart: ${livecartSource}`)
   const started = new Date()
   const all = {}
+  const runs = {}
   for (const l of loadsWanted) {
     const L = LOADS[l]
     all[L.key] = {}
-    for (const s of serversWanted) all[L.key][s] = await runOne(s, l)
+    runs[L.key] = Object.fromEntries(serversWanted.map((s) => [s, []]))
+    for (let rep = 0; rep < repeat; rep++) {
+      // alternate which server goes first, so neither always runs on a "fresher" machine
+      const order = rep % 2 ? [...serversWanted].reverse() : serversWanted
+      for (const s of order) runs[L.key][s].push(await runOne(s, l, rep))
+    }
+    for (const s of serversWanted) all[L.key][s] = combineRuns(runs[L.key][s])
   }
 
   const out = []
@@ -557,7 +677,7 @@ const main = async () => {
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     quick,
-    options: { loads: loadsWanted, servers: serversWanted, duration, settle, scale, workers: nWorkers,
+    options: { loads: loadsWanted, servers: serversWanted, duration, settle, scale, workers: nWorkers, repeat,
       connectConcurrency, drainSeconds: drainMs / 1000, livecartBin },
     machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
       node: process.version, platform: `${os.platform()} ${os.release()}` },
@@ -577,7 +697,7 @@ const main = async () => {
     })),
     targets: t
   }
-  const outFile = opt.out || path.join(repo, 'bench', 'results', `relay-${runStamp}.json`)
+  const outFile = opt.out || path.join(resultsDir, `relay-${runStamp}.json`)
   fs.mkdirSync(path.dirname(outFile), { recursive: true })
   fs.writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n')
   log(`results written to ${path.relative(process.cwd(), outFile) || outFile}`)

@@ -178,3 +178,11 @@ export class Reference {
     try { return require('@y/websocket-server/package.json').version } catch { return null }
   }
 }
+
+/** Machine-wide CPU jiffies from /proc/stat: {busy, idle, steal, total}. */
+export const machineCpu = () => {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+  const total = line.slice(0, 8).reduce((a, b) => a + b, 0)
+  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal, total }
+}

@@ -19,7 +19,7 @@ let now = () => Date.now()
 let url = ''
 /** @type {Client[]} */
 let clients = []
-const win = { start: Infinity, end: -Infinity, delivered: 0, latencies: [] }
+const win = { start: Infinity, end: -Infinity, delivered: 0, latencies: [], sentAts: [] }
 let deliveredTotal = 0
 let sendTimers = []
 const eld = monitorEventLoopDelay({ resolution: 10 })
@@ -48,6 +48,7 @@ class Client {
           if (sentAt >= win.start && sentAt < win.end) {
             win.delivered++
             win.latencies.push(t - sentAt)
+            win.sentAts.push(sentAt - win.start)
           }
         }
       }
@@ -177,15 +178,17 @@ const handlers = {
   },
 
   /** Sends `rate` edits per second per client in [start, end), each client with its own phase. */
-  async run ({ start, end, rate, senders }) {
+  async run ({ sendFrom, start, end, rate, senders }) {
+    sendFrom = sendFrom ?? start
     win.start = start
     win.end = end
     win.delivered = 0
     win.latencies = []
+    win.sentAts = []
     const period = 1000 / rate
     const active = senders == null ? clients : clients.filter((c) => senders.includes(c.spec.clientIdx))
     for (const c of active) {
-      const first = start + Math.random() * period
+      const first = sendFrom + Math.random() * period
       let due = first
       const tick = () => {
         if (now() >= end) return
@@ -214,6 +217,7 @@ const handlers = {
     const h = eld
     const res = {
       latencies: win.latencies,
+      sentAts: win.sentAts,
       delivered: win.delivered,
       sent: sumSent(),
       expected: sumExpected(),
