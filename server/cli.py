@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from aiohttp import web
 from ..crdt import Limits
 from . import auth
 from .config import Config
+from .lock import data_dir_lock
+from .store import is_embedded
 
 DEFAULTS = Config()
 
@@ -93,8 +96,9 @@ def _run(config: Config, log_level: str) -> None:
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    click.echo(f"livecart listening on http://{config.host}:{config.port} (data in {config.data_dir})")
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+    with data_dir_lock(config.data_dir, "serve") if is_embedded(config.store) else nullcontext():
+        click.echo(f"livecart listening on http://{config.host}:{config.port} (data in {config.data_dir})")
+        web.run_app(create_app(config), host=config.host, port=config.port, print=None)
 
 
 @main.command()
@@ -108,6 +112,55 @@ def token(sub: str, role: str, ttl: int, data_dir: str, jwt_secret: str) -> None
     """Mint a development token (the host platform mints real ones)."""
     secret = jwt_secret or auth.load_or_create_secret(Path(data_dir))
     click.echo(auth.mint(secret, sub, role, ttl_seconds=ttl))
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data-dir", default=str(DEFAULTS.data_dir), show_default=True, type=click.Path(file_okay=False),
+              help="The data dir of the (stopped) server to import into.", **_env("DATA_DIR"))
+@click.option("--store", default=DEFAULTS.store, show_default=True, help="As for `serve`.", **_env("STORE"))
+def import_(file: Path, data_dir: str, store: str) -> None:
+    """Import a catalog and stock file (.csv or .jsonl): all rows or none.
+
+    Columns / keys: sku, name, price (minor units), currency, maxQty, onHand,
+    personalisation (JSON object of field specs).
+    """
+    from tqdm import tqdm
+
+    from .importer import BadRow, parse_row, read_rows, to_store
+
+    total = sum(1 for _ in file.open(encoding="utf-8", errors="replace")) - (file.suffix.lower() == ".csv")
+    rows, errors = [], []
+    try:
+        for number, data in tqdm(read_rows(file), total=max(total, 0), unit=" rows", desc="checking"):
+            try:
+                rows.append(parse_row(number, data))
+            except BadRow as bad:
+                errors.append(bad)
+    except BadRow as bad:
+        errors.append(bad)
+    if errors:
+        for bad in errors[:50]:
+            click.echo(f"{file}:{bad}", err=True)
+        more = f" (first 50 shown)" if len(errors) > 50 else ""
+        raise click.ClickException(f"{len(errors)} bad row(s){more}; nothing was imported")
+    products, on_hand = to_store(rows)
+    asyncio.run(_import(Path(data_dir), store, products, on_hand))
+    click.echo(f"imported {len(products)} products, stock for {len(on_hand)}")
+
+
+async def _import(data_dir: Path, store_url: str, products: dict, on_hand: dict) -> None:
+    from .store import open_store
+
+    with data_dir_lock(data_dir, "import") if is_embedded(store_url) else nullcontext():
+        store = open_store(store_url, data_dir)
+        await store.open()
+        try:
+            await store.import_catalog(products, on_hand)
+        except ValueError as exc:
+            raise click.ClickException(f"{exc}; nothing was imported") from None
+        finally:
+            await store.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

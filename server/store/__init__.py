@@ -68,8 +68,19 @@ class Store(Protocol):
                          deletes: list[tuple[str, str]]) -> None:
         """Writes one batch of stock decisions in one transaction."""
 
+    async def import_catalog(self, products: dict[str, dict[str, Any]], on_hand: dict[str, int]) -> None:
+        """Writes products and on-hand figures all together or not at all.
+
+        Raises ValueError naming the SKU when on-hand would fall below what carts hold.
+        """
+
     async def put_product(self, sku: str, product: dict[str, Any]) -> None: ...
     async def list_products(self) -> dict[str, dict[str, Any]]: ...
+
+
+def is_embedded(url: str) -> bool:
+    """An embedded store belongs to one process; a shared one (Redis) to many."""
+    return url in ("sqlite", "") or url.startswith("sqlite:")
 
 
 def open_store(url: str, data_dir: Path) -> Store:

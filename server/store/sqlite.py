@@ -210,6 +210,27 @@ class SqliteStore:
             "INSERT INTO products VALUES (?, ?) ON CONFLICT(sku) DO UPDATE SET data = excluded.data",
             (sku, orjson.dumps(product).decode()))
 
+    async def import_catalog(self, products: dict[str, dict[str, Any]], on_hand: dict[str, int]) -> None:
+        await self._run(self._import, products, on_hand)
+
+    def _import(self, products: dict[str, dict[str, Any]], on_hand: dict[str, int]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            held = dict(db.execute("SELECT sku, SUM(qty) FROM holds GROUP BY sku").fetchall())
+            for sku, value in on_hand.items():
+                if value < held.get(sku, 0):
+                    raise ValueError(f"{sku}: onHand {value} is below the {held[sku]} units held in carts")
+            db.executemany(
+                "INSERT INTO products VALUES (?, ?) ON CONFLICT(sku) DO UPDATE SET data = excluded.data",
+                [(sku, orjson.dumps(p).decode()) for sku, p in products.items()])
+            db.executemany("INSERT INTO stock VALUES (?, ?) ON CONFLICT(sku) DO UPDATE"
+                           " SET on_hand = excluded.on_hand", on_hand.items())
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     async def list_products(self) -> dict[str, dict[str, Any]]:
         rows = await self._run(self._query, "SELECT sku, data FROM products ORDER BY sku", ())
         return {sku: orjson.loads(data) for sku, data in rows}

@@ -111,7 +111,7 @@ def server_write(data: st.DataObject, cart: CartDoc, peers: list[Peer]) -> None:
         p.inbox.append(update)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_concurrent_edits_converge(data):
     cart = CartDoc()
