@@ -9,9 +9,6 @@ import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { execSync } from 'node:child_process'
-import WebSocket from 'ws'
-import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
 import { Livecart, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor } from './lib/servers.mjs'
 import { startPySpy, summarizeProfile } from './lib/profile.mjs'
 import { fmtInt, makeClock, monoMs, sleep, summarize } from './lib/util.mjs'
@@ -40,6 +37,8 @@ Options:
   --servers LIST          livecart,reference (default both; ratios need both)
   --duration S            measured window of loads 1 and 2, seconds (default 20, quick 5)
   --settle S              idle seconds before measuring load 3 RSS (default 5, quick 2)
+  --stock N               on-hand set per SKU on livecart before the run (default 1000000, so
+                          every line is really held; 0 leaves stock unset: holds 'unavailable')
   --scale F               multiply the number of carts of every load (default 1)
   --repeat N              run every load N times per server, alternating which server goes first,
                           and report the median of each figure (default 1)
@@ -65,6 +64,7 @@ const { values: opt } = parseArgs({
     duration: { type: 'string' },
     settle: { type: 'string' },
     scale: { type: 'string', default: '1' },
+    stock: { type: 'string', default: '1000000' },
     workers: { type: 'string', default: '2' },
     repeat: { type: 'string', default: '1' },
     'connect-concurrency': { type: 'string', default: '64' },
@@ -82,6 +82,15 @@ if (opt.help) {
   process.stdout.write(HELP)
   process.exit(0)
 }
+for (const dep of ['yjs', 'y-websocket', 'ws', '@y/websocket-server/package.json']) {
+  try { require.resolve(dep) } catch {
+    console.error(`missing ${dep}: run \`npm ci\` in ${path.relative(process.cwd(), here) || '.'} first`)
+    process.exit(2)
+  }
+}
+const { default: WebSocket } = await import('ws')
+const Y = await import('yjs')
+const { WebsocketProvider } = await import('y-websocket')
 
 const num = (v, name, min = 0) => {
   const n = Number(v)
@@ -95,6 +104,7 @@ const quick = opt.quick
 const duration = num(opt.duration ?? (quick ? 5 : 20), 'duration', 1)
 const settle = num(opt.settle ?? (quick ? 2 : 5), 'settle', 0)
 const scale = num(opt.scale, 'scale', 0.001)
+const onHand = Math.floor(num(opt.stock, 'stock', 0))
 const nWorkers = Math.floor(num(opt.workers, 'workers', 1))
 const repeat = Math.floor(num(opt.repeat, 'repeat', 1))
 const connectConcurrency = Math.floor(num(opt['connect-concurrency'], 'connect-concurrency', 1))
@@ -227,7 +237,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
   const nClients = carts * L.perCart
   const tag = `${L.key}`
   const server = serverName === 'livecart'
-    ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag })
+    ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
     : new Reference({ runDir, tag })
   const label = `${L.key} ${serverName}` + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
   log(`${label}: starting server`)
@@ -284,6 +294,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       server: serverName,
       params: { carts, clientsPerCart: L.perCart, clients: nClients, rate: L.rate ?? 0, workers: nw },
       setupMs,
+      stockSet: server.stockSet ?? null,
       sync: { perClientMs: summarize(syncMs), allSyncedMs, failed: syncFailed },
       readyMs: Math.max(...ready.map((r) => r.ms)),
       notReady
@@ -350,6 +361,10 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       const expected = collected.reduce((n, c) => n + c.expected, 0)
       const sent = collected.reduce((n, c) => n + c.sent, 0)
       result.window = { seconds: windowS, sent, expected, delivered }
+      const docUpdates = collected.reduce((n, c) => n + c.docUpdates, 0)
+      const docBytes = collected.reduce((n, c) => n + c.docBytes, 0)
+      result.docUpdatesPerSecond = docUpdates / windowS
+      result.docUpdatesPerEdit = sent ? docUpdates / windowS / (sent / windowS) : null
       const dt = m1.total - m0.total
       const busyS = (m1.busy - m0.busy) / clockTicks()
       const clientS = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
@@ -372,7 +387,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
         max: Math.max(...collected.map((c) => c.eventLoopDelayMs.max))
       }
       result.rss.afterRunKiB = rssKiB(server.pid)
-      result.convergence = convergence(collected.flatMap((c) => c.states), carts, L.perCart)
+      result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart)
       if (profiling) {
         const file = await profiling
         if (file) {
@@ -386,7 +401,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
     } else {
       const collected = await Promise.all(workers.map((w) => w.call('collect')))
       result.lost = null
-      result.convergence = convergence(collected.flatMap((c) => c.states), carts, L.perCart)
+      result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart)
     }
     result.serverCpuSecondsTotal = cpuSeconds(server.pid) - cpuBase
     return result
@@ -424,6 +439,22 @@ const perSecond = (collected, windowS) => {
     const s = summarize(b)
     return { second: i, n: s.count, p50: s.p50, p99: s.p99, max: s.max }
   })
+}
+
+/**
+ * Checks convergence; while some cart differs (e.g. a server write still in flight), asks the
+ * workers again every 100 ms, for at most 5 s. `settledMs` says how long that took.
+ */
+const settleConvergence = async (workers, states, carts, perCart) => {
+  const t0 = Date.now()
+  let c = convergence(states, carts, perCart)
+  while (!c.allConverged && Date.now() - t0 < 5000) {
+    await sleep(100)
+    states = (await Promise.all(workers.map((w) => w.call('states')))).flat()
+    c = convergence(states, carts, perCart)
+  }
+  c.settledMs = Date.now() - t0
+  return c
 }
 
 /** All clients of a cart identical (state vector + lines JSON), complete, and the last edits seen. */
@@ -501,6 +532,7 @@ const rowsFor = (L, r) => {
     rows.push(['fan-out latency p99 (ms)', (x) => x.latencyMs.p99, 2])
     rows.push(['fan-out latency max (ms)', (x) => x.latencyMs.max, 1])
     rows.push(['delivered updates/s', (x) => x.deliveredPerSecond, 0])
+    rows.push(['doc updates received per edit', (x) => x.docUpdatesPerEdit, 2])
     rows.push(['server CPU-s per 1k delivered', (x) => x.cpuSecondsPer1kDelivered, 4])
     rows.push(['server CPU (% of a core)', (x) => x.serverCpuSeconds / x.window.seconds * 100, 0])
   }
@@ -540,6 +572,7 @@ const printLoad = (L, res, out) => {
   }
   textRow('carts converged', (x) => `${x.convergence.converged}/${x.convergence.carts}`)
   textRow('carts holding every last edit', (x) => `${x.convergence.complete}/${x.convergence.carts}`)
+  textRow('extra wait to converge (ms)', (x) => x.convergence.allConverged ? fmtInt(x.convergence.settledMs) : 'never')
   if (L.kind === 'relay') {
     textRow('lost updates', (x) => `${fmtInt(x.lost)}/${fmtInt(x.window.expected)}`)
     textRow('client event-loop delay p99 (ms)', (x) => f(x.clientEventLoopDelayMs.p99, 1))
@@ -677,7 +710,7 @@ const main = async () => {
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     quick,
-    options: { loads: loadsWanted, servers: serversWanted, duration, settle, scale, workers: nWorkers, repeat,
+    options: { loads: loadsWanted, servers: serversWanted, duration, settle, scale, workers: nWorkers, repeat, onHand,
       connectConcurrency, drainSeconds: drainMs / 1000, livecartBin },
     machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
       node: process.version, platform: `${os.platform()} ${os.release()}` },

@@ -12,7 +12,7 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 from livecart.crdt.cart import CartDoc, new_line
 from livecart.crdt.schema import LINE_FIELDS, META_FIELDS, ROOTS, FieldSpec, Limits, Product
 from livecart.crdt.updates import read_state_vector
-from livecart.crdt.validate import OK, Ok, Rejected, validate
+from livecart.crdt.validate import OK, Rejected, validate
 
 from .ytools import (
     LIMITS,
@@ -25,7 +25,6 @@ from .ytools import (
     cart_plain,
     catalog,
     encode_update,
-    first_id,
     line_fields,
     snapshot,
     state_equal,
@@ -545,6 +544,52 @@ def test_delete_set_for_unseen_clocks(cart):
     assert "L5" in cart.to_dict()["lines"]
     accept(cart, u1)
     assert "L5" not in cart.to_dict()["lines"]
+
+
+@pytest.mark.parametrize("item", [
+    pytest.param(Item(("any", ["X"]), origin=(31337, 5)), id="unseen-origin"),
+    pytest.param(Item(("any", ["X"]), right_origin=(31337, 5)), id="unseen-right-origin"),
+    pytest.param(Item(("any", [3]), parent=(31337, 0), parent_sub="qty"), id="unseen-parent"),
+    pytest.param(Item(("any", ["ordered"]), origin=(31337, 0), parent_sub="status"), id="unseen-origin-server-key"),
+])
+def test_crafted_items_with_unseen_dependencies(cart, item):
+    reject(cart, encode_update({4711: (0, [item])}), "missing dependencies")
+    # the dependency arriving later does not revive them
+    accept(cart, encode_update({31337: (0, [Item(("any", [f"C{i}" for i in range(6)]), parent="meta",
+                                                 parent_sub="note")])}))
+    assert read_state_vector(cart.state()).get(4711, 0) == 0
+    assert cart_plain(cart)["server"] == SERVER_STATE
+
+
+def test_update_starting_past_the_known_clock(cart):
+    a = synced(cart, client_id=4712)
+    accept(cart, a.edit(lambda c: c.meta.__setitem__("note", "one")))
+    # clocks 1.. exist only in the attacker's imagination: clock 5 leaves a gap
+    reject(cart, encode_update({4712: (5, [Item(("any", ["x"]), parent="meta", parent_sub="note")])}),
+           "missing dependencies")
+
+
+def test_failed_server_write_is_not_lost_by_a_later_rejection(cart):
+    """BUG: CartDoc.write keeps a change that raised half-way in the doc but not in _history.
+
+    pycrdt commits the transaction even when the block raises, so the doc shows the partial
+    write (and a client syncing now receives it), yet write() raised before appending the
+    update to _history. The next rejected client update rebuilds the doc from _history and
+    the write silently disappears. The client that synced it still holds items of the old
+    server client id, so its next sync step 2 carries them back and is rejected as a
+    'server' write: that client can no longer connect to the cart.
+    """
+    def pricing_fails(c: CartDoc) -> None:
+        c.server["status"] = "checking_out"
+        raise RuntimeError("pricing service down")
+
+    with pytest.raises(RuntimeError):
+        cart.write(pricing_fails)
+    seen = cart.to_dict()["status"]
+    observer = synced(cart)
+    assert isinstance(cart.apply_client_update(b"\xff", catalog, LIMITS), Rejected)
+    assert cart.to_dict()["status"] == seen, "a rejected update changed the cart"
+    accept(cart, observer.doc.get_update(cart.state()))
 
 
 def _server_clock(cart: CartDoc) -> tuple[int, int]:

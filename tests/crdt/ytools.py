@@ -6,12 +6,11 @@ unseen clocks), which is what an attacker speaking the wire protocol can do.
 """
 from __future__ import annotations
 
-import random
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc, Map
 
 from livecart.crdt.cart import CartDoc
 from livecart.crdt.schema import FieldSpec, Limits, Product
@@ -244,15 +243,3 @@ def encode_update(
         for clock, length in ranges:
             out += varuint(clock) + varuint(length)
     return bytes(out)
-
-
-def fresh_client_id(rng: random.Random | None = None) -> int:
-    return (rng or random).randrange(1, 2**32)
-
-
-def first_id(update: bytes) -> tuple[int, int]:
-    """The (client, clock) of the first struct of a one-client update."""
-    from livecart.crdt.updates import read_shape
-    shape = read_shape(update)
-    ((client, (start, _end)),) = shape.adds.items()
-    return client, start

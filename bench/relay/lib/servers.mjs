@@ -78,7 +78,8 @@ export const skuFor = (i) => SKUS[i % SKUS.length]
  * and each cart (POST /api/carts with its owner's customer token).
  */
 export class Livecart {
-  constructor ({ bin, pythonPath = null, runDir, tag, maxMessagesPerSecond = 1000 }) {
+  constructor ({ bin, pythonPath = null, runDir, tag, maxMessagesPerSecond = 1000, onHand = 1000000 }) {
+    this.onHand = onHand
     this.name = 'livecart'
     this.bin = bin
     this.pythonPath = pythonPath // a snapshot of livecart's sources to run instead of the installed tree
@@ -108,6 +109,22 @@ export class Livecart {
     this.admin = mintJwt(this.secret, 'bench-admin', 'admin', 6 * 3600)
     for (let i = 0; i < SKUS.length; i++) {
       await this.http('PUT', `/api/catalog/${SKUS[i]}`, this.admin, { name: SKUS[i], price: 900 + i })
+    }
+    // Plenty of stock, so that every line gets a real hold (as in a shop), not 'unavailable'.
+    // A server without the stock routes (older revisions) answers 404/405: then there is none.
+    this.stockSet = false
+    if (this.onHand > 0) {
+      for (const sku of SKUS) {
+        const res = await fetch(`${this.base}/api/stock/${sku}`, {
+          method: 'PUT',
+          headers: { Authorization: `Bearer ${this.admin}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ onHand: this.onHand })
+        })
+        await res.text()
+        if (res.status === 404 || res.status === 405) break
+        if (!res.ok) throw new Error(`PUT /api/stock/${sku} → ${res.status}`)
+        this.stockSet = true
+      }
     }
   }
 

@@ -19,7 +19,7 @@ let now = () => Date.now()
 let url = ''
 /** @type {Client[]} */
 let clients = []
-const win = { start: Infinity, end: -Infinity, delivered: 0, latencies: [], sentAts: [] }
+const win = { start: Infinity, end: -Infinity, delivered: 0, latencies: [], sentAts: [], docUpdates: 0, docBytes: 0 }
 let deliveredTotal = 0
 let sendTimers = []
 const eld = monitorEventLoopDelay({ resolution: 10 })
@@ -38,6 +38,16 @@ class Client {
     this.seq = 0
     this.sentInWindow = 0
     this.last = null // {qty, addedAt} of the last sent edit
+    // every remote document update this client applies in the window (line edits, and on
+    // livecart also the server's own writes: holds and pricing)
+    this.doc.on('update', (update, origin) => {
+      if (origin !== this.provider) return
+      const t = now()
+      if (t >= win.start && t < win.end) {
+        win.docUpdates++
+        win.docBytes += update.length
+      }
+    })
     this.lines.observeDeep((events, txn) => {
       if (txn.local) return
       const t = now()
@@ -185,6 +195,8 @@ const handlers = {
     win.delivered = 0
     win.latencies = []
     win.sentAts = []
+    win.docUpdates = 0
+    win.docBytes = 0
     const period = 1000 / rate
     const active = senders == null ? clients : clients.filter((c) => senders.includes(c.spec.clientIdx))
     for (const c of active) {
@@ -218,6 +230,8 @@ const handlers = {
     const res = {
       latencies: win.latencies,
       sentAts: win.sentAts,
+      docUpdates: win.docUpdates,
+      docBytes: win.docBytes,
       delivered: win.delivered,
       sent: sumSent(),
       expected: sumExpected(),
@@ -226,6 +240,10 @@ const handlers = {
       cpu: process.cpuUsage()
     }
     return res
+  },
+
+  async states () {
+    return clients.map((c) => c.state())
   },
 
   async resetEld () {
