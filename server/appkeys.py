@@ -10,12 +10,12 @@ if TYPE_CHECKING:
     from .config import Config
     from .feeds import StockFeed
     from .rooms import Rooms
-    from .stock import StockActor
+    from .stock import StockAuthority
     from .store import Store
 
 CONFIG: web.AppKey["Config"] = web.AppKey("config")
 STORE: web.AppKey["Store"] = web.AppKey("store")
 CATALOG: web.AppKey["CatalogCache"] = web.AppKey("catalog")
 ROOMS: web.AppKey["Rooms"] = web.AppKey("rooms")
-STOCK: web.AppKey["StockActor"] = web.AppKey("stock")
+STOCK: web.AppKey["StockAuthority"] = web.AppKey("stock")
 FEEDS: web.AppKey["StockFeed"] = web.AppKey("feeds")

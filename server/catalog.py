@@ -113,10 +113,10 @@ async def put_product(request: web.Request) -> web.Response:
 
 @api.add("GET", "/api/catalog", "Every product with its availability", auth=None)
 async def list_products(request: web.Request) -> web.Response:
-    stock = request.app[STOCK]
+    products = request.app[CATALOG].all()
+    levels = await request.app[STOCK].levels([p.sku for p in products])
     return web.json_response({"products": [
-        {**product_to_json(p), "available": stock.level(p.sku).available}
-        for p in request.app[CATALOG].all()]})
+        {**product_to_json(p), "available": levels[p.sku].available} for p in products]})
 
 
 @api.add("PUT", "/api/stock/{sku}", "Set on-hand (never below what carts hold)", auth="admin",
@@ -144,7 +144,8 @@ async def get_stock(request: web.Request) -> web.Response:
     skus = [s for s in request.query.get("skus", "").split(",") if s]
     if not skus:
         raise ApiError(400, "bad_skus", "give ?skus=a,b")
-    return web.json_response({sku: lvl.to_json() for sku, lvl in request.app[STOCK].levels(skus).items()})
+    levels = await request.app[STOCK].levels(skus)
+    return web.json_response({sku: level.to_json() for sku, level in levels.items()})
 
 
 api.add("GET", "/api/stock/events", "Stock feed as Server-Sent Events", auth=None,

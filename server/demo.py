@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..crdt import FieldSpec, Product
 from .catalog import CatalogCache
-from .stock import StockActor
+from .stock import StockAuthority
 
 # sku, name, price (cents), on hand
 DEMO_PRODUCTS = [
@@ -48,7 +48,7 @@ INVITATION = Product(
 )
 
 
-async def load_demo(catalog: CatalogCache, stock: StockActor) -> None:
+async def load_demo(catalog: CatalogCache, stock: StockAuthority) -> None:
     """Adds the demo products that are missing; never touches a shop's own data."""
     for sku, name, price, on_hand in DEMO_PRODUCTS:
         if catalog.get(sku) is None:

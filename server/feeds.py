@@ -95,9 +95,9 @@ def _skus(request: web.Request) -> frozenset[str]:
     return skus
 
 
-def _initial(request: web.Request, sub: Subscriber) -> None:
+async def _initial(request: web.Request, sub: Subscriber) -> None:
     at = int(time.time() * 1000)
-    for sku, level in request.app[STOCK].levels(sub.keys).items():
+    for sku, level in (await request.app[STOCK].levels(sub.keys)).items():
         sub.push(("available", sku), {"sku": sku, "available": level.available, "at": at})
 
 
@@ -134,7 +134,7 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     feed = request.app[FEEDS]
     sub = feed.subscribe(skus)
-    _initial(request, sub)
+    await _initial(request, sub)
     try:
         await pump(sub, ws.send_str, _drain_incoming(ws))
     finally:
@@ -148,7 +148,7 @@ async def stock_events(request: web.Request) -> web.StreamResponse:
     skus = _skus(request)
     feed = request.app[FEEDS]
     sub = feed.subscribe(skus)
-    _initial(request, sub)
+    await _initial(request, sub)
     try:
         async with sse_response(request) as sse:
             await pump(sub, sse.send, sse.wait())

@@ -19,7 +19,7 @@ from .appkeys import CONFIG, ROOMS
 from .auth import Identity, TokenError, may_open_cart, verify
 from .catalog import CatalogCache
 from .config import Config
-from .stock import Decision, StockActor
+from .stock import Decision, StockAuthority
 from .store import Store
 
 log = logging.getLogger("livecart.rooms")
@@ -281,7 +281,7 @@ class Room:
 class Rooms:
     """The loaded rooms of this process, keyed by cart id."""
 
-    def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockActor) -> None:
+    def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockAuthority) -> None:
         self.config, self.store, self.catalog, self.stock = config, store, catalog, stock
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}

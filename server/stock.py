@@ -6,9 +6,9 @@ import heapq
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
-from .store import HoldRow, Store
+from .store import HoldRow, StockLog
 
 log = logging.getLogger("livecart.stock")
 
@@ -51,6 +51,30 @@ HoldListener = Callable[[str, dict[str, Decision]], Awaitable[None]]
 LevelListener = Callable[[dict[str, int]], None]
 
 
+class StockAuthority(Protocol):
+    """The one decider of stock. Embedded: `StockActor`; scale-out: `RedisStock` (Lua scripts).
+
+    Listeners: `level_listeners` hear `{sku: available}` after each committed change;
+    `hold_listeners` hear `(cartId, {lineId: Decision})` when holds expire.
+    """
+
+    hold_listeners: list[HoldListener]
+    level_listeners: list[LevelListener]
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def levels(self, skus: Iterable[str]) -> dict[str, Level]: ...
+    async def holds_of(self, cart_id: str) -> dict[str, HoldRow]: ...
+    async def reserve(self, cart_id: str, line_id: str, sku: str, qty: int) -> Decision: ...
+    async def release(self, cart_id: str, line_id: str) -> Decision: ...
+    async def release_cart(self, cart_id: str) -> None: ...
+    async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]: ...
+    async def set_on_hand(self, sku: str, on_hand: int) -> Level: ...
+    async def adjust(self, sku: str, delta: int) -> Level: ...
+    async def transfer(self, src: HoldKey, dst: HoldKey, keep: int) -> Decision: ...
+    async def expire_due(self) -> None: ...
+
+
 @dataclass
 class _Batch:
     """What one batch of commands changed, written in one store transaction."""
@@ -71,7 +95,7 @@ class StockActor:
     reported one cannot. Expiry uses one heap and one timer, not a task per hold.
     """
 
-    def __init__(self, store: Store, hold_ttl: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: StockLog, hold_ttl: float, clock: Callable[[], float] = time.time) -> None:
         self.store, self.hold_ttl, self.clock = store, hold_ttl, clock
         self.on_hand: dict[str, int] = {}
         self.held: dict[str, int] = {}
@@ -115,10 +139,10 @@ class StockActor:
     def level(self, sku: str) -> Level:
         return Level(self.on_hand.get(sku, 0), self.held.get(sku, 0))
 
-    def levels(self, skus: Iterable[str]) -> dict[str, Level]:
+    async def levels(self, skus: Iterable[str]) -> dict[str, Level]:
         return {sku: self.level(sku) for sku in skus}
 
-    def holds_of(self, cart_id: str) -> dict[str, HoldRow]:
+    async def holds_of(self, cart_id: str) -> dict[str, HoldRow]:
         return {line: h for (cart, line), h in self.holds.items() if cart == cart_id}
 
     # -- commands -------------------------------------------------------------------

@@ -62,12 +62,6 @@ class Store(Protocol):
     async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
         """Replaces the snapshot and drops the updates up to `upto_seq`, in one step."""
 
-    async def load_stock(self) -> tuple[dict[str, int], list[HoldRow]]:
-        """On-hand per SKU and every live hold."""
-    async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
-                         deletes: list[tuple[str, str]]) -> None:
-        """Writes one batch of stock decisions in one transaction."""
-
     async def import_catalog(self, products: dict[str, dict[str, Any]], on_hand: dict[str, int]) -> None:
         """Writes products and on-hand figures all together or not at all.
 
@@ -76,6 +70,16 @@ class Store(Protocol):
 
     async def put_product(self, sku: str, product: dict[str, Any]) -> None: ...
     async def list_products(self) -> dict[str, dict[str, Any]]: ...
+
+
+class StockLog(Protocol):
+    """Where the embedded stock actor keeps its decisions (the SQLite store is one)."""
+
+    async def load_stock(self) -> tuple[dict[str, int], list[HoldRow]]:
+        """On-hand per SKU and every live hold."""
+    async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
+                         deletes: list[tuple[str, str]]) -> None:
+        """Writes one batch of stock decisions in one transaction."""
 
 
 def is_embedded(url: str) -> bool:

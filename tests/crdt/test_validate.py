@@ -5,7 +5,7 @@ import re
 from typing import Any, Callable
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
@@ -757,6 +757,13 @@ def _forbidden_server(draw) -> Callable[[Client], Any]:
     return lambda c: c.server.__setitem__(key, Map({"a": value}))
 
 
+def _closure(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The values a generated edit closes over, for the failure report."""
+    cells = fn.__closure__ or ()
+    return {name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, cells)
+            if name not in ("draw", "c")}
+
+
 @st.composite
 def forbidden_edits(draw) -> tuple[str, Callable[[Client], Any]]:
     rule = draw(st.sampled_from([
@@ -825,6 +832,7 @@ def forbidden_edits(draw) -> tuple[str, Callable[[Client], Any]]:
 @given(forbidden_edits())
 def test_every_forbidden_edit_is_rejected_and_changes_nothing(edit):
     _rule, change = edit
+    note(f"values: {_closure(change)}")
     cart = CartDoc(_BASE)
     edit_rejected(cart, change)
     assert cart_plain(cart)["server"] == SERVER_STATE
@@ -884,6 +892,7 @@ def valid_edits(draw) -> Callable[[Client], Any]:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_edits())
 def test_every_valid_edit_is_accepted(change):
+    note(f"values: {_closure(change)}")
     cart = CartDoc(_BASE)
     c = synced(cart)
     update = c.edit(change)

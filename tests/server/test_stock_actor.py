@@ -43,12 +43,12 @@ async def test_reserve_partial_unavailable_lower_raise_release(tmp_path: Path) -
     d = await a.reserve("c2", "l1", "MUG", 4)
     assert (d.status, d.qty) == ("partial", 2)
     assert (await a.reserve("c3", "l1", "MUG", 1)).status == "unavailable"
-    assert a.level("MUG").available == 0
+    assert (await a.levels(["MUG"]))["MUG"].available == 0
     assert (await a.reserve("c1", "l1", "MUG", 1)).qty == 1  # lowering releases at once
-    assert a.level("MUG").available == 2
+    assert (await a.levels(["MUG"]))["MUG"].available == 2
     assert (await a.reserve("c2", "l1", "MUG", 4)).status == "held"  # raising takes what came back
     await a.release("c2", "l1")
-    assert a.level("MUG").to_json() == {"onHand": 5, "held": 1, "available": 4}
+    assert (await a.levels(["MUG"]))["MUG"].to_json() == {"onHand": 5, "held": 1, "available": 4}
     await shut(a)
 
 
@@ -58,10 +58,10 @@ async def test_adjust_never_goes_below_held_and_commit_lowers_on_hand(tmp_path: 
     await a.reserve("c1", "l1", "MUG", 2)
     with pytest.raises(StockError) as err:
         await a.adjust("MUG", -2)
-    assert err.value.code == "below_held" and a.level("MUG").on_hand == 3
+    assert err.value.code == "below_held" and (await a.levels(["MUG"]))["MUG"].on_hand == 3
     await a.adjust("MUG", -1)  # an in-store sale of the free unit
     assert await a.commit("c1", ["l1"]) == {"l1": 2}
-    assert a.level("MUG").to_json() == {"onHand": 0, "held": 0, "available": 0}
+    assert (await a.levels(["MUG"]))["MUG"].to_json() == {"onHand": 0, "held": 0, "available": 0}
     assert await a.commit("c1", ["l1"]) == {}  # committing twice sells nothing more
     await shut(a)
 
@@ -75,8 +75,8 @@ async def test_transfer_moves_a_hold_without_it_touching_stock(tmp_path: Path) -
     a.level_listeners.append(seen.append)
     d = await a.transfer(("anon", "l1"), ("mine", "l9"), keep=2)  # same SKU: larger qty wins
     assert (d.status, d.qty) == ("held", 2)
-    assert a.level("MUG").held == 2 and seen[-1] == {"MUG": 1}
-    assert not a.holds_of("anon") and a.holds_of("mine")["l9"].qty == 2
+    assert (await a.levels(["MUG"]))["MUG"].held == 2 and seen[-1] == {"MUG": 1}
+    assert not await a.holds_of("anon") and (await a.holds_of("mine"))["l9"].qty == 2
     await shut(a)
 
 
@@ -94,7 +94,7 @@ async def test_expiry_returns_units_exactly_once_even_racing_a_release(tmp_path:
     clock.now += 2
     await asyncio.gather(a.release("c1", "l1"), a.expire_due(), a.expire_due())
     await asyncio.sleep(0.01)
-    assert a.level("MUG").to_json() == {"onHand": 2, "held": 0, "available": 2}
+    assert (await a.levels(["MUG"]))["MUG"].to_json() == {"onHand": 2, "held": 0, "available": 2}
     assert [c for c, _ in expired] == ["c2"]  # c1 was released, not expired; c2 expired once
     await shut(a)
 
@@ -103,12 +103,12 @@ async def test_the_timer_fires_by_itself(tmp_path: Path) -> None:
     a = await started(tmp_path, time.time, ttl=0.2)
     await a.set_on_hand("MUG", 1)
     await a.reserve("c1", "l1", "MUG", 1)
-    assert a.level("MUG").available == 0
+    assert (await a.levels(["MUG"]))["MUG"].available == 0
     for _ in range(100):
-        if a.level("MUG").available == 1:
+        if (await a.levels(["MUG"]))["MUG"].available == 1:
             break
         await asyncio.sleep(0.02)
-    assert a.level("MUG").available == 1
+    assert (await a.levels(["MUG"]))["MUG"].available == 1
     await shut(a)
 
 
@@ -122,10 +122,10 @@ async def test_restart_keeps_holds_and_releases_those_that_ran_out_while_down(tm
     await shut(a)
     clock.now += 7  # c1's hold ran out while the server was down; c2's did not
     b = await started(tmp_path, clock, ttl=10)
-    assert b.level("MUG").to_json() == {"onHand": 5, "held": 1, "available": 4}
+    assert (await b.levels(["MUG"]))["MUG"].to_json() == {"onHand": 5, "held": 1, "available": 4}
     await shut(b)
     c = await started(tmp_path, clock, ttl=10)  # and it is not given back a second time
-    assert c.level("MUG").to_json() == {"onHand": 5, "held": 1, "available": 4}
+    assert (await c.levels(["MUG"]))["MUG"].to_json() == {"onHand": 5, "held": 1, "available": 4}
     await shut(c)
 
 
@@ -222,7 +222,7 @@ class ActorMachine(RuleBasedStateMachine):
     @invariant()
     def stock_matches_the_model(self) -> None:
         for sku in ("A", "B"):
-            level = self.actor.level(sku)
+            level = self.run(self.actor.levels([sku]))[sku]
             assert 0 <= level.held <= level.on_hand
             assert level.available == level.on_hand - level.held
             assert (level.on_hand, level.held) == (self.on_hand[sku], self.held(sku))
