@@ -56,9 +56,12 @@ class Store(Protocol):
     def append(self, cart_id: str, update: bytes) -> Awaitable[int]:
         """Queues one update; the awaitable gives its sequence number once it is on disk.
 
+        Sequence numbers count 1, 2, 3… per cart, so a gap tells a reader it missed one.
         A plain function returning an awaitable, so a caller can hold on to the
         pending write (rooms await it before answering a sync step 1).
         """
+    async def load_since(self, cart_id: str, after_seq: int) -> list[tuple[int, bytes]]:
+        """(seq, update) for every stored update after `after_seq`: how a process catches up."""
     async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
         """Replaces the snapshot and drops the updates up to `upto_seq`, in one step."""
 

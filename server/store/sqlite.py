@@ -18,8 +18,8 @@ CREATE TABLE IF NOT EXISTS carts (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, channel TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS carts_owner ON carts(owner);
 CREATE TABLE IF NOT EXISTS cart_updates (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, cart_id TEXT NOT NULL, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS cart_updates_cart ON cart_updates(cart_id, seq);
+    cart_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (cart_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cart_snapshots (
     cart_id TEXT PRIMARY KEY, data BLOB NOT NULL, upto_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS products (sku TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -45,6 +45,7 @@ class SqliteStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._queue: list[tuple[str, bytes, asyncio.Future[int]]] = []
         self._flushing = False
+        self._next_seq: dict[str, int] = {}  # per cart; touched only on the SQL thread
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -146,16 +147,32 @@ class SqliteStore:
     def _write_batch(self, batch: list[tuple[str, bytes]]) -> list[int]:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
+        rows, seqs = [], []
         try:
-            seqs = [
-                db.execute("INSERT INTO cart_updates (cart_id, data) VALUES (?, ?)", item).lastrowid
-                for item in batch
-            ]
+            for cart_id, update in batch:
+                seq = self._next_seq.get(cart_id) or self._last_seq(cart_id) + 1
+                self._next_seq[cart_id] = seq + 1
+                rows.append((cart_id, seq, update))
+                seqs.append(seq)
+            db.executemany("INSERT INTO cart_updates VALUES (?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._next_seq.clear()  # recount from disk next time
             raise
-        return seqs  # type: ignore[return-value]
+        return seqs
+
+    def _last_seq(self, cart_id: str) -> int:
+        row = self.db.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM cart_updates WHERE cart_id = ?"
+            " UNION ALL SELECT upto_seq FROM cart_snapshots WHERE cart_id = ?)", (cart_id, cart_id)).fetchone()
+        return row[0] or 0
+
+    async def load_since(self, cart_id: str, after_seq: int) -> list[tuple[int, bytes]]:
+        rows = await self._run(
+            self._query, "SELECT seq, data FROM cart_updates WHERE cart_id = ? AND seq > ? ORDER BY seq",
+            (cart_id, after_seq))
+        return [(seq, bytes(data)) for seq, data in rows]
 
     async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
         await self._run(self._compact, cart_id, snapshot, upto_seq)

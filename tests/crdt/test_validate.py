@@ -267,6 +267,19 @@ def test_null_line_is_rejected(cart):
     assert all(isinstance(line, dict) for line in cart.to_dict()["lines"].values())
 
 
+def test_a_client_update_cannot_break_server_repricing(cart):
+    """BUG (consequence of the null line): once `lines.X = null` is accepted, every later
+    server write that reprices the cart (cart.reprice, run by rooms after each hold decision)
+    raises AttributeError, so one client message stops pricing and holds for the whole cart,
+    and leaves each such write half-applied (see test_failed_server_write_...)."""
+    from livecart.crdt.cart import reprice, set_holds
+
+    c = synced(cart)
+    cart.apply_client_update(c.edit(lambda c: c.lines.__setitem__("X", None)), catalog, LIMITS)
+    cart.write(lambda k: (set_holds(k, {"L1": {"status": "held", "qty": 2}}), reprice(k, catalog)))
+    assert cart.to_dict()["pricing"]["lines"]["L1"]["qty"] == 2
+
+
 @pytest.mark.parametrize("field", ["note", "discountCodes"])
 def test_null_meta_value_is_rejected(cart, field):
     """BUG: `meta.note = null` / `meta.discountCodes = null` are accepted (check_meta treats the

@@ -32,10 +32,11 @@ async def test_carts_are_created_found_and_listed_by_owner(store: Store) -> None
 async def test_appends_load_in_order_and_concurrent_appends_all_land(store: Store) -> None:
     assert (await store.load("c1")).updates == []
     seqs = await asyncio.gather(*(store.append("c1", bytes([i])) for i in range(50)))
-    await store.append("c2", b"other")
-    assert seqs == sorted(seqs) and len(set(seqs)) == 50
+    assert await store.append("c2", b"other") == 1
+    assert seqs == list(range(1, 51))  # consecutive per cart: a gap means a missed update
     log = await store.load("c1")
-    assert log.updates == [bytes([i]) for i in range(50)] and log.last_seq == seqs[-1]
+    assert log.updates == [bytes([i]) for i in range(50)] and log.last_seq == 50
+    assert await store.load_since("c1", 47) == [(48, b"\x2f"), (49, b"\x30"), (50, b"\x31")]
 
 
 async def test_compaction_replaces_the_prefix_with_a_snapshot(store: Store) -> None:
@@ -45,6 +46,7 @@ async def test_compaction_replaces_the_prefix_with_a_snapshot(store: Store) -> N
     assert log.snapshot == b"snap" and log.updates == [b"\x03", b"\x04"] and log.last_seq == seqs[-1]
     await store.compact("c1", b"old", seqs[1])  # an older snapshot never replaces a newer one
     assert (await store.load("c1")).snapshot == b"snap"
+    assert await store.append("c1", b"next") == 6  # numbering goes on after compaction
 
 
 async def test_products_round_trip(store: Store) -> None:
@@ -62,5 +64,6 @@ async def test_data_survives_reopening(tmp_path: Path) -> None:
     second = open_store("sqlite", tmp_path)
     await second.open()
     assert (await second.load("c1")).updates == [b"u1"]
+    assert await second.append("c1", b"u2") == 2
     assert await second.get_cart("c1") is not None
     await second.close()
