@@ -76,6 +76,23 @@ class CartDoc:
             return Rejected(f"document too large (max {limits.max_doc_bytes} bytes)")
         return OK
 
+    def apply_trusted(self, update: bytes) -> tuple[set[str], bool]:
+        """Applies an update another process already checked and stored.
+
+        Returns the lines it touched and whether it touched `server`, so the
+        caller can follow up (holds, pricing).
+        """
+        watch = self._watch
+        watch.reset()
+        watch.armed = True
+        try:
+            self.doc.apply_update(update)
+        finally:
+            watch.armed = False
+        self._history.append(update)
+        self._size += len(update)
+        return set(watch.touched_lines), watch.touched_server
+
     def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
         """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
         self._last_txn_update = b""

@@ -1,7 +1,7 @@
 """The aiohttp application factory: config in, app out; store, catalog and rooms live on the app."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import AsyncIterator, cast
 
 from aiohttp import web
 
@@ -14,8 +14,9 @@ from .demo import load_demo
 from .errors import json_errors
 from .feeds import StockFeed, stock_events, stock_socket
 from .rooms import Rooms, cart_socket
-from .stock import StockActor
-from .store import open_store
+from .bus import open_bus
+from .stock import StockActor, StockAuthority
+from .store import Store, StockLog, is_embedded, open_store
 
 
 def create_app(config: Config) -> web.Application:
@@ -44,16 +45,30 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     catalog = CatalogCache(store)
     await catalog.load()
     app[STORE], app[CATALOG] = store, catalog
-    stock = StockActor(store, config.hold_ttl_seconds)
+    stock = open_stock(config, store)
+    bus = open_bus(config.bus)
     feeds = StockFeed()
-    rooms = Rooms(config, store, catalog, stock)
+    rooms = Rooms(config, store, catalog, stock, bus)
     stock.hold_listeners.append(rooms.on_expired)
-    stock.level_listeners.append(feeds.publish_levels)
+    # Every process's stock viewers hear every process's decisions, through the bus.
+    stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
+    bus.on_event("stock", feeds.publish_levels)
     app[STOCK], app[FEEDS], app[ROOMS] = stock, feeds, rooms
+    await bus.start()
     await stock.start()
     if config.demo:
         await load_demo(catalog, stock)
     yield
     await rooms.close()
     await stock.stop()
+    await bus.stop()
     await store.close()
+
+
+def open_stock(config: Config, store: Store) -> StockAuthority:
+    """The embedded actor keeps its decisions in the SQLite store; with Redis, Redis decides."""
+    if is_embedded(config.store):
+        return StockActor(cast(StockLog, store), config.hold_ttl_seconds)
+    from .stock_redis import RedisStock
+
+    return RedisStock(config.store, config.hold_ttl_seconds)

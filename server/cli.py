@@ -33,8 +33,13 @@ def server_options(fn):
         click.option("--jwt-secret", default="", help="HS256 secret for tokens [default: generated once, kept in the data dir].",
                      **_env("JWT_SECRET")),
         click.option("--store", default=DEFAULTS.store, show_default=True,
-                     help="'sqlite' (file in the data dir) or sqlite:///path.", **_env("STORE")),
-        click.option("--bus", default=DEFAULTS.bus, show_default=True, help="'memory' (one process).", **_env("BUS")),
+                     help="'sqlite' (a file in the data dir), sqlite:///path, or redis://host:port/db "
+                          "(many processes share carts and stock).", **_env("STORE")),
+        click.option("--bus", default=DEFAULTS.bus, show_default=True,
+                     help="'memory' (one process) or redis://host:port/db (processes relay to each other).",
+                     **_env("BUS")),
+        click.option("--hold-ttl", default=DEFAULTS.hold_ttl_seconds, show_default=True, type=float,
+                     help="Seconds an unpaid hold keeps stock before it returns.", **_env("HOLD_TTL")),
         click.option("--max-message-bytes", default=DEFAULTS.max_message_bytes, show_default=True, type=int,
                      help="Largest websocket frame; bigger ones close with 4413.", **_env("MAX_MESSAGE_BYTES")),
         click.option("--max-messages-per-second", default=DEFAULTS.max_messages_per_second, show_default=True,
@@ -55,17 +60,19 @@ def server_options(fn):
 
 def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: str, bus: str,
                  max_message_bytes: int, max_messages_per_second: int, max_lines: int,
-                 max_doc_bytes: int, room_grace: float, **_: object) -> Config:
+                 max_doc_bytes: int, room_grace: float, hold_ttl: float, **_: object) -> Config:
     directory = Path(data_dir)
-    if bus != "memory":
-        raise click.BadParameter("only the in-process bus ('memory') is built so far", param_hint="--bus")
+    if bus.startswith("redis") and is_embedded(store):
+        raise click.BadParameter(
+            "a Redis bus joins processes that share carts: give them a shared --store redis://… too",
+            param_hint="--bus")
     return Config(
         host=host, port=port, data_dir=directory,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
         store=store, bus=bus, max_message_bytes=max_message_bytes,
         max_messages_per_second=max_messages_per_second,
         limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
-        room_grace_seconds=room_grace,
+        room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl,
     )
 
 

@@ -17,6 +17,7 @@ from ..crdt.protocol import (
 )
 from .appkeys import CONFIG, ROOMS
 from .auth import Identity, TokenError, may_open_cart, verify
+from .bus import Bus, CartMessage
 from .catalog import CatalogCache
 from .config import Config
 from .stock import Decision, StockAuthority
@@ -116,10 +117,13 @@ class Room:
     def __init__(self, cart_id: str, cart: CartDoc, last_seq: int, rooms: Rooms) -> None:
         self.id, self.cart, self.rooms = cart_id, cart, rooms
         self.conns: set[Connection] = set()
-        self.last_seq = last_seq
+        self.last_seq = last_seq  # every update up to here is applied (contiguous)
+        self._ahead: set[int] = set()  # applied updates past a gap
+        self._catching_up: asyncio.Future[None] | None = None
         self._since_compact = 0
         self._last_write: Awaitable[int] | None = None
         self._dirty_lines: set[str] = set()
+        self._repricing: asyncio.Future[None] | None = None
         self._reconciling: asyncio.Future[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self.awareness = Awareness(Doc())
@@ -141,7 +145,9 @@ class Room:
         if conn.awareness_ids:
             gone = list(conn.awareness_ids)
             self.awareness.remove_awareness_states(gone, conn)
-            self.broadcast(awareness_message(self.awareness.encode_awareness_update(gone)))
+            removal = self.awareness.encode_awareness_update(gone)
+            self.broadcast(awareness_message(removal))
+            self.rooms.bus.publish_cart(self.id, "awareness", 0, removal)
         if not self.conns:
             self.schedule_unload()
 
@@ -240,6 +246,7 @@ class Room:
             raise Close(REJECTED, "malformed awareness update") from None
         # Back to the sender too: the stock client drops a socket silent for 30 s.
         self.broadcast(awareness_message(payload))
+        self.rooms.bus.publish_cart(self.id, "awareness", 0, payload)
 
     async def write(self, change: Callable[[CartDoc], None]) -> None:
         """A trusted server-side change: persisted, then relayed to every client."""
@@ -258,11 +265,72 @@ class Room:
             log.exception("cart %s: could not persist an update", self.id)
             self.rooms.fail(self)
             raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
-        self.last_seq = max(self.last_seq, seq)
+        self._mark(seq)
+        self.rooms.bus.publish_cart(self.id, "update", seq, update)
         self._since_compact += 1
         if self._since_compact >= self.rooms.config.compact_every:
             self._since_compact = 0
             await self.compact()
+
+    def _mark(self, seq: int) -> None:
+        if seq == self.last_seq + 1:
+            self.last_seq = seq
+            while self.last_seq + 1 in self._ahead:
+                self.last_seq += 1
+                self._ahead.discard(self.last_seq)
+        elif seq > self.last_seq:
+            self._ahead.add(seq)
+
+    def _seen(self, seq: int) -> bool:
+        return seq <= self.last_seq or seq in self._ahead
+
+    # -- other processes ---------------------------------------------------------------
+
+    def on_bus(self, msg: CartMessage) -> None:
+        if msg.kind == "update":
+            if self._seen(msg.seq):
+                return
+            if msg.seq == self.last_seq + 1:
+                self._mark(msg.seq)
+                self._apply_remote(msg.payload)
+            else:
+                self.catch_up()  # a gap: the log has what the bus lost or reordered
+        elif msg.kind == "awareness":
+            self.awareness.apply_awareness_update(msg.payload, "remote")
+            self.broadcast(awareness_message(msg.payload))
+        elif msg.kind == "awareness?":
+            local = [cid for conn in self.conns for cid in conn.awareness_ids]
+            if local:
+                self.rooms.bus.publish_cart(
+                    self.id, "awareness", 0, self.awareness.encode_awareness_update(local))
+
+    def _apply_remote(self, update: bytes) -> None:
+        lines, server = self.cart.apply_trusted(update)
+        self.broadcast(update_message(update))
+        if lines or server:
+            self._reprice_soon()
+
+    def catch_up(self) -> asyncio.Future[None]:
+        """Applies whatever the store has past `last_seq` (one catch-up at a time)."""
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.ensure_future(self._catch_up())
+        return self._catching_up
+
+    async def _catch_up(self) -> None:
+        try:
+            for seq, update in await self.rooms.store.load_since(self.id, self.last_seq):
+                if not self._seen(seq):
+                    self._mark(seq)
+                    self._apply_remote(update)
+        except Exception as exc:  # Redis away: the reconnect hook tries again
+            log.warning("cart %s: catch-up failed: %s", self.id, exc)
+
+    def _reprice_soon(self) -> None:
+        # Two processes may each have priced a cart before seeing the other's holds;
+        # whoever's price differs from the merged state writes it again (never both,
+        # once they agree, because equal prices are not written).
+        if self._repricing is None or self._repricing.done():
+            self._repricing = asyncio.ensure_future(self.set_holds({}))
 
     async def durable(self) -> None:
         """Waits until everything applied so far is on disk (nothing unsaved is ever sent)."""
@@ -281,8 +349,10 @@ class Room:
 class Rooms:
     """The loaded rooms of this process, keyed by cart id."""
 
-    def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockAuthority) -> None:
-        self.config, self.store, self.catalog, self.stock = config, store, catalog, stock
+    def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockAuthority,
+                 bus: Bus) -> None:
+        self.config, self.store, self.catalog, self.stock, self.bus = config, store, catalog, stock, bus
+        bus.reconnected.append(self.catch_up_all)
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -300,7 +370,10 @@ class Rooms:
     async def _load(self, cart_id: str) -> Room:
         stored = await self.store.load(cart_id)
         room = Room(cart_id, CartDoc(stored.snapshot, stored.updates), stored.last_seq, self)
+        await self.bus.join_cart(cart_id, room.on_bus)
         self.rooms[cart_id] = room
+        await room.catch_up()  # what was stored between our load and our subscription
+        self.bus.publish_cart(cart_id, "awareness?", 0, b"")
         unheld = room.cart.lines_without_hold()
         if unheld:  # a reconcile cut short by a crash or restart: finish it
             room.want_holds(unheld)
@@ -318,11 +391,16 @@ class Rooms:
             return
         del self.rooms[room.id]
         self._spawn(room.compact())
+        self._spawn(self.bus.leave_cart(room.id))
+
+    async def catch_up_all(self) -> None:
+        await asyncio.gather(*(room.catch_up() for room in list(self.rooms.values())))
 
     def fail(self, room: Room) -> None:
         """Drops a room whose writes failed; the next connection reloads it from the store."""
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
+            self._spawn(self.bus.leave_cart(room.id))
         for conn in room.conns:
             conn.close_soon(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect")
 

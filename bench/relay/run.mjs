@@ -334,10 +334,27 @@ const runOne = async (serverName, loadNo, rep = 0) => {
         ? startPySpy(path.join(path.dirname(livecartBin), 'py-spy'), server.pid, duration,
           path.join(runDir, `${L.key}-livecart.pyspy.txt`))
         : null
+      // a timeline, one sample a second: server CPU, clients' CPU, other processes' CPU
+      const timeline = []
+      let prev = { t: clock(), srv: cpu0, m: m0, cl: wc0.reduce((a, b) => a + b, 0), own: process.cpuUsage() }
       await withProgress(running, () => {
-        const s = Math.min(duration, Math.max(0, (clock() - start) / 1000))
+        const t = clock()
+        const s = Math.min(duration, Math.max(0, (t - start) / 1000))
         const d = workers.reduce((n, w) => n + (w.progress.delivered || 0), 0)
-        return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered`
+        try {
+          const cur = { t, srv: cpuSeconds(server.pid), m: machineCpu(), cl: workers.reduce((n, w) => n + (w.cpuSeconds() || 0), 0), own: process.cpuUsage() }
+          const dt = (cur.t - prev.t) / 1000
+          const busy = (cur.m.busy - prev.m.busy) / clockTicks()
+          const ownS = ((cur.own.user - prev.own.user) + (cur.own.system - prev.own.system)) / 1e6
+          const srv = cur.srv - prev.srv
+          const cl = cur.cl - prev.cl
+          timeline.push({ second: Math.round(s), delivered: d, serverPct: +(srv / dt * 100).toFixed(0),
+            clientsPct: +(cl / dt * 100).toFixed(0), otherPct: +(Math.max(0, busy - srv - cl - ownS) / dt * 100).toFixed(0) })
+          prev = cur
+        } catch {}
+        const last = timeline[timeline.length - 1]
+        return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered` +
+          (last ? ` (server ${last.serverPct}%, clients ${last.clientsPct}%, other ${last.otherPct}% of a core)` : '')
       })
       // drain: wait for what is still in flight (bounded)
       const drainEnd = Date.now() + drainMs
@@ -376,6 +393,8 @@ const runOne = async (serverName, loadNo, rep = 0) => {
         otherPctOfCore: Math.max(0, (busyS - benchS) / measuredS * 100)
       }
       result.latencyPerSecond = perSecond(collected, windowS)
+      result.timeline = timeline
+      result.docBytesPerEdit = sent ? docBytes / sent : null
       result.latencyMs = lat
       result.deliveredPerSecond = delivered / windowS
       result.lost = Math.max(0, expected - delivered)
@@ -533,6 +552,7 @@ const rowsFor = (L, r) => {
     rows.push(['fan-out latency max (ms)', (x) => x.latencyMs.max, 1])
     rows.push(['delivered updates/s', (x) => x.deliveredPerSecond, 0])
     rows.push(['doc updates received per edit', (x) => x.docUpdatesPerEdit, 2])
+    rows.push(['doc bytes received per edit', (x) => x.docBytesPerEdit, 0])
     rows.push(['server CPU-s per 1k delivered', (x) => x.cpuSecondsPer1kDelivered, 4])
     rows.push(['server CPU (% of a core)', (x) => x.serverCpuSeconds / x.window.seconds * 100, 0])
   }

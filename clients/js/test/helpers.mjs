@@ -79,24 +79,26 @@ export class LivecartServer {
     this.exited = null
   }
 
+  /** Runs `livecart serve` on this port and data dir; resolves once /healthz answers. */
   async #spawn () {
     const args = ['serve', '--host', '127.0.0.1', '--port', String(this.port),
       '--data-dir', this.dataDir, '--jwt-secret', this.secret]
     const child = spawn(LIVECART_BIN, args, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     running.add(child)
-    const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })))
-    exited.then(() => running.delete(child))
-    this.exited = exited
     const record = (chunk) => { this.output = (this.output + chunk).slice(-LOG_TAIL_CHARS) }
     child.stdout.on('data', record)
     child.stderr.on('data', record)
+    child.once('error', (err) => record(`could not run ${LIVECART_BIN}: ${err.message}\n`))
     let gone = null
-    exited.then((status) => { gone = status })
-    child.once('error', (err) => { gone = { error: err.message } })
+    this.exited = new Promise((resolve) => child.once('close', (code, signal) => {
+      running.delete(child)
+      gone = { code, signal }
+      resolve(gone)
+    }))
     try {
-      await waitFor(async () => {
-        if (gone) throw new Error(`livecart serve exited during startup: ${JSON.stringify(gone)}\n${this.output}`)
+      await waitFor(() => {
+        if (gone) throw new Error(`${LIVECART_BIN} serve exited during startup: ${JSON.stringify(gone)}`)
         return this.#healthy()
       }, `${this.httpUrl}/healthz`, STARTUP_TIMEOUT_MS)
     } catch (err) {

@@ -97,6 +97,20 @@ describe('y-websocket client against livecart serve', { timeout: 60_000 }, () =>
     assert.ok(!c.awareness.getStates().has(aId), "a late joiner must not see a's presence")
   })
 
+  test('awareness of a dropped connection disappears for the others', async () => {
+    const { cartId, bearer } = await newCart('carol')
+    const a = await clients.synced(server, cartId, bearer)
+    const b = await clients.synced(server, cartId, bearer)
+    a.awareness.setLocalStateField('user', { name: 'carol in the store' })
+    const aId = a.doc.clientID
+    await waitFor(() => b.awareness.getStates().has(aId), "b to see a's presence")
+
+    // No goodbye from the client this time: only the server can tell b that a is gone.
+    a.shouldConnect = false
+    a.ws.terminate()
+    await waitFor(() => !b.awareness.getStates().has(aId), "a's presence to leave b", 3_000)
+  })
+
   test('edits another client received survive SIGKILL and restart', async () => {
     const { cartId, bearer } = await newCart('dave')
     const a = await clients.synced(server, cartId, bearer)
@@ -143,27 +157,40 @@ describe('y-websocket client against livecart serve', { timeout: 60_000 }, () =>
 
   test("a provider writing the 'server' root is closed with 4400; the others edit on", async () => {
     const { cartId, bearer } = await newCart('erin')
-    const bad = await clients.synced(server, cartId, bearer)
-    const good = await clients.synced(server, cartId, bearer)
-    const watcher = await clients.synced(server, cartId, bearer)
-    const before = addLine(good.doc, MUG)
-    await waitFor(() => watcher.doc.getMap('lines').has(before), 'the watcher to see the first line')
+    const [bad, good, watcher] = await Promise.all([0, 1, 2].map(() => clients.synced(server, cartId, bearer)))
+    // Presence as a real app sets it; see the todo test below for a provider that never does.
+    bad.awareness.setLocalStateField('user', { name: 'erin on the kiosk' })
+    const first = addLine(good.doc, MUG)
+    await waitFor(() => watcher.doc.getMap('lines').has(first) && watcher.awareness.getStates().has(bad.doc.clientID),
+      "the watcher to see the first line and the bad provider's presence")
 
     bad.doc.getMap('server').set('x', 1)
     const close = await closeOf(bad)
     assert.equal(close.code, 4400)
     assert.match(close.reason, /server/)
 
-    const afterwards = [addLine(good.doc, TEA, { qty: 2 }), addLine(good.doc, MUG, { qty: 3 })]
+    const later = [addLine(good.doc, TEA, { qty: 2 }), addLine(good.doc, MUG, { qty: 3 })]
     good.doc.getMap('meta').set('note', 'still here')
-    await waitFor(() => afterwards.every((id) => watcher.doc.getMap('lines').has(id)) &&
+    await waitFor(() => later.every((id) => watcher.doc.getMap('lines').has(id)) &&
       watcher.doc.getMap('meta').get('note') === 'still here', "the good provider's later edits to reach the watcher")
     assert.deepEqual(good.closes, [], 'the good provider was not disturbed')
     assert.deepEqual(watcher.closes, [], 'the watcher was not disturbed')
     assert.ok(good.wsconnected && watcher.wsconnected)
     assert.equal(watcher.doc.getMap('server').get('x'), undefined, 'the rejected write was not relayed')
+    assert.equal((await server.getCart(cartId, bearer)).lines[first].sku, MUG)
     await sleep(300)
     assert.equal(bad.wsconnected, false, 'the stock client does not reconnect after 4400')
+    assert.equal(bad.closes.length, 1)
+  })
+
+  test('a provider that never set its presence is closed with 4400 too', {
+    todo: 'server bug: Room.leave() raises TypeError encoding an awareness clock that pycrdt never stored, ' +
+      'so the socket drops with 1006 and the stock client reconnects in a loop'
+  }, async () => {
+    const { cartId, bearer } = await newCart('ivan')
+    const bad = await clients.synced(server, cartId, bearer)
+    bad.doc.getMap('server').set('x', 1)
+    assert.equal((await closeOf(bad, 2_000)).code, 4400)
   })
 
   describe('refused connections', () => {

@@ -1,0 +1,56 @@
+"""The Bus interface: how processes that serve the same carts hear each other's updates and events."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol
+
+
+@dataclass(frozen=True)
+class CartMessage:
+    """One cart's traffic between processes: a stored update (with its log seq) or awareness."""
+
+    origin: str  # process id of the sender
+    kind: str  # "update", "awareness", "awareness?" (send me your clients' awareness)
+    seq: int  # the update's number in the cart's log; 0 otherwise
+    payload: bytes
+
+
+CartHandler = Callable[[CartMessage], None]
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+class Bus(Protocol):
+    """Delivery is at most once and may reorder; updates carry their log seq, so a
+    receiver that sees a gap catches up from the store, and after a reconnect the
+    `reconnected` callbacks let every room do the same."""
+
+    process_id: str
+    reconnected: list[Callable[[], Awaitable[None]]]
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def join_cart(self, cart_id: str, handler: CartHandler) -> None:
+        """After this returns, every message later published for the cart reaches `handler`."""
+    async def leave_cart(self, cart_id: str) -> None: ...
+    def publish_cart(self, cart_id: str, kind: str, seq: int, payload: bytes) -> None:
+        """Fire and forget; messages from one process leave in order."""
+    def publish_event(self, topic: str, event: dict[str, Any]) -> None: ...
+    def on_event(self, topic: str, handler: EventHandler) -> None:
+        """Register before `start()`: `handler` gets every event on `topic` from any process."""
+
+
+def new_process_id() -> str:
+    return secrets.token_hex(6)
+
+
+def open_bus(url: str) -> Bus:
+    if url in ("memory", ""):
+        from .memory import MemoryBus
+
+        return MemoryBus()
+    if url.startswith(("redis://", "rediss://")):
+        from .redis import RedisBus
+
+        return RedisBus(url)
+    raise ValueError(f"unknown bus {url!r} (use 'memory' or a redis:// URL)")

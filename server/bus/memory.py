@@ -1,0 +1,37 @@
+"""The in-process bus: one process serves every cart, so cart traffic has nowhere to go; events loop back."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+from . import CartHandler, EventHandler, new_process_id
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self.process_id = new_process_id()
+        self.reconnected: list[Callable[[], Awaitable[None]]] = []
+        self._handlers: dict[str, list[EventHandler]] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def join_cart(self, cart_id: str, handler: CartHandler) -> None:
+        pass
+
+    async def leave_cart(self, cart_id: str) -> None:
+        pass
+
+    def publish_cart(self, cart_id: str, kind: str, seq: int, payload: bytes) -> None:
+        pass
+
+    def publish_event(self, topic: str, event: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for handler in self._handlers.get(topic, ()):
+            loop.call_soon(handler, event)
+
+    def on_event(self, topic: str, handler: EventHandler) -> None:
+        self._handlers.setdefault(topic, []).append(handler)

@@ -1,0 +1,155 @@
+"""The Redis bus: pub/sub channels per cart (subscribed while a room is loaded) and per event topic."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+from . import CartHandler, CartMessage, EventHandler, new_process_id
+
+log = logging.getLogger("livecart.bus")
+
+PREFIX = "livecart:"
+
+
+def cart_channel(cart_id: str) -> str:
+    # Same hash tag as the cart's keys: with Redis Cluster's sharded pub/sub this
+    # channel lives on the node that owns the cart.
+    return f"{PREFIX}{{c:{cart_id}}}:bus"
+
+
+def event_channel(topic: str) -> str:
+    return f"{PREFIX}events:{topic}"
+
+
+class RedisBus:
+    """One connection listens (pub/sub), one publishes; publishes go out in order, batched."""
+
+    def __init__(self, url: str) -> None:
+        self.process_id = new_process_id()
+        self.reconnected: list[Callable[[], Awaitable[None]]] = []
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._pubsub = self._redis.pubsub()
+        self._carts: dict[str, CartHandler] = {}
+        self._events: dict[str, list[EventHandler]] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._subscribe_all()
+        self._tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._publish())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._pubsub.aclose()
+        await self._redis.aclose()
+
+    # -- carts -------------------------------------------------------------------------
+
+    async def join_cart(self, cart_id: str, handler: CartHandler) -> None:
+        channel = cart_channel(cart_id)
+        self._carts[channel] = handler
+        confirmed = self._confirmed[channel] = asyncio.Event()
+        await self._pubsub.subscribe(channel)
+        # Wait for Redis to confirm, so nothing published from here on is missed.
+        await asyncio.wait_for(confirmed.wait(), timeout=3)
+
+    async def leave_cart(self, cart_id: str) -> None:
+        channel = cart_channel(cart_id)
+        self._carts.pop(channel, None)
+        self._confirmed.pop(channel, None)
+        try:
+            await self._pubsub.unsubscribe(channel)
+        except RedisError:
+            pass  # not subscribed any more after a reconnect anyway
+
+    def publish_cart(self, cart_id: str, kind: str, seq: int, payload: bytes) -> None:
+        data = msgpack.packb((self.process_id, kind, seq, payload))
+        self._enqueue(cart_channel(cart_id), data)
+
+    # -- events ------------------------------------------------------------------------
+
+    def publish_event(self, topic: str, event: dict[str, Any]) -> None:
+        self._enqueue(event_channel(topic), msgpack.packb(event))
+
+    def on_event(self, topic: str, handler: EventHandler) -> None:
+        self._events.setdefault(event_channel(topic), []).append(handler)
+
+    # -- the two loops -------------------------------------------------------------------
+
+    def _enqueue(self, channel: str, data: bytes) -> None:
+        try:
+            self._outbox.put_nowait((channel, data))
+        except asyncio.QueueFull:
+            log.warning("bus outbox full; dropping a message (receivers catch up from the log)")
+
+    async def _publish(self) -> None:
+        while True:
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < 500:
+                batch.append(self._outbox.get_nowait())
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for channel, data in batch:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+            except (ConnectionError, TimeoutError) as exc:
+                # Updates are in the log already: receivers catch up after their reconnect.
+                log.warning("bus publish failed (%s); %d messages dropped", exc, len(batch))
+                await asyncio.sleep(0.2)
+
+    async def _listen(self) -> None:
+        lost, delay = False, 0.1
+        while True:
+            try:
+                # After a lost connection this call reconnects, and redis-py subscribes
+                # again to every channel it had.
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                if not lost:
+                    log.warning("bus connection lost (%s); reconnecting", exc)
+                lost = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if lost:
+                lost, delay = False, 0.1
+                log.info("bus reconnected; rooms catch up from the log")
+                for callback in self.reconnected:
+                    asyncio.ensure_future(callback())
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                event = self._confirmed.get(_text(message["channel"]))
+                if event:
+                    event.set()
+            elif message["type"] == "message":
+                self._dispatch(_text(message["channel"]), message["data"])
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        try:
+            if channel in self._carts:
+                origin, kind, seq, payload = msgpack.unpackb(data)
+                if origin != self.process_id:
+                    self._carts[channel](CartMessage(origin, kind, seq, payload))
+            else:
+                event = msgpack.unpackb(data)
+                for handler in self._events.get(channel, ()):
+                    handler(event)
+        except Exception:
+            log.exception("bus message on %s could not be handled", channel)
+
+    async def _subscribe_all(self) -> None:
+        # Always at least one channel, so the listening connection exists from the start.
+        await self._pubsub.subscribe(event_channel("_process"), *self._events)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
