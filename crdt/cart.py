@@ -7,6 +7,7 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from .pricing import price_cart
 from .schema import Catalog, Limits
+from .updates import MalformedUpdate, read_shape
 from .validate import OK, Rejected, Verdict, Watcher, apply_checked
 
 SERVER_ORIGIN = "server"
@@ -24,7 +25,20 @@ class CartDoc:
             merge_updates(*updates) if updates else snapshot
         )
         self._history: list[bytes] = []
+        self.last_accepted = b""  # the new part of the last accepted client update
+        self._types: dict[tuple[int, int], int] = {}
+        if self._base:
+            self._learn(self._base)
         self._build()
+
+    def _learn(self, update: bytes) -> int:
+        """Remembers the shared types an update creates; returns its worst-case size growth."""
+        try:
+            shape = read_shape(update)
+        except MalformedUpdate:
+            return 4 * len(update)
+        self._types.update(shape.types)
+        return shape.max_growth(len(update))
 
     def _build(self) -> None:
         self.doc: Doc = Doc()
@@ -33,6 +47,7 @@ class CartDoc:
         for update in self._history:
             self.doc.apply_update(update)
         self._watch = Watcher(self.doc)
+        self._watch.types = self._types
         self._size = len(self._base) + sum(map(len, self._history))
         self._last_txn_update = b""
         self._txn_sub = self.doc.observe(self._on_txn)
@@ -58,16 +73,20 @@ class CartDoc:
         """Applies a client update if every schema rule holds; otherwise leaves the doc as it was."""
         verdict = apply_checked(self._watch, update, catalog, limits)
         if verdict is OK:
-            verdict = self._check_size(limits, len(update))
+            shape = self._watch.shape
+            assert shape is not None
+            verdict = self._check_size(limits, shape.max_growth(len(update)))
         if verdict is OK:
-            self._history.append(update)
+            self._types.update(shape.types)
+            self.last_accepted = self._watch.accepted
+            self._history.append(self.last_accepted)
         else:
             self._build()
         return verdict
 
     def _check_size(self, limits: Limits, added: int) -> Verdict:
-        # The sum of stored updates bounds the encoded size from above, so the exact
-        # (costlier) encoding is needed only once that sum passes the limit.
+        # `_size` bounds the encoded size from above (see UpdateShape.max_growth), so
+        # the exact (costlier) encoding is needed only once the bound passes the limit.
         self._size += added
         if self._size <= limits.max_doc_bytes:
             return OK
@@ -90,18 +109,22 @@ class CartDoc:
         finally:
             watch.armed = False
         self._history.append(update)
-        self._size += len(update)
+        self._size += self._learn(update)
         return set(watch.touched_lines), watch.touched_server
 
     def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
         """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
         self._last_txn_update = b""
-        with self.doc.transaction(origin=origin):
-            change(self)
-        update = self._last_txn_update
-        if update:
-            self._history.append(update)
-            self._size += len(update)
+        try:
+            with self.doc.transaction(origin=origin):
+                change(self)
+        finally:
+            # pycrdt commits what ran even when `change` raised: keep it, so a later
+            # rebuild (after a rejected client update) does not silently drop it.
+            update = self._last_txn_update
+            if update:
+                self._history.append(update)
+                self._size += self._learn(update)
         return update
 
     def compact(self) -> bytes:

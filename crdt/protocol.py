@@ -43,6 +43,13 @@ _SYNC_KINDS = {
 }
 
 
+def _payload(decoder: Decoder) -> bytes | None:
+    payload = decoder.read_message()
+    if decoder.length < 0:  # pycrdt's Decoder slices without checking the declared length
+        raise ProtocolError("message shorter than its declared length")
+    return payload
+
+
 def parse(frame: bytes) -> Message:
     """Splits one websocket frame into its message kind and payload."""
     try:
@@ -51,12 +58,12 @@ def parse(frame: bytes) -> Message:
         if top == YMessageType.SYNC:
             sub = decoder.read_var_uint()
             kind = _SYNC_KINDS.get(sub)
-            payload = decoder.read_message()
+            payload = _payload(decoder)
             if kind is None or payload is None:
                 raise ProtocolError(f"unknown sync message {sub}")
             return Message(kind, payload)
         if top == YMessageType.AWARENESS:
-            payload = decoder.read_message()
+            payload = _payload(decoder)
             if payload is None:
                 raise ProtocolError("empty awareness message")
             return Message(Kind.AWARENESS, payload)

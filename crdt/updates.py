@@ -14,6 +14,21 @@ class UpdateShape:
 
     adds: dict[int, tuple[int, int]] = field(default_factory=dict)  # client -> (start, end)
     deletes: list[tuple[int, int, int]] = field(default_factory=list)  # (client, clock, len)
+    structs: int = field(default=0, compare=False)
+    # Shared types the update creates: item id -> Yjs type ref (0 array, 1 map, 2 text, …).
+    types: dict[tuple[int, int], int] = field(default_factory=dict, compare=False)
+    # Parents (a root name or a type's item id) that receive keyless (list) content.
+    keyless: list[str | tuple[int, int]] = field(default_factory=list, compare=False)
+
+    def max_growth(self, size: int) -> int:
+        """An upper bound on how much applying this update (of `size` bytes) grows a doc's encoding.
+
+        Besides its own bytes, each struct may split an existing item where it is
+        inserted, and each deleted range may split items at both ends; a split costs
+        at most one item header (info byte plus two ids: ≤ 32 bytes). Each client adds
+        at most one block header in the doc's struct section.
+        """
+        return size + 32 * (self.structs + 2 * len(self.deletes)) + 24 * len(self.adds)
 
 
 class _Reader:
@@ -135,6 +150,7 @@ def read_shape(update: bytes) -> UpdateShape:
         n_structs = r.uint()
         client = r.uint()
         start = clock = r.uint()
+        shape.structs += n_structs
         for _ in range(n_structs):
             info = r.byte()
             ref = info & 0x1F
@@ -146,12 +162,18 @@ def read_shape(update: bytes) -> UpdateShape:
             if info & 0x40:
                 r.uint(), r.uint()
             if not info & 0xC0:
-                if r.uint() == 1:
-                    r.skip_string()
-                else:
-                    r.uint(), r.uint()
+                parent: str | tuple[int, int] = r.string() if r.uint() == 1 else (r.uint(), r.uint())
                 if info & 0x20:
                     r.skip_string()
+                else:
+                    shape.keyless.append(parent)
+            if ref == 7:
+                type_ref = r.uint()
+                if type_ref in (3, 5):
+                    r.skip_string()
+                shape.types[(client, clock)] = type_ref
+                clock += 1
+                continue
             clock += _content_length(r, ref)
         if client in shape.adds:
             raise MalformedUpdate("client listed twice")
@@ -189,4 +211,24 @@ def missing_dependencies(shape: UpdateShape, state_after: dict[int, int]) -> str
     for client, clock, length in shape.deletes:
         if clock + length > state_after.get(client, 0):
             return f"update deletes unknown items (client {client})"
+    return None
+
+
+MAP_TYPE = 1
+
+
+def keyless_in_map(shape: UpdateShape, known_types: dict[tuple[int, int], int],
+                   map_roots: frozenset[str]) -> str | tuple[int, int] | None:
+    """The map (root name or item id) an update puts list content straight under, if any.
+
+    Such content is invisible to every map reader, so nothing would ever check it.
+    Items that continue a list (with an origin) inherit their parent from it, so
+    only items naming their parent explicitly need looking at.
+    """
+    for parent in shape.keyless:
+        if isinstance(parent, str):
+            if parent in map_roots:
+                return parent
+        elif shape.types.get(parent, known_types.get(parent)) == MAP_TYPE:
+            return parent
     return None

@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Map, Text, get_update
 
 from .schema import CLIENT_ROOTS, LINE_FIELDS, META_FIELDS, ROOTS, Catalog, Limits, Product
-from .updates import MalformedUpdate, missing_dependencies, read_shape, read_state_vector
+from .updates import (
+    MalformedUpdate, UpdateShape, keyless_in_map, missing_dependencies, read_shape, read_state_vector,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Watcher:
         self.meta: Map = doc.get("meta", type=Map)
         self.server: Map = doc.get("server", type=Map)
         self.armed = False
+        self.shape: UpdateShape | None = None
+        self.accepted = b""  # what of the last client update is new: the bytes to store and relay
+        self.types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
         self.reset()
         self._subs = [
             self.lines.observe_deep(self._on_lines),
@@ -85,7 +90,22 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
         shape = read_shape(update)
     except MalformedUpdate as exc:
         return Rejected(f"malformed update: {exc}")
+    parent = keyless_in_map(shape, watcher.types, ROOTS)
+    if parent == "server":
+        return Rejected("clients may not write the 'server' root")
+    if parent is not None:
+        return Rejected("list content inside a map (lines, meta, a line and personalisation take keyed entries only)")
     doc = watcher.doc
+    watcher.shape = shape
+    state = doc.get_state()
+    before = read_state_vector(state)
+    watcher.accepted = update
+    if any(start < before.get(client, 0) for client, (start, _) in shape.adds.items()):
+        # Items the cart has already (a stock client re-sends an edit in its sync
+        # step 2 when it edits during the handshake). A no-op here, but another
+        # process that has not seen the originals yet would take a forged copy as the
+        # truth: only the new part is kept, stored and relayed.
+        watcher.accepted = get_update(update, state)
     watcher.reset()
     watcher.armed = True
     try:
@@ -111,15 +131,15 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
         if w.lines_added and len(w.lines) > limits.max_lines:
             return f"too many lines (max {limits.max_lines})"
         for line_id in w.touched_lines:
-            line = w.lines.get(line_id)
-            if line is not None:
-                reason = check_line(line_id, line, catalog, limits)
+            if line_id in w.lines:  # not deleted (a key set to null is still there)
+                reason = check_line(line_id, w.lines[line_id], catalog, limits)
                 if reason:
                     return reason
         for key in w.touched_meta:
-            reason = check_meta(key, w.meta.get(key), limits)
-            if reason:
-                return reason
+            if key in w.meta:
+                reason = check_meta(key, w.meta[key], limits)
+                if reason:
+                    return reason
     return None
 
 
@@ -154,15 +174,14 @@ def check_line(line_id: str, line: Any, catalog: Catalog, limits: Limits) -> str
     if not _is_int(qty) or not 1 <= qty <= max_qty:
         return f"{where}: qty must be an integer in 1..{max_qty}"
     for name in ("addedBy", "channel"):
-        value = line.get(name)
-        if value is not None and not _short_string(value, limits.max_string_chars):
+        if name in line and not _short_string(line[name], limits.max_string_chars):
             return f"{where}: {name} must be a non-empty string"
-    added_at = line.get("addedAt")
-    if added_at is not None and (not isinstance(added_at, (int, float)) or isinstance(added_at, bool)):
-        return f"{where}: addedAt must be a number (ms)"
-    personalisation = line.get("personalisation")
-    if personalisation is not None:
-        return check_personalisation(where, personalisation, product)
+    if "addedAt" in line:
+        added_at = line["addedAt"]
+        if not isinstance(added_at, (int, float)) or isinstance(added_at, bool):
+            return f"{where}: addedAt must be a number (ms)"
+    if "personalisation" in line:
+        return check_personalisation(where, line["personalisation"], product)
     return None
 
 
@@ -177,7 +196,10 @@ def check_personalisation(where: str, value: Any, product: Product) -> str | Non
         if spec.kind == "text":
             if not isinstance(content, Text):
                 return f"{where}: personalisation {name!r} must be text"
-            if len(content) > spec.max_length:
+            chunks = content.diff()
+            if any(not isinstance(chunk, str) or attrs for chunk, attrs in chunks):
+                return f"{where}: personalisation {name!r} takes plain text (no embeds or formatting)"
+            if sum(len(chunk) for chunk, _ in chunks) > spec.max_length:  # characters, not bytes
                 return f"{where}: personalisation {name!r} is over {spec.max_length} characters"
         else:
             if not isinstance(content, Array):
@@ -193,8 +215,6 @@ def check_personalisation(where: str, value: Any, product: Product) -> str | Non
 def check_meta(key: str, value: Any, limits: Limits) -> str | None:
     if key not in META_FIELDS:
         return f"meta: unknown field {key!r} (allowed: note, discountCodes)"
-    if value is None:
-        return None
     if key == "note":
         if not isinstance(value, str) or len(value) > limits.max_note_chars:
             return f"meta: note must be a string of at most {limits.max_note_chars} characters"

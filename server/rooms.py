@@ -188,7 +188,9 @@ class Room:
         verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
-        touched = self.cart.last_touched_lines()
+        touched, update = self.cart.last_touched_lines(), self.cart.last_accepted
+        if update == EMPTY_UPDATE:
+            return  # all of it was known already
         await self.persist(update)
         self.broadcast(update_message(update), exclude=conn)
         if touched:
@@ -234,16 +236,21 @@ class Room:
     def client_awareness(self, conn: Connection, payload: bytes) -> None:
         try:
             decoder = Decoder(payload)
+            ids = []
             for _ in range(decoder.read_var_uint()):
-                client_id = decoder.read_var_uint()
+                ids.append(decoder.read_var_uint())
                 decoder.read_var_uint()  # clock
-                if decoder.read_var_string() == "null":
-                    conn.awareness_ids.discard(client_id)
-                else:
-                    conn.awareness_ids.add(client_id)
+                decoder.read_var_string()  # state
             self.awareness.apply_awareness_update(payload, conn)
         except Exception:
             raise Close(REJECTED, "malformed awareness update") from None
+        for client_id in ids:
+            # Only what the awareness kept: a state with clock 0 from an unknown client
+            # is ignored (as in y-protocols), and it has no clock to remove it by later.
+            if client_id in self.awareness.states:
+                conn.awareness_ids.add(client_id)
+            else:
+                conn.awareness_ids.discard(client_id)
         # Back to the sender too: the stock client drops a socket silent for 30 s.
         self.broadcast(awareness_message(payload))
         self.rooms.bus.publish_cart(self.id, "awareness", 0, payload)
@@ -450,8 +457,10 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
     try:
         await serve_connection(room, conn, config)
     finally:
-        room.leave(conn)
-        await conn.finish()
+        try:
+            room.leave(conn)
+        finally:
+            await conn.finish()
     return ws
 
 

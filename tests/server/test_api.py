@@ -1,7 +1,7 @@
 """HTTP API of the sync core: carts, catalog, sessions, errors, OpenAPI, health."""
 from __future__ import annotations
 
-from conftest import Livecart
+from harness import Livecart
 from livecart.server.api import api
 
 

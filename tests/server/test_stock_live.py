@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from conftest import Livecart, make_config
+from harness import Livecart, make_config
 from livecart.server.appkeys import FEEDS
 from livecart.crdt.cart import new_line
 from yclient import eventually

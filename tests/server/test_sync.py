@@ -8,7 +8,7 @@ import jwt
 import pytest
 from pycrdt import Doc, Map
 
-from conftest import Livecart, make_config
+from harness import Livecart, make_config
 from livecart.crdt.cart import new_line
 from livecart.server.appkeys import ROOMS
 from livecart.crdt.protocol import awareness_message, sync_step1, update_message

@@ -64,7 +64,12 @@ export class LivecartServer {
   /** Starts a server and waits until /healthz answers. */
   static async start () {
     const server = new LivecartServer(await freePort(), await mkdtemp(join(tmpdir(), 'livecart-js-')))
-    await server.#spawn()
+    try {
+      await server.#spawn()
+    } catch (err) {
+      await server.dispose()
+      throw err
+    }
     return server
   }
 
@@ -107,6 +112,7 @@ export class LivecartServer {
     }
   }
 
+  /** Whether GET /healthz answers 200 right now. */
   async #healthy () {
     try {
       return (await fetch(`${this.httpUrl}/healthz`)).ok
@@ -115,6 +121,7 @@ export class LivecartServer {
     }
   }
 
+  /** Whether the current child process is still running. */
   #alive () {
     return running.has(this.child)
   }
