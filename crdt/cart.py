@@ -127,12 +127,35 @@ class CartDoc:
                 self._size += self._learn(update)
         return update
 
+    def write_checked(self, change: Callable[["CartDoc"], None], check: Callable[["CartDoc"], str | None],
+                      origin: str = SERVER_ORIGIN) -> bytes:
+        """A write that must leave the doc valid: if `check` names a broken rule the write is
+        undone (the doc rebuilt without it) and ValueError carries the rule."""
+        update = self.write(change, origin)
+        with self.doc.transaction():
+            reason = check(self)
+        if reason:
+            if update and self._history and self._history[-1] == update:
+                self._history.pop()
+            self._build()
+            raise ValueError(reason)
+        return update
+
     def compact(self) -> bytes:
         """Folds the accepted updates into one snapshot, which is returned."""
         self._base = self.doc.get_update()
         self._history.clear()
         self._size = len(self._base)
         return self._base
+
+    @property
+    def status(self) -> str:
+        return str(self.server.get("status") or "open")
+
+    @property
+    def merged_into(self) -> str | None:
+        value = self.server.get("mergedInto")
+        return str(value) if value else None
 
     def last_touched_lines(self) -> set[str]:
         """Line ids the last accepted client update added, changed or removed."""

@@ -5,7 +5,10 @@ from typing import AsyncIterator, cast
 
 from aiohttp import web
 
-from . import api as _api_routes, catalog as _catalog_routes  # noqa: F401 (register routes)
+from . import (  # noqa: F401 (importing a module registers its routes)
+    api as _api, carts as _carts, catalog as _catalog, customers as _customers, invites as _invites,
+)
+from . import kiosks
 from .appkeys import CATALOG, CONFIG, FEEDS, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
 from .openapi import api
@@ -28,6 +31,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws/carts/{cartId}", cart_socket)
     app.router.add_get("/ws/stock", stock_socket)
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(kiosks.idle_sweeper)
     app.on_shutdown.append(_close_connections)
     return app
 
@@ -50,6 +54,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     feeds = StockFeed()
     rooms = Rooms(config, store, catalog, stock, bus)
     stock.hold_listeners.append(rooms.on_expired)
+    rooms.edit_listeners.append(kiosks.on_client_edit(app))
     # Every process's stock viewers hear every process's decisions, through the bus.
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
     bus.on_event("stock", feeds.publish_levels)

@@ -11,7 +11,6 @@ from aiohttp import web
 
 from .appkeys import CONFIG
 from .errors import ApiError
-from .store import CartRecord
 
 ROLES = ("customer", "assistant", "operator", "kiosk", "admin")
 ALGORITHM = "HS256"
@@ -77,8 +76,3 @@ def bearer(request: web.Request) -> Identity:
         return verify(request.app[CONFIG].jwt_secret, token.strip())
     except TokenError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
-
-
-def may_open_cart(who: Identity, cart: CartRecord) -> bool:
-    """The role table of DESIGN.md, as far as it is built: owners and admins."""
-    return who.is_admin or (who.role == "customer" and cart.owner == who.sub)

@@ -40,6 +40,9 @@ def server_options(fn):
                      **_env("BUS")),
         click.option("--hold-ttl", default=DEFAULTS.hold_ttl_seconds, show_default=True, type=float,
                      help="Seconds an unpaid hold keeps stock before it returns.", **_env("HOLD_TTL")),
+        click.option("--kiosk-idle", default=DEFAULTS.kiosk_idle_seconds, show_default=True, type=float,
+                     help="Seconds without edits or pings before a kiosk signs its customer out.",
+                     **_env("KIOSK_IDLE")),
         click.option("--max-message-bytes", default=DEFAULTS.max_message_bytes, show_default=True, type=int,
                      help="Largest websocket frame; bigger ones close with 4413.", **_env("MAX_MESSAGE_BYTES")),
         click.option("--max-messages-per-second", default=DEFAULTS.max_messages_per_second, show_default=True,
@@ -60,7 +63,8 @@ def server_options(fn):
 
 def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: str, bus: str,
                  max_message_bytes: int, max_messages_per_second: int, max_lines: int,
-                 max_doc_bytes: int, room_grace: float, hold_ttl: float, **_: object) -> Config:
+                 max_doc_bytes: int, room_grace: float, hold_ttl: float, kiosk_idle: float,
+                 **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -72,7 +76,7 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
         store=store, bus=bus, max_message_bytes=max_message_bytes,
         max_messages_per_second=max_messages_per_second,
         limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
-        room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl,
+        room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl, kiosk_idle_seconds=kiosk_idle,
     )
 
 

@@ -22,4 +22,5 @@ class Config:
     compact_every: int = 500  # updates appended before the room folds them into a snapshot
     send_queue_limit: int = 2000  # messages queued for one slow client before it is dropped
     hold_ttl_seconds: float = 15 * 60
+    kiosk_idle_seconds: float = 120.0
     demo: bool = False

@@ -16,7 +16,8 @@ from ..crdt.protocol import (
     update_message,
 )
 from .appkeys import CONFIG, ROOMS
-from .auth import Identity, TokenError, may_open_cart, verify
+from .access import may_open
+from .auth import Identity, TokenError, verify
 from .bus import Bus, CartMessage
 from .catalog import CatalogCache
 from .config import Config
@@ -42,8 +43,8 @@ class Close(Exception):
 class Connection:
     """One websocket: an outgoing queue drained by its own writer, and an inbound rate budget."""
 
-    def __init__(self, ws: web.WebSocketResponse, who: Identity, config: Config) -> None:
-        self.ws, self.who = ws, who
+    def __init__(self, ws: web.WebSocketResponse, who: Identity, config: Config, room_id: str) -> None:
+        self.ws, self.who, self.room_id = ws, who, room_id
         self.awareness_ids: set[int] = set()
         self._queue: deque[bytes] = deque()
         self._wake = asyncio.Event()
@@ -184,13 +185,26 @@ class Room:
             states = list(self.awareness.states)
             conn.send(awareness_message(self.awareness.encode_awareness_update(states)))
 
+    def check_open_for_clients(self) -> None:
+        """A merged or closed cart takes no more clients (4409 names where it went)."""
+        status = self.cart.status
+        if status == "merged":
+            raise Close(GONE, f"cart merged into {self.cart.merged_into}")
+        if status == "closed":
+            raise Close(GONE, "cart closed")
+
     async def client_update(self, conn: Connection, update: bytes) -> None:
+        self.check_open_for_clients()
+        if self.cart.status != "open":
+            raise Close(REJECTED, f"cart is {self.cart.status.replace('_', ' ')}: it takes no edits")
         verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
         touched, update = self.cart.last_touched_lines(), self.cart.last_accepted
         if update == EMPTY_UPDATE:
             return  # all of it was known already
+        for listener in self.rooms.edit_listeners:
+            listener(conn.who, self.id)
         await self.persist(update)
         self.broadcast(update_message(update), exclude=conn)
         if touched:
@@ -257,10 +271,18 @@ class Room:
 
     async def write(self, change: Callable[[CartDoc], None]) -> None:
         """A trusted server-side change: persisted, then relayed to every client."""
-        update = self.cart.write(change)
+        await self.commit(self.cart.write(change))
+
+    async def commit(self, update: bytes) -> None:
+        """Persists and relays an update already applied to the cart by a trusted writer."""
         if update:
             await self.persist(update)
             self.broadcast(update_message(update))
+
+    def close_clients(self, code: int, reason: str, which: Callable[[Connection], bool] = lambda c: True) -> None:
+        for conn in list(self.conns):
+            if which(conn):
+                conn.close_soon(code, reason)
 
     # -- durability -------------------------------------------------------------------
 
@@ -360,7 +382,10 @@ class Rooms:
                  bus: Bus) -> None:
         self.config, self.store, self.catalog, self.stock, self.bus = config, store, catalog, stock, bus
         bus.reconnected.append(self.catch_up_all)
+        bus.on_event("revoke", self.on_revoked)
+        bus.on_event("gone", self.on_gone)
         self.rooms: dict[str, Room] = {}
+        self.edit_listeners: list[Callable[[Identity, str], None]] = []
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -399,6 +424,23 @@ class Rooms:
         del self.rooms[room.id]
         self._spawn(room.compact())
         self._spawn(self.bus.leave_cart(room.id))
+
+    def close_where(self, which: Callable[[Connection], bool], code: int, reason: str) -> None:
+        """Closes matching sockets in this process (access revoked, cart merged)."""
+        for room in self.rooms.values():
+            room.close_clients(code, reason, which)
+
+    def on_revoked(self, event: dict[str, Any]) -> None:
+        """Bus topic "revoke": a kiosk signed out (or any identity lost a cart) in some process."""
+        role, sub, cart = event.get("role"), event.get("sub"), event.get("cartId")
+        self.close_where(lambda c: c.who.role == role and c.who.sub == sub and (cart is None or c.room_id == cart),
+                         FORBIDDEN, str(event.get("reason", "access revoked")))
+
+    def on_gone(self, event: dict[str, Any]) -> None:
+        """Bus topic "gone": a cart was merged or closed; its sockets everywhere close with 4409."""
+        room = self.rooms.get(str(event.get("cartId")))
+        if room is not None:
+            room.close_clients(GONE, str(event.get("reason")))
 
     async def catch_up_all(self) -> None:
         await asyncio.gather(*(room.catch_up() for room in list(self.rooms.values())))
@@ -443,16 +485,17 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
         record = await rooms.store.get_cart(request.match_info["cartId"])
         if record is None:
             raise Close(NO_CART, "no such cart")
-        if not may_open_cart(who, record):
+        if not await may_open(rooms.store, who, record):
             raise Close(FORBIDDEN, "not allowed to open this cart")
         room = await rooms.get(record.id)
+        room.check_open_for_clients()
     except TokenError as exc:
         await close_ws(ws, UNAUTHORIZED, str(exc))
         return ws
     except Close as close:
         await close_ws(ws, close.code, close.reason)
         return ws
-    conn = Connection(ws, who, config)
+    conn = Connection(ws, who, config, room.id)
     room.join(conn)
     try:
         await serve_connection(room, conn, config)

@@ -65,6 +65,18 @@ class Store(Protocol):
     async def compact(self, cart_id: str, snapshot: bytes, upto_seq: int) -> None:
         """Replaces the snapshot and drops the updates up to `upto_seq`, in one step."""
 
+    # Small JSON records: invites, access grants, kiosk sessions, profiles, orders.
+    async def put_record(self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+        """Creates or replaces a record; with `ttl` (seconds) it is gone after that."""
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+    async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Reads and deletes in one step: of many callers, one gets it (single-use codes)."""
+    async def delete_record(self, kind: str, key: str) -> None: ...
+    async def list_records(self, kind: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Every live record of a kind whose key starts with `prefix`."""
+    async def hit(self, key: str, window: float) -> int:
+        """Counts a hit on `key`; returns the hits in the current `window` seconds (rate limits)."""
+
     async def import_catalog(self, products: dict[str, dict[str, Any]], on_hand: dict[str, int]) -> None:
         """Writes products and on-hand figures all together or not at all.
 
@@ -91,7 +103,8 @@ def is_embedded(url: str) -> bool:
 
 
 def open_store(url: str, data_dir: Path) -> Store:
-    """`sqlite` (a file in the data dir) or `sqlite:///path/to/file.db`."""
+    """`sqlite` (a file in the data dir), `sqlite:///path/to/file.db`, or a `redis://`/`rediss://`
+    URL (key prefix `livecart:` unless the URL says `?prefix=…`)."""
     from .sqlite import SqliteStore
 
     if url in ("sqlite", ""):
@@ -99,5 +112,7 @@ def open_store(url: str, data_dir: Path) -> Store:
     if url.startswith("sqlite:///"):
         return SqliteStore(Path(url.removeprefix("sqlite:///")))
     if url.startswith(("redis://", "rediss://")):
-        raise ValueError("the Redis store is not built yet; use --store sqlite")
-    raise ValueError(f"unknown store {url!r} (use 'sqlite' or a sqlite:/// path)")
+        from .redis import RedisStore
+
+        return RedisStore(url)
+    raise ValueError(f"unknown store {url!r} (use 'sqlite', a sqlite:/// path or a redis:// URL)")

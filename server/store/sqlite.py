@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -23,6 +24,10 @@ CREATE TABLE IF NOT EXISTS cart_updates (
 CREATE TABLE IF NOT EXISTS cart_snapshots (
     cart_id TEXT PRIMARY KEY, data BLOB NOT NULL, upto_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS products (sku TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at REAL,
+    PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, on_hand INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (
     cart_id TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
@@ -191,6 +196,51 @@ class SqliteStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    # -- records ----------------------------------------------------------------------------
+
+    async def put_record(self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+        expires = time.time() + ttl if ttl is not None else None
+        await self._run(self._exec, "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+                        (kind, key, orjson.dumps(value).decode(), expires))
+
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        rows = await self._run(
+            self._query, "SELECT value FROM records WHERE kind = ? AND key = ?"
+            " AND (expires_at IS NULL OR expires_at > ?)", (kind, key, time.time()))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        return await self._run(self._take, kind, key)
+
+    def _take(self, kind: str, key: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "DELETE FROM records WHERE kind = ? AND key = ? RETURNING value, expires_at", (kind, key)).fetchone()
+        if row is None or (row[1] is not None and row[1] <= time.time()):
+            return None
+        return orjson.loads(row[0])
+
+    async def delete_record(self, kind: str, key: str) -> None:
+        await self._run(self._exec, "DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
+
+    async def list_records(self, kind: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+        rows = await self._run(
+            self._query, "SELECT key, value FROM records WHERE kind = ? AND key >= ? AND key < ?"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
+            (kind, prefix, prefix + "\U0010ffff", time.time()))
+        return {key: orjson.loads(value) for key, value in rows}
+
+    async def hit(self, key: str, window: float) -> int:
+        return await self._run(self._hit, key, window)
+
+    def _hit(self, key: str, window: float) -> int:
+        now = time.time()
+        row = self.db.execute(
+            "INSERT INTO hits VALUES (?, ?, 1) ON CONFLICT(key) DO UPDATE SET"
+            " count = CASE WHEN window_start > ? THEN count + 1 ELSE 1 END,"
+            " window_start = CASE WHEN window_start > ? THEN window_start ELSE ? END"
+            " RETURNING count", (key, now, now - window, now - window, now)).fetchone()
+        return int(row[0])
 
     # -- stock ----------------------------------------------------------------------------
 

@@ -1,21 +1,45 @@
-"""The one contract every Store backend passes (SQLite now; Redis joins the parameter list)."""
+"""The one contract every Store backend passes: the embedded SQLite store and the Redis store."""
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import pytest
 
-from livecart.server.store import CartRecord, Store, open_store
+from livecart.server.stock import StockActor, StockAuthority
+from livecart.server.stock_redis import RedisStock
+from livecart.server.store import CartLog, CartRecord, Store, open_store
+
+Opener = Callable[[], Store]
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(request.param, tmp_path)
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request, tmp_path: Path) -> tuple[str, str]:
+    """(kind, url): each `open_store(url)` is a fresh object over the same stored data."""
+    if request.param == "sqlite":
+        return "sqlite", "sqlite"
+    return "redis", request.getfixturevalue("redis_server").url
+
+
+@pytest.fixture
+def reopen(backend: tuple[str, str], tmp_path: Path) -> Opener:
+    return lambda: open_store(backend[1], tmp_path)
+
+
+@pytest.fixture
+async def store(reopen: Opener) -> AsyncIterator[Store]:
+    s = reopen()
     await s.open()
     yield s
     await s.close()
+
+
+async def stock_over(backend: tuple[str, str], store: Store) -> StockAuthority:
+    """The stock authority that goes with a store: the embedded actor, or the Redis scripts."""
+    stock = StockActor(store, 60) if backend[0] == "sqlite" else RedisStock(backend[1], 60)  # type: ignore[arg-type]
+    await stock.start()
+    return stock
 
 
 async def test_carts_are_created_found_and_listed_by_owner(store: Store) -> None:
@@ -27,6 +51,7 @@ async def test_carts_are_created_found_and_listed_by_owner(store: Store) -> None
     assert await store.get_cart("nope") is None
     assert [c.id for c in await store.list_carts("alice")] == ["c1", "c3"]
     assert len(await store.list_carts()) == 3
+    assert await store.list_carts("nobody") == []
 
 
 async def test_appends_load_in_order_and_concurrent_appends_all_land(store: Store) -> None:
@@ -39,14 +64,37 @@ async def test_appends_load_in_order_and_concurrent_appends_all_land(store: Stor
     assert await store.load_since("c1", 47) == [(48, b"\x2f"), (49, b"\x30"), (50, b"\x31")]
 
 
+async def test_appends_to_many_carts_at_once_are_numbered_per_cart(store: Store) -> None:
+    pending = [(cart, store.append(cart, f"{cart}{i}".encode())) for i in range(20) for cart in ("a", "b", "c")]
+    results = [(cart, await p) for cart, p in pending]
+    for cart in ("a", "b", "c"):
+        assert [seq for c, seq in results if c == cart] == list(range(1, 21))
+        assert (await store.load(cart)).updates == [f"{cart}{i}".encode() for i in range(20)]
+
+
+async def test_a_never_seen_cart_loads_empty(store: Store) -> None:
+    assert await store.load("never") == CartLog(b"", [], 0)
+    assert await store.load_since("never", 0) == []
+
+
 async def test_compaction_replaces_the_prefix_with_a_snapshot(store: Store) -> None:
     seqs = [await store.append("c1", bytes([i])) for i in range(5)]
     await store.compact("c1", b"snap", seqs[2])
     log = await store.load("c1")
     assert log.snapshot == b"snap" and log.updates == [b"\x03", b"\x04"] and log.last_seq == seqs[-1]
+    assert await store.load_since("c1", 0) == [(4, b"\x03"), (5, b"\x04")]  # the prefix is gone
     await store.compact("c1", b"old", seqs[1])  # an older snapshot never replaces a newer one
     assert (await store.load("c1")).snapshot == b"snap"
     assert await store.append("c1", b"next") == 6  # numbering goes on after compaction
+
+
+async def test_binary_payloads_round_trip_byte_for_byte(store: Store) -> None:
+    blob = bytes(range(256)) * 4
+    assert await store.append("c1", blob) == 1
+    await store.compact("c1", blob[::-1], 1)
+    await store.append("c1", b"\x00\xff\r\n")
+    log = await store.load("c1")
+    assert (log.snapshot, log.updates, log.last_seq) == (blob[::-1], [b"\x00\xff\r\n"], 2)
 
 
 async def test_products_round_trip(store: Store) -> None:
@@ -55,15 +103,70 @@ async def test_products_round_trip(store: Store) -> None:
     assert await store.list_products() == {"MUG": {"name": "Big mug", "price": 1200}}
 
 
-async def test_data_survives_reopening(tmp_path: Path) -> None:
-    first = open_store("sqlite", tmp_path)
+async def test_data_survives_reopening(reopen: Opener) -> None:
+    first = reopen()
     await first.open()
     await first.create_cart(CartRecord("c1", "alice", "web", 1))
     await first.append("c1", b"u1")
     await first.close()
-    second = open_store("sqlite", tmp_path)
+    second = reopen()
     await second.open()
     assert (await second.load("c1")).updates == [b"u1"]
     assert await second.append("c1", b"u2") == 2
     assert await second.get_cart("c1") is not None
     await second.close()
+
+
+async def test_reopening_after_full_compaction_keeps_numbering(reopen: Opener) -> None:
+    first = reopen()
+    await first.open()
+    for i in range(3):
+        await first.append("c1", bytes([i]))
+    await first.compact("c1", b"all", 3)  # nothing is left in the log
+    await first.close()
+    second = reopen()
+    await second.open()
+    assert await second.load("c1") == CartLog(b"all", [], 3)
+    assert await second.append("c1", b"next") == 4  # not 1: a reader would take it for old news
+    assert await second.load_since("c1", 3) == [(4, b"next")]
+    await second.close()
+
+
+async def test_import_catalog_refuses_on_hand_below_what_carts_hold(
+        backend: tuple[str, str], store: Store) -> None:
+    await store.import_catalog({"MUG": {"name": "Mug", "price": 900}}, {"MUG": 5})
+    stock = await stock_over(backend, store)
+    assert (await stock.reserve("c1", "l1", "MUG", 3)).qty == 3
+    await stock.stop()
+    with pytest.raises(ValueError, match="MUG"):
+        await store.import_catalog({"MUG": {"name": "Mug", "price": 1}, "TEE": {"name": "Tee", "price": 2}},
+                                   {"TEE": 4, "MUG": 2})
+    assert await store.list_products() == {"MUG": {"name": "Mug", "price": 900}}  # nothing written
+    await store.import_catalog({"MUG": {"name": "Mug", "price": 1}}, {"MUG": 3})  # = held: allowed
+    stock = await stock_over(backend, store)
+    assert (await stock.levels(["MUG", "TEE"]))["MUG"].to_json() == {"onHand": 3, "held": 3, "available": 0}
+    assert (await stock.levels(["TEE"]))["TEE"].on_hand == 0
+    await stock.stop()
+
+
+async def test_records_put_get_list_take_and_expire(store: Store) -> None:
+    await store.put_record("invite", "ABC123", {"cartId": "c1"})
+    await store.put_record("invite", "ABD999", {"cartId": "c2"}, ttl=0.05)
+    await store.put_record("grant", "bob|c1", {"at": 1})
+    assert await store.get_record("invite", "ABC123") == {"cartId": "c1"}
+    assert set(await store.list_records("invite", "AB")) == {"ABC123", "ABD999"}
+    assert await store.list_records("grant") == {"bob|c1": {"at": 1}}
+    taken = await asyncio.gather(*(store.take_record("invite", "ABC123") for _ in range(5)))
+    assert taken.count({"cartId": "c1"}) == 1 and taken.count(None) == 4  # single use
+    await asyncio.sleep(0.1)
+    assert await store.get_record("invite", "ABD999") is None  # expired
+    assert await store.take_record("invite", "ABD999") is None
+    await store.delete_record("grant", "bob|c1")
+    assert await store.get_record("grant", "bob|c1") is None
+
+
+async def test_hits_count_within_a_window(store: Store) -> None:
+    assert [await store.hit("guess:bob", 0.2) for _ in range(3)] == [1, 2, 3]
+    assert await store.hit("guess:eve", 0.2) == 1
+    await asyncio.sleep(0.25)
+    assert await store.hit("guess:bob", 0.2) == 1
