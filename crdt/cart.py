@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from .pricing import price_cart
+from .pricing import DiscountLookup, price_cart
 from .schema import Catalog, Limits
 from .updates import MalformedUpdate, read_shape
 from .validate import OK, Rejected, Verdict, Watcher, apply_checked
@@ -161,6 +161,9 @@ class CartDoc:
         """Line ids the last accepted client update added, changed or removed."""
         return set(self._watch.touched_lines)
 
+    def last_touched_meta(self) -> set[str]:
+        return set(self._watch.touched_meta)
+
     def wanted(self, line_ids: set[str]) -> dict[str, tuple[str, int] | None]:
         """What each line asks of stock: (sku, qty), or None for a line that is gone."""
         with self.doc.transaction():
@@ -226,13 +229,21 @@ def set_holds(cart: CartDoc, decisions: dict[str, dict[str, Any] | None]) -> Non
             holds[line_id] = decision
 
 
-def reprice(cart: CartDoc, catalog: Catalog) -> None:
-    """Recomputes `server.pricing` from the catalog and the holds (never from client data)."""
-    lines = {k: plain(v) for k, v in cart.lines.items()}
-    holds_map = cart.server.get("holds")
-    holds = plain(holds_map) if isinstance(holds_map, Map) else {}
-    currency = (cart.server.get("pricing") or {}).get("currency", "EUR")
-    pricing = price_cart(lines, holds, catalog, currency)
+def compute_pricing(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> dict[str, Any]:
+    """`server.pricing` as it should be now, from the catalog, holds and valid discounts."""
+    with cart.doc.transaction():
+        lines = {k: plain(v) for k, v in cart.lines.items()}
+        holds_map = cart.server.get("holds")
+        holds = plain(holds_map) if isinstance(holds_map, Map) else {}
+        currency = (cart.server.get("pricing") or {}).get("currency", "EUR")
+        offers = plain(cart.server.get("offers") or {})
+        typed = [c for c in plain(cart.meta.get("discountCodes") or []) if isinstance(c, str)]
+    return price_cart(lines, holds, catalog, currency, offers, typed, shop_codes)
+
+
+def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> None:
+    """Recomputes `server.pricing` (never from client data); writes only when it changed."""
+    pricing = compute_pricing(cart, catalog, shop_codes)
     if plain(cart.server.get("pricing")) != pricing:
         cart.server["pricing"] = pricing
 

@@ -21,11 +21,12 @@ The rules (commercetools' default merge rule for the same wish made on two chann
   different: target + "\\n" + source, cut to `max_note_chars`); the discount codes are
   the ordered union, the target's first, capped at `max_discount_codes`.
 
-Typical server sequence, with no await between the first three steps:
-`check_mergeable` → `plan_merge` → `apply_merge` (persist and relay its update) and
-`merged_source_status` (the source takes no more edits) → one `transfer` per move →
-write `server.holds` of the lines the moves touched (`settle_holds` says what they
-should hold if every transfer succeeds).
+Server sequence: `check_mergeable` → `plan_merge` → `merged_source_status` (the
+source takes no more edits) → one `transfer` per move → `apply_merge` (persist and
+relay its update) → write `server.holds` of the lines the moves touched
+(`settle_holds` says what they hold when every source line held something). Calling
+`apply_merge` right after `plan_merge`, before the transfers, is just as right and
+leaves no window for target edits to slip in.
 """
 from __future__ import annotations
 
@@ -83,20 +84,27 @@ class NewLine:
 
 
 @dataclass(frozen=True)
-class QtyRaise:
-    """Raise target line `line_id` to `qty` (a combine). Never lowers: a client may have raised it since."""
+class Combine:
+    """Source lines join target line `line_id`, which ends with at least `qty` (it had `was`).
+
+    `fields` are those of the earliest source line joining it (with `qty`): should a
+    client remove the target line between the plan and its application (the server
+    moves the holds in between), the line is made again from them under the same id,
+    so the holds moved onto it still have their line.
+    """
 
     line_id: str
     qty: int
     was: int
-    sku: str = ""
+    sku: str
+    fields: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class MergePlan:
     moves: list[HoldMove]
     create: list[NewLine]
-    raise_qty: list[QtyRaise]
+    combine: list[Combine]  # target lines that source lines join (qty raised where `qty > was`)
     note: str | None  # the target's new note; None: unchanged
     add_codes: list[str]  # appended to the target's discountCodes
     discount_codes: list[str]  # the target's discount codes after the merge
@@ -104,8 +112,13 @@ class MergePlan:
     line_count: int = 0  # target lines after the merge
 
     @property
+    def raise_qty(self) -> list[Combine]:
+        """The target lines whose qty goes up."""
+        return [c for c in self.combine if c.qty > c.was]
+
+    @property
     def empty(self) -> bool:
-        return not (self.create or self.raise_qty or self.note is not None or self.add_codes)
+        return not (self.create or self.combine or self.note is not None or self.add_codes)
 
 
 @dataclass(frozen=True)
@@ -276,7 +289,7 @@ def plan_merge(source: CartDoc, target: CartDoc, *, limits: Limits = Limits(),
 
     moves: list[HoldMove] = []
     create: list[NewLine] = []
-    raises: list[QtyRaise] = []
+    combines: list[Combine] = []
     line_map: dict[str, str] = {}
     for line in copies:
         if line.personalisation is not None:
@@ -288,8 +301,7 @@ def plan_merge(source: CartDoc, target: CartDoc, *, limits: Limits = Limits(),
         existing = combine_into.get(sku)
         if existing is not None:
             dst, qty = existing.line_id, max(top, existing.qty)
-            if qty != existing.qty:
-                raises.append(QtyRaise(dst, qty, existing.qty, sku))
+            combines.append(Combine(dst, qty, existing.qty, sku, dict(group[0].data, qty=qty)))
         else:
             first = group[0]
             dst, qty = new_id[first.line_id], top
@@ -312,7 +324,7 @@ def plan_merge(source: CartDoc, target: CartDoc, *, limits: Limits = Limits(),
 
     note = merge_note(dst_note, src_note, limits)
     add_codes = merge_codes(dst_codes, src_codes, limits)
-    plan = MergePlan(moves=moves, create=create, raise_qty=raises, note=note, add_codes=add_codes,
+    plan = MergePlan(moves=moves, create=create, combine=combines, note=note, add_codes=add_codes,
                      discount_codes=dst_codes + add_codes, line_map=line_map, line_count=line_count)
     _check_size(source, target, plan, limits)
     return plan
@@ -357,20 +369,24 @@ def _personalised(line: Map) -> bool:
 
 def _edit(cart: CartDoc, plan: MergePlan) -> None:
     lines = cart.lines
-    # Check everything before the first write: a stale plan leaves the target untouched.
+    # Check everything before the first write: a plan that no longer fits leaves the target untouched.
     for new in plan.create:
         if new.line_id in lines:
             raise MergeError("stale_plan", f"line id {new.line_id!r} is taken in the target since the plan")
-    for change in plan.raise_qty:
+    for change in plan.combine:
         line = lines.get(change.line_id)
-        if not isinstance(line, Map) or line.get("sku") != change.sku or _personalised(line):
-            raise MergeError("stale_plan", f"target line {change.line_id!r} changed since the plan")
+        if change.line_id in lines and (
+                not isinstance(line, Map) or line.get("sku") != change.sku or _personalised(line)):
+            raise MergeError("stale_plan", f"target line {change.line_id!r} became another line since the plan")
     for new in plan.create:
         lines[new.line_id] = _line_map(new)
-    for change in plan.raise_qty:
+    for change in plan.combine:
+        if change.line_id not in lines:  # removed by a client since the plan: the merge brings it back
+            lines[change.line_id] = Map(dict(change.fields))
+            continue
         line = lines[change.line_id]
         current = line.get("qty")
-        if not isinstance(current, (int, float)) or current < change.qty:
+        if not isinstance(current, (int, float)) or current < change.qty:  # never lowers a newer qty
             line["qty"] = change.qty
     meta = cart.meta
     if plan.note is not None:
@@ -391,9 +407,15 @@ def _edit(cart: CartDoc, plan: MergePlan) -> None:
 def apply_merge(target: CartDoc, plan: MergePlan, origin: str = "server") -> bytes:
     """Makes the plan's target edits in one recorded transaction; returns its update (to persist and relay).
 
-    Stock and `server.holds` are left alone. Raises MergeError("stale_plan"), writing
-    nothing, if the target lost a line to raise or gained an id to create since the plan.
+    Stock and `server.holds` are left alone. Target edits made since the plan are
+    kept: a qty a client raised is not lowered, a combined line a client removed is made
+    again (its holds were moved onto it). Only when an id the plan uses now names
+    another line (a line created under a new line's id, or a combined line replaced by
+    one of another SKU or with personalisation) does it raise MergeError("stale_plan"),
+    writing nothing.
     """
+    if plan.empty:
+        return b""
     return target.write(lambda cart: _edit(cart, plan), origin=origin)
 
 
@@ -425,7 +447,7 @@ def settle_holds(plan: MergePlan, source_held: Mapping[str, int],
 
 
 __all__ = [
-    "HoldMove", "HoldOutcome", "MergeError", "MergePlan", "NewLine", "QtyRaise", "apply_merge",
+    "Combine", "HoldMove", "HoldOutcome", "MergeError", "MergePlan", "NewLine", "apply_merge",
     "cart_status", "check_mergeable", "merge_codes", "merge_note", "merged_source_status", "plan_merge",
     "settle_holds",
 ]

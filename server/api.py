@@ -8,6 +8,7 @@ from aiohttp import web
 
 from . import auth
 from .appkeys import CONFIG, ROOMS
+from .feeds import admin_events, me_events
 from .openapi import STRING, api, obj
 from .rooms import Rooms
 
@@ -37,3 +38,9 @@ async def anonymous_session(request: web.Request) -> web.Response:
     customer_id = "anon-" + secrets.token_urlsafe(12)
     token = auth.mint(request.app[CONFIG].jwt_secret, customer_id, "customer", ttl_seconds=30 * 86400)
     return web.json_response({"token": token, "customerId": customer_id}, status=201)
+
+
+api.add("GET", "/api/admin/events", "The shop-floor feed as Server-Sent Events (?token= works too)",
+        auth="admin")(admin_events)
+api.add("GET", "/api/me/events", "A customer's own feed as Server-Sent Events (?token= works too)",
+        auth="customer")(me_events)

@@ -1,21 +1,24 @@
 """The aiohttp application factory: config in, app out; store, catalog and rooms live on the app."""
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator, cast
 
 from aiohttp import web
 
 from . import (  # noqa: F401 (importing a module registers its routes)
-    api as _api, carts as _carts, catalog as _catalog, customers as _customers, invites as _invites,
+    api as _api, carts as _carts, catalog as _catalog, checkout as _checkout, customers as _customers,
+    invites as _invites,
 )
-from . import kiosks
-from .appkeys import CATALOG, CONFIG, FEEDS, ROOMS, STOCK, STORE
+from . import kiosks, webhooks
+from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
 from .openapi import api
 from .config import Config
 from .demo import load_demo
 from .errors import json_errors
-from .feeds import StockFeed, stock_events, stock_socket
+from .checkout import DiscountBook
+from .feeds import EventFeed, StockFeed, admin_socket, me_socket, stock_socket
 from .rooms import Rooms, cart_socket
 from .bus import open_bus
 from .stock import StockActor, StockAuthority
@@ -30,8 +33,11 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(api.routes)
     app.router.add_get("/ws/carts/{cartId}", cart_socket)
     app.router.add_get("/ws/stock", stock_socket)
+    app.router.add_get("/ws/admin", admin_socket)
+    app.router.add_get("/ws/me", me_socket)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(kiosks.idle_sweeper)
+    app.cleanup_ctx.append(webhooks.webhook_worker)
     app.on_shutdown.append(_close_connections)
     return app
 
@@ -39,6 +45,7 @@ def create_app(config: Config) -> web.Application:
 async def _close_connections(app: web.Application) -> None:
     # on_shutdown runs before aiohttp waits for open handlers: long-lived sockets end here.
     app[FEEDS].close()
+    app[EVENTS].close()
     app[ROOMS].close_connections()
 
 
@@ -51,14 +58,19 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[STORE], app[CATALOG] = store, catalog
     stock = open_stock(config, store)
     bus = open_bus(config.bus)
-    feeds = StockFeed()
+    feeds, events, discounts = StockFeed(), EventFeed(), DiscountBook(store)
+    await discounts.load()
+    bus.on_event("discounts", lambda e: asyncio.ensure_future(discounts.load(e)))
+    bus.on_event("events", events.deliver)
     rooms = Rooms(config, store, catalog, stock, bus)
+    rooms.shop_codes = discounts.get
     stock.hold_listeners.append(rooms.on_expired)
     rooms.edit_listeners.append(kiosks.on_client_edit(app))
+    rooms.edit_listeners.append(lambda who, cart_id: webhooks.note_activity(app, cart_id, who.sub))
     # Every process's stock viewers hear every process's decisions, through the bus.
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
     bus.on_event("stock", feeds.publish_levels)
-    app[STOCK], app[FEEDS], app[ROOMS] = stock, feeds, rooms
+    app[STOCK], app[FEEDS], app[ROOMS], app[EVENTS], app[DISCOUNTS] = stock, feeds, rooms, events, discounts
     await bus.start()
     await stock.start()
     if config.demo:

@@ -7,8 +7,9 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .catalog import CatalogCache
+    from .checkout import DiscountBook
     from .config import Config
-    from .feeds import StockFeed
+    from .feeds import EventFeed, StockFeed
     from .rooms import Rooms
     from .stock import StockAuthority
     from .store import Store
@@ -19,3 +20,5 @@ CATALOG: web.AppKey["CatalogCache"] = web.AppKey("catalog")
 ROOMS: web.AppKey["Rooms"] = web.AppKey("rooms")
 STOCK: web.AppKey["StockAuthority"] = web.AppKey("stock")
 FEEDS: web.AppKey["StockFeed"] = web.AppKey("feeds")
+EVENTS: web.AppKey["EventFeed"] = web.AppKey("events")
+DISCOUNTS: web.AppKey["DiscountBook"] = web.AppKey("discounts")

@@ -16,7 +16,8 @@ from ..crdt.validate import check_line
 from . import auth
 from .access import grant_cart, may_open, record_lookup
 from .appkeys import CATALOG, CONFIG, ROOMS, STOCK, STORE
-from .errors import ApiError, json_body
+from .errors import ApiError, busy_as_409, json_body
+from .feeds import shop_event
 from .openapi import INTEGER, STRING, api, obj
 from .rooms import Room
 from .stock import StockError
@@ -39,6 +40,7 @@ async def create_cart_record(app: web.Application, owner: str, channel: str) -> 
     store = app[STORE]
     await store.append(record.id, CartDoc().write(init_server))
     await store.create_cart(record)
+    shop_event(app[ROOMS].bus, "cart.created", cartId=record.id, owner=owner, channel=channel)
     return record
 
 
@@ -208,10 +210,18 @@ async def merge(app: web.Application, source_id: str, target_id: str) -> None:
     rooms, stock, store = app[ROOMS], app[STOCK], app[STORE]
     source, target = await rooms.get(source_id), await rooms.get(target_id)
     _mergeable(source, target)
-    # Another process may be merging the same cart: the first to count this key goes on.
-    if await store.hit(f"merge:{source_id}", 30) > 1:
-        raise ApiError(409, "merge_in_progress", "this cart is being merged; try again shortly")
+    async with busy_as_409(store, f"cart:{source_id}"):  # the same lock checkout takes
+        await _merge(app, source, target)
+
+
+async def _merge(app: web.Application, source: Room, target: Room) -> None:
+    rooms, stock, store = app[ROOMS], app[STOCK], app[STORE]
+    source_id, target_id = source.id, target.id
     plan = _mergeable(source, target)  # again: the status may have changed while we waited
+    try:  # the target's lines first (no awaits between plan and apply), then the holds move onto them
+        merged_lines = apply_merge(target.cart, plan)
+    except MergeError as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
     await source.commit(merged_source_status(source.cart, target_id))
     await store.put_record("cart-closed", source_id, {"status": "merged", "mergedInto": target_id})
     reason = f"cart merged into {target_id}"
@@ -224,9 +234,10 @@ async def merge(app: web.Application, source_id: str, target_id: str) -> None:
         except StockError:
             pass  # nothing was held for that line: the target reserves it afresh below
     await stock.release_cart(source_id)  # anything left (lines the plan dropped) goes back once
-    await target.commit(apply_merge(target.cart, plan))
+    await target.commit(merged_lines)
     await target.set_holds(moved)
-    target.want_holds(set(target.cart.lines_without_hold()))
+    # Lines whose hold did not come along, and combined lines a client raised meanwhile, reserve now.
+    target.want_holds(set(moved) | target.cart.lines_without_hold())
     await source.set_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
                             for line in source.cart.lines.keys()})
     for key in await store.list_records("grant"):  # staff who helped with the source follow it
@@ -238,7 +249,8 @@ async def merge(app: web.Application, source_id: str, target_id: str) -> None:
 def _mergeable(source: Room, target: Room) -> MergePlan:
     try:
         check_mergeable(source.cart, target.cart, source.id, target.id)
-        return plan_merge(source.cart, target.cart)
+        return plan_merge(source.cart, target.cart, limits=source.rooms.config.limits,
+                          source_id=source.id, target_id=target.id)
     except MergeError as exc:
         raise ApiError(400 if exc.code == "same_cart" else 409, exc.code, str(exc)) from None
 

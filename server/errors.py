@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
+from .store import LockBusy, Store, held_lock
 
 log = logging.getLogger("livecart")
 
@@ -49,3 +52,13 @@ async def json_body(request: web.Request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "request body must be a JSON object")
     return body
+
+
+@asynccontextmanager
+async def busy_as_409(store: Store, key: str) -> AsyncIterator[None]:
+    """Holds a store-wide lock for the block; a caller that cannot get it soon gets a 409."""
+    try:
+        async with held_lock(store, key):
+            yield
+    except LockBusy:
+        raise ApiError(409, "busy", "someone else is changing this right now; try again") from None

@@ -1,15 +1,19 @@
-"""Live JSON feeds (websocket and Server-Sent Events): stock availability and viewers per SKU."""
+"""Live JSON feeds over websocket and Server-Sent Events: stock per SKU, the shop floor (admin), a customer's own."""
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, Hashable
+from collections import deque
+from typing import Any, Awaitable, Callable, Hashable, Protocol
 
 import orjson
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from .appkeys import FEEDS, STOCK
+from . import auth
+from .appkeys import CONFIG, EVENTS, FEEDS, STOCK
+from .bus import Bus
+from .errors import ApiError
 
 MAX_SKUS = 500
 
@@ -101,7 +105,22 @@ async def _initial(request: web.Request, sub: Subscriber) -> None:
         sub.push(("available", sku), {"sku": sku, "available": level.available, "at": at})
 
 
-async def pump(sub: Subscriber, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
+class Source(Protocol):
+    async def next(self) -> list[dict[str, Any]] | None: ...
+
+
+def shop_event(bus: Bus, type_: str, **data: Any) -> None:
+    """An event for the shop floor (every admin reader, in every process)."""
+    bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), **data})
+
+
+def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True, **data: Any) -> None:
+    """An event for one customer's own feed (and, with `shop`, the shop floor too)."""
+    bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), "customerId": customer_id,
+                                 "shop": shop, **data})
+
+
+async def pump(sub: Source, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
     """Sends a subscriber's messages until the reader is gone or the feed closes."""
     gone_task = asyncio.ensure_future(gone)
     try:
@@ -155,3 +174,139 @@ async def stock_events(request: web.Request) -> web.StreamResponse:
     finally:
         feed.unsubscribe(sub)
     return sse
+
+
+# -- event feeds: /ws/admin and /ws/me --------------------------------------------------------
+
+EVENT_BACKLOG = 500
+
+
+class EventSubscriber:
+    """Events cannot be coalesced, so a reader that falls behind loses the oldest and is told
+    how many with a `{"type": "gap", "dropped": n}` marker: carts never wait for it."""
+
+    def __init__(self, customer_id: str | None) -> None:
+        self.customer_id = customer_id  # None: the whole shop (admin)
+        self.closed = False
+        self._queue: deque[dict[str, Any]] = deque()
+        self._dropped = 0
+        self._wake = asyncio.Event()
+
+    def push(self, event: dict[str, Any]) -> None:
+        if len(self._queue) >= EVENT_BACKLOG:
+            self._queue.popleft()
+            self._dropped += 1
+        self._queue.append(event)
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def next(self) -> list[dict[str, Any]] | None:
+        await self._wake.wait()
+        self._wake.clear()
+        if self.closed:
+            return None
+        batch = list(self._queue)
+        self._queue.clear()
+        if self._dropped:
+            batch.insert(0, {"type": "gap", "dropped": self._dropped})
+            self._dropped = 0
+        return batch
+
+
+class EventFeed:
+    """Admin readers get every shop event; a customer gets the events addressed to them."""
+
+    def __init__(self) -> None:
+        self.subscribers: set[EventSubscriber] = set()
+
+    def subscribe(self, customer_id: str | None) -> EventSubscriber:
+        sub = EventSubscriber(customer_id)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: EventSubscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Bus handler: `customerId` set → that customer's readers; `shop` → admin readers."""
+        customer = event.get("customerId")
+        for sub in self.subscribers:
+            if (sub.customer_id is None and event.get("shop", True)) or (customer and sub.customer_id == customer):
+                sub.push(event)
+
+    def close(self) -> None:
+        for sub in self.subscribers:
+            sub.close()
+
+
+def _identity(request: web.Request) -> auth.Identity:
+    """Bearer header, or ?token= (browsers cannot set headers on websockets and EventSource)."""
+    token = request.query.get("token")
+    if token is None:
+        return auth.bearer(request)
+    try:
+        return auth.verify(request.app[CONFIG].jwt_secret, token)
+    except auth.TokenError as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+
+
+def _reader(request: web.Request, admin: bool) -> str | None:
+    who = _identity(request)
+    if admin and not who.is_admin:
+        raise ApiError(403, "forbidden", "the shop floor feed is for admins")
+    if not admin and who.role != "customer":
+        raise ApiError(403, "forbidden", "this feed is a customer's own")
+    return None if admin else who.sub
+
+
+async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse:
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    try:
+        customer = _reader(request, admin)
+    except ApiError as exc:
+        await ws.prepare(request)
+        await ws.close(code=4401 if exc.status == 401 else 4403, message=exc.message.encode()[:120])
+        return ws
+    await ws.prepare(request)
+    feed = request.app[EVENTS]
+    sub = feed.subscribe(customer)
+    try:
+        await pump(sub, ws.send_str, _drain_incoming(ws))
+    finally:
+        feed.unsubscribe(sub)
+        await ws.close()
+    return ws
+
+
+async def _event_stream(request: web.Request, admin: bool) -> web.StreamResponse:
+    customer = _reader(request, admin)
+    feed = request.app[EVENTS]
+    sub = feed.subscribe(customer)
+    try:
+        async with sse_response(request) as sse:
+            await pump(sub, sse.send, sse.wait())
+    finally:
+        feed.unsubscribe(sub)
+    return sse
+
+
+async def admin_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/admin?token=: cart.created, cart.line_added, cart.line_removed, cart.presence,
+    checkout.step, order.created, order.status."""
+    return await _event_socket(request, admin=True)
+
+
+async def me_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/me?token=: the customer's own order status changes and discounts offered."""
+    return await _event_socket(request, admin=False)
+
+
+async def admin_events(request: web.Request) -> web.StreamResponse:
+    return await _event_stream(request, admin=True)
+
+
+async def me_events(request: web.Request) -> web.StreamResponse:
+    return await _event_stream(request, admin=False)

@@ -19,6 +19,7 @@ from .appkeys import CONFIG, ROOMS
 from .access import may_open
 from .auth import Identity, TokenError, verify
 from .bus import Bus, CartMessage
+from .feeds import shop_event
 from .catalog import CatalogCache
 from .config import Config
 from .stock import Decision, StockAuthority
@@ -124,6 +125,8 @@ class Room:
         self._since_compact = 0
         self._last_write: Awaitable[int] | None = None
         self._dirty_lines: set[str] = set()
+        self._line_ids = set(cart.lines.keys())
+        self._presence_timer: asyncio.TimerHandle | None = None
         self._repricing: asyncio.Future[None] | None = None
         self._reconciling: asyncio.Future[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
@@ -149,6 +152,7 @@ class Room:
             removal = self.awareness.encode_awareness_update(gone)
             self.broadcast(awareness_message(removal))
             self.rooms.bus.publish_cart(self.id, "awareness", 0, removal)
+            self._presence_changed()
         if not self.conns:
             self.schedule_unload()
 
@@ -201,14 +205,55 @@ class Room:
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
         touched, update = self.cart.last_touched_lines(), self.cart.last_accepted
+        codes_changed = "discountCodes" in self.cart.last_touched_meta()
         if update == EMPTY_UPDATE:
             return  # all of it was known already
-        for listener in self.rooms.edit_listeners:
-            listener(conn.who, self.id)
+        self.report_edit(conn.who, touched)
         await self.persist(update)
         self.broadcast(update_message(update), exclude=conn)
         if touched:
             self.want_holds(touched)
+        elif codes_changed:
+            self._reprice_soon()
+
+    # -- what the shop floor sees ---------------------------------------------------------
+
+    def report_edit(self, who: Identity, touched: set[str]) -> None:
+        """Tells listeners (kiosk idle clocks, abandoned-cart timers) and the admin feed about an edit."""
+        for listener in self.rooms.edit_listeners:
+            listener(who, self.id)
+        now = set(self.cart.lines.keys())
+        wanted = self.cart.wanted(touched & now)
+        for line_id in sorted(touched):
+            if line_id in now and line_id not in self._line_ids:
+                sku, qty = wanted[line_id] or ("", 0)
+                shop_event(self.rooms.bus, "cart.line_added", cartId=self.id, lineId=line_id, sku=sku, qty=qty,
+                           who=who.sub, role=who.role, channel=self._channel_of(line_id))
+            elif line_id not in now and line_id in self._line_ids:
+                shop_event(self.rooms.bus, "cart.line_removed", cartId=self.id, lineId=line_id,
+                           who=who.sub, role=who.role)
+        self._line_ids = now
+
+    def _channel_of(self, line_id: str) -> str:
+        line = self.cart.lines.get(line_id)
+        return str(line.get("channel") or "") if line is not None else ""
+
+    def presence(self) -> list[dict[str, Any]]:
+        """Who has the cart open, from awareness: name, role, channel, focused or away."""
+        present = []
+        for client_id, state in self.awareness.states.items():
+            user = state.get("user") if isinstance(state.get("user"), dict) else {}
+            present.append({"clientId": client_id, "name": user.get("name"), "role": user.get("role"),
+                            "channel": user.get("channel"), "focus": state.get("focus", True) is not False})
+        return present
+
+    def _presence_changed(self) -> None:
+        if self._presence_timer is None:  # at most one report per 200 ms burst
+            self._presence_timer = asyncio.get_running_loop().call_later(0.2, self._report_presence)
+
+    def _report_presence(self) -> None:
+        self._presence_timer = None
+        shop_event(self.rooms.bus, "cart.presence", cartId=self.id, present=self.presence())
 
     # -- stock: holds follow the lines ------------------------------------------------
 
@@ -239,9 +284,11 @@ class Room:
     async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
         catalog = self.rooms.catalog.get
 
+        shop_codes = self.rooms.shop_codes
+
         def change(cart: CartDoc) -> None:
             set_holds(cart, decisions)
-            reprice(cart, catalog)
+            reprice(cart, catalog, shop_codes)
         try:
             await self.write(change)
         except Close:
@@ -258,6 +305,7 @@ class Room:
             self.awareness.apply_awareness_update(payload, conn)
         except Exception:
             raise Close(REJECTED, "malformed awareness update") from None
+        self._presence_changed()
         for client_id in ids:
             # Only what the awareness kept: a state with clock 0 from an unknown client
             # is ignored (as in y-protocols), and it has no clock to remove it by later.
@@ -386,6 +434,7 @@ class Rooms:
         bus.on_event("gone", self.on_gone)
         self.rooms: dict[str, Room] = {}
         self.edit_listeners: list[Callable[[Identity, str], None]] = []
+        self.shop_codes: Callable[[str], dict[str, int] | None] = lambda code: None
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._background: set[asyncio.Task[None]] = set()
 

@@ -73,6 +73,8 @@ class StockAuthority(Protocol):
     async def adjust(self, sku: str, delta: int) -> Level: ...
     async def transfer(self, src: HoldKey, dst: HoldKey, keep: int) -> Decision: ...
     async def expire_due(self) -> None: ...
+    async def extend(self, cart_id: str, until_ms: int) -> None:
+        """Keeps every hold of the cart at least until `until_ms` (the payment window)."""
 
 
 @dataclass
@@ -174,6 +176,9 @@ class StockActor:
 
     async def expire_due(self) -> None:
         await self._submit(self._expire)
+
+    async def extend(self, cart_id: str, until_ms: int) -> None:
+        await self._submit(lambda b: self._extend(b, cart_id, until_ms))
 
     # -- the actor loop -----------------------------------------------------------------
 
@@ -315,7 +320,13 @@ class StockActor:
             return Decision("released", 0)
         expires = max(hold.expires_at, existing.expires_at if existing else 0)
         self._put_hold(b, HoldRow(dst[0], dst[1], hold.sku, qty, expires))
-        return Decision("held", qty, expires)
+        return Decision("held" if qty == keep else "partial", qty, expires)
+
+    def _extend(self, b: _Batch, cart_id: str, until_ms: int) -> None:
+        for key, hold in list(self.holds.items()):
+            if key[0] == cart_id and hold.expires_at < until_ms:
+                self._drop_hold(b, key)
+                self._put_hold(b, HoldRow(hold.cart_id, hold.line_id, hold.sku, hold.qty, until_ms))
 
     def _expire(self, b: _Batch) -> None:
         now = self._now_ms()

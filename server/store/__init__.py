@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Protocol
+import asyncio
+import secrets
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Protocol
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class Store(Protocol):
     async def delete_record(self, kind: str, key: str) -> None: ...
     async def list_records(self, kind: str, prefix: str = "") -> dict[str, dict[str, Any]]:
         """Every live record of a kind whose key starts with `prefix`."""
+    async def lock(self, key: str, owner: str, ttl: float) -> bool:
+        """Takes a lease on `key` for `ttl` seconds unless someone else holds it."""
+    async def unlock(self, key: str, owner: str) -> None:
+        """Gives a lease back (only the owner's)."""
     async def hit(self, key: str, window: float) -> int:
         """Counts a hit on `key`; returns the hits in the current `window` seconds (rate limits)."""
 
@@ -116,3 +123,26 @@ def open_store(url: str, data_dir: Path) -> Store:
 
         return RedisStore(url)
     raise ValueError(f"unknown store {url!r} (use 'sqlite', a sqlite:/// path or a redis:// URL)")
+
+
+@asynccontextmanager
+async def held_lock(store: Store, key: str, wait: float = 3.0, ttl: float = 30.0) -> AsyncIterator[None]:
+    """Runs the block while holding `key` across every process sharing the store.
+
+    The lease runs out after `ttl` so a crashed holder cannot block it for ever;
+    raises LockBusy when it could not be had within `wait` seconds.
+    """
+    owner = secrets.token_hex(8)
+    deadline = asyncio.get_running_loop().time() + wait
+    while not await store.lock(key, owner, ttl):
+        if asyncio.get_running_loop().time() > deadline:
+            raise LockBusy(key)
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        await store.unlock(key, owner)
+
+
+class LockBusy(Exception):
+    """Someone else held the lock for longer than we would wait."""

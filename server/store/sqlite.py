@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS products (sku TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at REAL,
     PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, on_hand INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (
@@ -229,6 +230,17 @@ class SqliteStore:
             " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
             (kind, prefix, prefix + "\U0010ffff", time.time()))
         return {key: orjson.loads(value) for key, value in rows}
+
+    async def lock(self, key: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        rows = await self._run(
+            self._query, "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+            " SET owner = excluded.owner, until = excluded.until WHERE locks.until <= ? RETURNING owner",
+            (key, owner, now + ttl, now))
+        return bool(rows)
+
+    async def unlock(self, key: str, owner: str) -> None:
+        await self._run(self._exec, "DELETE FROM locks WHERE key = ? AND owner = ?", (key, owner))
 
     async def hit(self, key: str, window: float) -> int:
         return await self._run(self._hit, key, window)

@@ -170,3 +170,14 @@ async def test_hits_count_within_a_window(store: Store) -> None:
     assert await store.hit("guess:eve", 0.2) == 1
     await asyncio.sleep(0.25)
     assert await store.hit("guess:bob", 0.2) == 1
+
+
+async def test_locks_are_exclusive_until_released_or_expired(store: Store) -> None:
+    assert await store.lock("order:1", "a", 0.2)
+    assert not await store.lock("order:1", "b", 0.2)
+    await store.unlock("order:1", "b")  # not b's to give back
+    assert not await store.lock("order:1", "b", 0.2)
+    await store.unlock("order:1", "a")
+    assert await store.lock("order:1", "b", 0.1)
+    await asyncio.sleep(0.15)
+    assert await store.lock("order:1", "c", 1)  # b's lease ran out
