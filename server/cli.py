@@ -11,7 +11,7 @@ import click
 from aiohttp import web
 
 from ..crdt import Limits
-from . import auth
+from . import auth, webhooks
 from .config import Config
 from .lock import data_dir_lock
 from .store import is_embedded
@@ -53,6 +53,20 @@ def server_options(fn):
                      help="Encoded size of one cart document.", **_env("MAX_DOC_BYTES")),
         click.option("--room-grace", default=DEFAULTS.room_grace_seconds, show_default=True, type=float,
                      help="Seconds a cart stays in memory after its last client leaves.", **_env("ROOM_GRACE")),
+        click.option("--webhook-url", default="", help="POST order and cart events here [default: off].",
+                     **_env("WEBHOOK_URL")),
+        click.option("--webhook-secret", default="",
+                     help="HMAC-SHA256 key for X-Livecart-Signature [default: generated once, kept in the data dir].",
+                     **_env("WEBHOOK_SECRET")),
+        click.option("--webhook-retry-base", default=DEFAULTS.webhook_retry_base, show_default=True, type=float,
+                     help="Seconds before a failed webhook is retried; doubles each time, at most 5 min.",
+                     **_env("WEBHOOK_RETRY_BASE")),
+        click.option("--webhook-max-age", default=DEFAULTS.webhook_max_age, show_default=True, type=float,
+                     help="Seconds a webhook is retried before it is dropped (0: forever).",
+                     **_env("WEBHOOK_MAX_AGE")),
+        click.option("--abandoned-after", default=DEFAULTS.abandoned_after, show_default=True, type=float,
+                     help="Seconds without edits before a cart with holds sends cart.abandoned.",
+                     **_env("ABANDONED_AFTER")),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"]), **_env("LOG_LEVEL")),
     ]
@@ -64,12 +78,20 @@ def server_options(fn):
 def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: str, bus: str,
                  max_message_bytes: int, max_messages_per_second: int, max_lines: int,
                  max_doc_bytes: int, room_grace: float, hold_ttl: float, kiosk_idle: float,
-                 **_: object) -> Config:
+                 webhook_url: str = "", webhook_secret: str = "",
+                 webhook_retry_base: float = DEFAULTS.webhook_retry_base,
+                 webhook_max_age: float = DEFAULTS.webhook_max_age,
+                 abandoned_after: float = DEFAULTS.abandoned_after, **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
             "a Redis bus joins processes that share carts: give them a shared --store redis://… too",
             param_hint="--bus")
+    if webhook_url and not webhook_url.startswith(("http://", "https://")):
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--webhook-url")
+    if webhook_url and not webhook_secret:
+        webhook_secret, path = webhooks.load_or_create_secret(directory)
+        click.echo(f"webhooks are signed with the secret in {path}", err=True)
     return Config(
         host=host, port=port, data_dir=directory,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
@@ -77,6 +99,8 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
         max_messages_per_second=max_messages_per_second,
         limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
         room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl, kiosk_idle_seconds=kiosk_idle,
+        webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_retry_base=webhook_retry_base,
+        webhook_max_age=webhook_max_age, abandoned_after=abandoned_after,
     )
 
 

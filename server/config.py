@@ -24,3 +24,8 @@ class Config:
     hold_ttl_seconds: float = 15 * 60
     kiosk_idle_seconds: float = 120.0
     demo: bool = False
+    webhook_url: str = ""  # where events are POSTed; empty: webhooks off
+    webhook_secret: str = ""  # HMAC key for X-Livecart-Signature (CLI: generated once in the data dir)
+    webhook_retry_base: float = 0.5  # seconds before the first retry; doubles each time, at most 5 min
+    webhook_max_age: float = 3 * 24 * 3600  # an event failing this long after it was made is dropped; 0: never
+    abandoned_after: float = 30 * 60  # seconds without edits before a cart with holds is cart.abandoned
