@@ -20,6 +20,7 @@ class Ok:
 @dataclass(frozen=True)
 class Rejected:
     reason: str
+    sku: str | None = None  # set when the broken rule is an unknown SKU
 
 
 Verdict = Union[Ok, Rejected]
@@ -54,6 +55,7 @@ class Watcher:
         self.lines_added = False
         self.touched_meta: set[str] = set()
         self.touched_server = False
+        self.unknown_sku: str | None = None
 
     def _on_lines(self, events: list[Any]) -> None:
         if not self.armed:
@@ -117,7 +119,9 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
     reason = missing_dependencies(shape, read_state_vector(doc.get_state()))
     if reason is None:
         reason = judge(watcher, catalog, limits)
-    return Rejected(reason) if reason else OK
+    if not reason:
+        return OK
+    return Rejected(reason, watcher.unknown_sku)
 
 
 def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
@@ -132,8 +136,11 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
             return f"too many lines (max {limits.max_lines})"
         for line_id in w.touched_lines:
             if line_id in w.lines:  # not deleted (a key set to null is still there)
-                reason = check_line(line_id, w.lines[line_id], catalog, limits)
+                line = w.lines[line_id]
+                reason = check_line(line_id, line, catalog, limits)
                 if reason:
+                    sku = line.get("sku") if isinstance(line, Map) else None
+                    w.unknown_sku = sku if isinstance(sku, str) and catalog(sku) is None else None
                     return reason
         for key in w.touched_meta:
             if key in w.meta:

@@ -62,6 +62,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await discounts.load()
     bus.on_event("discounts", lambda e: asyncio.ensure_future(discounts.load(e)))
     bus.on_event("events", events.deliver)
+    bus.on_event("catalog", lambda e: asyncio.ensure_future(catalog.load(e)))
+    catalog.changed = lambda sku: bus.publish_event("catalog", {"sku": sku})
     rooms = Rooms(config, store, catalog, stock, bus)
     rooms.shop_codes = discounts.get
     stock.hold_listeners.append(rooms.on_expired)

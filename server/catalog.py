@@ -1,7 +1,8 @@
 """The product catalog (kept in memory, written through the store) and the catalog and stock routes."""
 from __future__ import annotations
 
-from typing import Any, Awaitable
+import time
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -60,13 +61,26 @@ def product_to_json(p: Product) -> dict[str, Any]:
 class CatalogCache:
     """Lookups are synchronous (validation runs per update); writes go to the store first."""
 
+    RELOAD_EVERY = 1.0  # seconds between two reloads forced by an unknown SKU
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._products: dict[str, Product] = {}
+        self._loaded_at = 0.0
+        self.changed: Callable[[str], None] = lambda sku: None  # set by the app: tell other processes
 
-    async def load(self) -> None:
+    async def load(self, _event: Any = None) -> None:
         stored = await self._store.list_products()
         self._products = {sku: product_from_json(sku, data) for sku, data in stored.items()}
+        self._loaded_at = time.monotonic()
+
+    async def knows(self, sku: str) -> bool:
+        """Whether `sku` exists, reloading once (rate-limited) in case another process just added it."""
+        if sku in self._products:
+            return True
+        if time.monotonic() - self._loaded_at >= self.RELOAD_EVERY:
+            await self.load()
+        return sku in self._products
 
     def get(self, sku: str) -> Product | None:
         return self._products.get(sku)
@@ -77,6 +91,7 @@ class CatalogCache:
     async def put(self, product: Product) -> None:
         await self._store.put_product(product.sku, product_to_json(product))
         self._products[product.sku] = product
+        self.changed(product.sku)
 
 
 # -- HTTP: catalog and stock ------------------------------------------------------------

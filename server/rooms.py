@@ -202,6 +202,9 @@ class Room:
         if self.cart.status != "open":
             raise Close(REJECTED, f"cart is {self.cart.status.replace('_', ' ')}: it takes no edits")
         verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
+        if isinstance(verdict, Rejected) and verdict.sku and await self.rooms.catalog.knows(verdict.sku):
+            # Another process added that product a moment ago: judge again with the fresh catalog.
+            verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
         touched, update = self.cart.last_touched_lines(), self.cart.last_accepted
@@ -338,8 +341,8 @@ class Room:
         pending = self._last_write = self.rooms.store.append(self.id, update)
         try:
             seq = await pending
-        except Exception:
-            log.exception("cart %s: could not persist an update", self.id)
+        except Exception as exc:
+            log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
             self.rooms.fail(self)
             raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
         self._mark(seq)
@@ -543,6 +546,10 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
         return ws
     except Close as close:
         await close_ws(ws, close.code, close.reason)
+        return ws
+    except Exception as exc:  # the store or bus is away: a clear, retryable close, not a hang
+        log.warning("cart %s: cannot open (%s)", request.match_info["cartId"], exc)
+        await close_ws(ws, WSCloseCode.INTERNAL_ERROR, "storage unavailable; retry shortly")
         return ws
     conn = Connection(ws, who, config, room.id)
     room.join(conn)

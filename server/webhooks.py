@@ -337,10 +337,8 @@ async def check_abandoned(app: web.Application, state: _State) -> None:
         holds = await app[STOCK].holds_of(cart_id)
         if not holds:
             continue
-        owner = record.get("owner") or ""
-        if not owner:
-            cart = await store.get_cart(cart_id)
-            owner = cart.owner if cart else ""
+        cart = await store.get_cart(cart_id)  # the owner of record, not whoever edited last
+        owner = cart.owner if cart else record.get("owner", "")
         lines = [{"lineId": line_id, "sku": h.sku, "qty": h.qty} for line_id, h in sorted(holds.items())]
         event_id = await emit(app, "cart.abandoned", {
             "cartId": cart_id, "owner": owner, "lines": lines,
