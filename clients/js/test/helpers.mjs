@@ -61,9 +61,14 @@ export function mintToken (sub, role, { secret = SECRET, ttlSeconds = 3600 } = {
 
 /** A `livecart serve` child process on a free port with a fresh data dir; kill/restart keep both. */
 export class LivecartServer {
-  /** Starts a server and waits until /healthz answers. */
-  static async start () {
+  /**
+   * Starts a server and waits until /healthz answers. `command: 'demo'` loads the demo catalog;
+   * `args` are extra flags (e.g. `['--hold-ttl', '2']`).
+   */
+  static async start ({ command = 'serve', args = [] } = {}) {
     const server = new LivecartServer(await freePort(), await mkdtemp(join(tmpdir(), 'livecart-js-')))
+    server.command = command
+    server.extraArgs = args
     try {
       await server.#spawn()
     } catch (err) {
@@ -79,15 +84,17 @@ export class LivecartServer {
     this.secret = SECRET
     this.httpUrl = `http://127.0.0.1:${port}`
     this.wsUrl = `ws://127.0.0.1:${port}/ws/carts`
+    this.command = 'serve'
+    this.extraArgs = []
     this.child = null
     this.output = ''
     this.exited = null
   }
 
-  /** Runs `livecart serve` on this port and data dir; resolves once /healthz answers. */
+  /** Runs `livecart serve` (or `demo`) on this port and data dir; resolves once /healthz answers. */
   async #spawn () {
-    const args = ['serve', '--host', '127.0.0.1', '--port', String(this.port),
-      '--data-dir', this.dataDir, '--jwt-secret', this.secret]
+    const args = [this.command, '--host', '127.0.0.1', '--port', String(this.port),
+      '--data-dir', this.dataDir, '--jwt-secret', this.secret, ...this.extraArgs]
     const child = spawn(LIVECART_BIN, args, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     running.add(child)
@@ -103,7 +110,7 @@ export class LivecartServer {
     }))
     try {
       await waitFor(() => {
-        if (gone) throw new Error(`${LIVECART_BIN} serve exited during startup: ${JSON.stringify(gone)}`)
+        if (gone) throw new Error(`${LIVECART_BIN} ${this.command} exited during startup: ${JSON.stringify(gone)}`)
         return this.#healthy()
       }, `${this.httpUrl}/healthz`, STARTUP_TIMEOUT_MS)
     } catch (err) {

@@ -1,0 +1,371 @@
+/* eslint-env browser */
+/**
+ * Shop floor `/admin`: the live board of open carts (from `/ws/admin`), a toast whenever an item
+ * is carted, checkout progress and focused/away presence, any cart opened live (watch the
+ * personalisation being typed, send a discount into it), stock levels with in-store sales and
+ * deliveries, and orders with payment and dispatch buttons.
+ */
+import { NotAvailableError } from '../src/index.js'
+import {
+  LiveCatalog, cartView, comingSoon, describeError, fill, h, icon, initials, liveDot, money, presenceBar,
+  productArt, reportCartEvents, siteFooter, staffPage, toast
+} from './ui.js'
+
+staffPage({
+  key: 'livecart.staff.admin',
+  roles: ['admin'],
+  title: 'Shop floor',
+  lead: 'Carts filling up in real time, stock, checkouts and orders.',
+  render: (ctx) => start(ctx).catch((err) => fill(ctx.main, h('div.card.error-card', icon('alert', 22), h('p', describeError(err)))))
+})
+
+async function start ({ lc, claims, main, right }) {
+  const catalog = await new LiveCatalog(lc).load()
+  catalog.watch()
+  const dot = liveDot('Live')
+  right.append(dot.el)
+  catalog.onChange(() => dot.set(catalog.status))
+
+  const kpis = h('div.kpis')
+  const board = h('div.board')
+  const boardCard = h('section.card', h('div.card-head', h('h2', icon('cart', 18), 'Live carts'), h('span.tag', { id: 'feed-status' }, 'connecting…')), board)
+  const activity = h('ul.feed-list', h('li.muted', 'Carts, checkouts and orders appear here as they happen.'))
+  const activityCard = h('section.card', h('div.card-head', h('h2', icon('bolt', 18), 'Activity')), activity)
+  const stock = stockTable(lc, catalog)
+  const cartPanel = h('section.card#open-cart')
+  const orders = ordersPanel(lc)
+  fill(main,
+    h('div.section-title', h('h1', 'Shop floor'), h('span.muted', `Signed in as ${claims.sub}`)),
+    kpis,
+    h('div.admin-grid',
+      h('div.admin-col', boardCard, stock.el),
+      h('div.admin-col', cartPanel, activityCard, orders.el)),
+    siteFooter())
+
+  // -- KPIs ----------------------------------------------------------------------------------
+  const counts = { carts: new Map(), carted: 0, feed: 'connecting' }
+  const renderKpis = () => {
+    const levels = [...catalog.levels.values()]
+    const sold = levels.filter((a) => a <= 0).length
+    const low = levels.filter((a) => a > 0 && a <= 3).length
+    const live = counts.feed === 'open'
+    fill(kpis,
+      h('div.card.kpi', h('small', 'Open carts'), h('strong', live ? String(counts.carts.size) : '—'), h('span.kpi-note', live ? 'live from the floor' : 'waits for the admin feed')),
+      h('div.card.kpi', h('small', 'Items carted'), h('strong', live ? String(counts.carted) : '—'), h('span.kpi-note', 'since you opened this page')),
+      h('div.card.kpi', h('small', 'Sold out'), h('strong', { style: { color: sold ? 'var(--bad)' : '' } }, String(sold)), h('span.kpi-note', 'products at 0 available')),
+      h('div.card.kpi', h('small', 'Running low'), h('strong', { style: { color: low ? 'var(--warn)' : '' } }, String(low)), h('span.kpi-note', '3 or fewer available')))
+  }
+  catalog.onChange(renderKpis)
+  renderKpis()
+
+  // -- the live board (/ws/admin) ------------------------------------------------------------
+  const cardsById = new Map()
+  const renderBoard = () => {
+    if (!counts.carts.size) {
+      fill(board, h('p.muted', { style: { gridColumn: '1 / -1' } }, counts.feed === 'open' ? 'No open carts right now.' : ''))
+      return
+    }
+    for (const [id, c] of counts.carts) {
+      let el = cardsById.get(id)
+      if (!el) {
+        el = h('article.board-card', { onclick: () => openCart(id) })
+        cardsById.set(id, el)
+      }
+      const people = c.presence || []
+      fill(el,
+        h('header', h('strong', { title: id }, !c.owner ? id : c.owner.startsWith('anon-') ? 'Guest shopper' : c.owner.startsWith('walkin-') ? 'Walk-in customer' : c.owner), h('span.tag', c.channel || 'web'), c.step ? h('span.tag.info', c.step) : null),
+        h('div.events', `${c.items || 0} items${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
+        people.length
+          ? h('div.avatars', people.slice(0, 5).map((p) => h('span.avatar.sm', { class: p.focus === false ? 'away' : '', title: `${p.name} · ${p.role} · ${p.channel} · ${p.focus === false ? 'away' : 'focused'}`, style: { background: p.color || '#4f6d7a', marginLeft: '-4px', border: '2px solid #fbf9f6' } }, initials(p.name))))
+          : h('small.muted', 'nobody in it now'))
+      if (!el.isConnected) board.prepend(el)
+    }
+    for (const [id, el] of cardsById) if (!counts.carts.has(id)) { el.remove(); cardsById.delete(id) }
+    board.querySelector('p.muted')?.remove()
+  }
+  const bump = (id) => {
+    const el = cardsById.get(id)
+    if (el) { el.classList.remove('bump'); el.getBoundingClientRect(); el.classList.add('bump') }
+  }
+  const log = (text, kind = 'cart') => {
+    activity.querySelector('li.muted')?.remove()
+    activity.prepend(h('li', icon(kind, 16), h('span', text), h('time', new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }))))
+    while (activity.children.length > 40) activity.lastChild.remove()
+  }
+  // A cart first seen mid-way (opened before this page was): read what it holds once.
+  const hydrated = new Set()
+  const hydrate = async (id) => {
+    if (hydrated.has(id)) return
+    hydrated.add(id)
+    try {
+      const cart = await lc.getCart(id)
+      const c = counts.carts.get(id)
+      if (!c) return
+      if (cart.status !== 'open' && cart.status !== 'checking_out') { counts.carts.delete(id); renderBoard(); return }
+      c.owner = c.owner || cart.owner
+      c.channel = c.channel || cart.channel
+      c.lines = Object.fromEntries(Object.entries(cart.lines).map(([lineId, l]) => [lineId, { sku: l.sku, qty: l.qty }]))
+      c.items = Object.values(c.lines).reduce((n, l) => n + l.qty, 0)
+      c.total = cart.pricing?.total
+      c.step = c.step || cart.checkout?.step
+      renderBoard()
+    } catch { /* gone meanwhile */ }
+  }
+  const whoName = (e) => (!e.who ? 'Someone' : e.who.startsWith('anon-') ? 'A guest' : e.who.startsWith('walkin-') ? 'A walk-in customer' : e.who)
+  const feed = lc.watchAdmin((e) => {
+    const type = e.type
+    if (type === 'gap') return log(`${e.dropped} events were skipped (this page fell behind)`, 'alert')
+    const id = e.cartId
+    const c = id ? (counts.carts.get(id) || { items: 0, lines: {} }) : null
+    if (c && id && !counts.carts.has(id)) {
+      counts.carts.set(id, c)
+      if (type === 'cart.created') hydrated.add(id)
+      else hydrate(id)
+    }
+    const who = whoName(e)
+    switch (type) {
+      case 'cart.created':
+        Object.assign(c, { owner: e.owner, channel: e.channel })
+        log(`New cart from ${e.owner || 'a shopper'} (${e.channel || 'web'})`)
+        break
+      case 'cart.line_added': {
+        c.lines[e.lineId] = { sku: e.sku, qty: e.qty || 1 }
+        c.items = (c.items || 0) + (e.qty || 1)
+        c.last = `${catalog.name(e.sku)} added`
+        counts.carted += e.qty || 1
+        const text = `${who} added ${e.qty || 1} × ${catalog.name(e.sku)} (${e.channel || 'web'})`
+        toast(text, { kind: 'success', title: 'Item carted', action: { label: 'Open', run: () => openCart(id) } })
+        log(text)
+        break
+      }
+      case 'cart.line_removed': {
+        const line = c.lines[e.lineId]
+        delete c.lines[e.lineId]
+        c.items = Math.max(0, (c.items || 0) - (line?.qty || 1))
+        c.last = `${line ? catalog.name(line.sku) : 'a line'} removed`
+        log(`${who} removed ${line ? catalog.name(line.sku) : 'a line'}`)
+        break
+      }
+      case 'cart.presence':
+        c.presence = (e.present || []).map((p) => ({ ...p, name: p.name || 'someone' }))
+        break
+      case 'checkout.step':
+        c.step = e.step
+        log(`${who} is at checkout step “${e.step}”`, 'lock')
+        break
+      case 'order.created':
+      case 'order.status':
+        orders.upsert(e)
+        log(`Order ${e.orderId} is ${e.state.replace('_', ' ')}${e.total != null ? ` (${money(e.total)})` : ''}`, 'box')
+        if (type === 'order.created') toast(`Order ${e.orderId} placed: ${money(e.total)}.`, { kind: 'success', title: 'New order' })
+        if (id && ['confirmed', 'cancelled'].includes(e.state)) counts.carts.delete(id)
+        else if (id) c.step = e.state.replace('_', ' ')
+        break
+      case 'discount.offered':
+        log(`Discount ${e.code} sent to a cart`, 'tag')
+        break
+    }
+    if (typeof e.total === 'number' && c) c.total = e.total
+    renderBoard()
+    renderKpis()
+    if (id) bump(id)
+  })
+  const feedStatus = boardCard.querySelector('#feed-status')
+  feed.on('status', (s) => {
+    counts.feed = s
+    feedStatus.className = `tag ${s === 'open' ? 'ok' : s === 'unavailable' ? '' : 'warn'}`
+    feedStatus.textContent = { open: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'stopped', unavailable: 'not on this server yet' }[s] || s
+    if (s === 'unavailable') {
+      fill(board, h('div', { style: { gridColumn: '1 / -1' } }, comingSoon('Live board of open carts',
+        'Every open cart appears here as it fills up: who is in it (focused or away), its checkout step, and a toast for each item carted. Meanwhile, open any cart by id on the right.',
+        '/ws/admin (cart.created, cart.line_added, cart.presence, checkout.step, order.*)')))
+    }
+    renderKpis()
+  })
+  feed.on('error', (err) => { if (!(err instanceof NotAvailableError)) toast(describeError(err), { kind: 'error', title: 'Admin feed' }) })
+
+  // -- open a cart ---------------------------------------------------------------------------
+  let cart = null
+  let view = null
+  const idInput = h('input', { placeholder: 'Cart id (c-…)', autocomplete: 'off', 'aria-label': 'Cart id' })
+  const cartBody = h('div')
+  fill(cartPanel,
+    h('div.card-head', h('h2', icon('search', 18), 'Open a cart')),
+    h('form.inline-form', { onsubmit: (e) => { e.preventDefault(); if (idInput.value.trim()) openCart(idInput.value.trim()) } }, idInput, h('button.btn.primary', { type: 'submit' }, 'Open')),
+    cartBody)
+
+  function openCart (id) {
+    idInput.value = id
+    cart?.close()
+    view?.destroy()
+    cart = lc.openCart(id, { channel: 'api', user: { name: claims.sub, role: 'admin' } })
+    reportCartEvents(cart)
+    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true })
+    const code = h('input', { placeholder: 'Code, e.g. STAY10', autocomplete: 'off', maxlength: 64, 'aria-label': 'Discount code' })
+    const pct = h('input', { type: 'number', min: 1, max: 100, value: 10, 'aria-label': 'Percent off' })
+    const discountNote = h('div')
+    const send = h('form.discount-form', {
+      onsubmit: async (e) => {
+        e.preventDefault()
+        const c = code.value.trim().toUpperCase()
+        if (!c) return
+        try {
+          await lc.addDiscount(cart.cartId, { code: c, percentOff: Number(pct.value) })
+          toast(`${c} sent: the shopper sees it now.`, { kind: 'success', title: 'Discount sent' })
+          code.value = ''
+          fill(discountNote)
+        } catch (err) {
+          if (err instanceof NotAvailableError) fill(discountNote, comingSoon('Live discounts', 'The code appears in the shopper’s cart and price at once.', 'POST /api/carts/{id}/discounts'))
+          else toast(describeError(err), { kind: 'error' })
+        }
+      }
+    }, code, pct, h('button.btn.accent', { type: 'submit' }, icon('tag', 15), 'Send'))
+    fill(cartBody,
+      h('div.cart-header', { style: { marginTop: '14px' } },
+        h('div.cart-header-row', h('strong', { style: { marginRight: 'auto' } }, 'Cart ', h('code', id)), presenceBar(cart))),
+      view.el,
+      h('div', { style: { marginTop: '14px' } }, h('h3', { style: { marginBottom: '8px' } }, 'Send a discount'), send, discountNote))
+  }
+
+  // -- admin's own tools react to the stock feed too -------------------------------------------
+  stock.start()
+}
+
+/** Stock levels per SKU, live: on hand, held, available, with an in-store sale and a delivery button. */
+function stockTable (lc, catalog) {
+  const rows = new Map()
+  const body = h('tbody')
+  let lowFirst = false
+  const sortButton = h('button.btn.sm.ghost', { onclick: () => { lowFirst = !lowFirst; sortButton.textContent = lowFirst ? 'Catalog order' : 'Lowest first'; order() } }, 'Lowest first')
+  const el = h('section.card',
+    h('div.card-head', h('h2', icon('box', 18), 'Stock'), sortButton),
+    h('div.table-wrap', h('table.stock',
+      h('thead', h('tr', h('th', 'Product'), h('th.num', 'On hand'), h('th.num', 'Held'), h('th', 'Available'), h('th.num', 'Adjust'))),
+      body)))
+  const levels = new Map()
+  for (const p of catalog.products) {
+    const onHand = h('td.num')
+    const held = h('td.num')
+    const avail = h('td')
+    const adjust = (delta, reason) => async () => {
+      try {
+        const level = await lc.adjustStock(p.sku, delta, reason)
+        levels.set(p.sku, level)
+        render(p.sku)
+      } catch (err) {
+        toast(describeError(err), { kind: 'error', title: 'Stock not changed' })
+      }
+    }
+    const tr = h('tr', { dataset: { sku: p.sku } },
+      h('td', h('div.sku-cell', productArt(p.sku, { size: 'sm' }), h('div', p.name, h('small', p.sku)))),
+      onHand, held, avail,
+      h('td', h('div.adjust',
+        h('button.btn', { title: 'Sold one in the shop', onclick: adjust(-1, 'in-store sale') }, '−1 sale'),
+        h('button.btn', { title: 'A delivery came in', onclick: adjust(+1, 'delivery') }, '+1 in'))))
+    rows.set(p.sku, { tr, onHand, held, avail })
+    body.append(tr)
+  }
+  const render = (sku) => {
+    const r = rows.get(sku)
+    const level = levels.get(sku)
+    if (!r || !level) return
+    const max = Math.max(level.onHand, 1)
+    const a = level.available
+    r.onHand.textContent = String(level.onHand)
+    r.held.textContent = String(level.held)
+    fill(r.avail, h('span', { style: { display: 'inline-flex', alignItems: 'center', gap: '8px', fontWeight: '600', color: a <= 0 ? 'var(--bad)' : a <= 3 ? 'var(--warn)' : '' } },
+      h('span.bar', { class: a <= 0 ? 'out' : a <= 3 ? 'low' : '' }, h('i', { style: { width: `${Math.round(100 * Math.max(0, a) / max)}%` } })), a <= 0 ? 'sold out' : String(a)))
+    r.tr.classList.remove('changed')
+    r.tr.getBoundingClientRect() // restart the flash animation
+    r.tr.classList.add('changed')
+  }
+  const order = () => {
+    const skus = catalog.products.map((p) => p.sku)
+    if (lowFirst) skus.sort((a, b) => (levels.get(a)?.available ?? 0) - (levels.get(b)?.available ?? 0))
+    for (const sku of skus) body.append(rows.get(sku).tr)
+  }
+  let pending = new Set()
+  let timer = null
+  const refresh = async (skus) => {
+    try {
+      const got = await lc.stock(skus)
+      for (const [sku, level] of Object.entries(got)) { levels.set(sku, level); render(sku) }
+      if (lowFirst) order()
+    } catch (err) {
+      toast(describeError(err), { kind: 'warn', title: 'Stock' })
+    }
+  }
+  return {
+    el,
+    async start () {
+      await refresh(catalog.products.map((p) => p.sku))
+      for (const tr of body.querySelectorAll('tr.changed')) tr.classList.remove('changed')
+      // The feed says what is available; on hand and held come from the API, batched.
+      catalog.onChange((sku) => {
+        if (!sku) return
+        pending.add(sku)
+        clearTimeout(timer)
+        timer = setTimeout(() => { const skus = [...pending]; pending = new Set(); refresh(skus) }, 120)
+      })
+    }
+  }
+}
+
+/** Orders seen on the feed or looked up by id, with payment and dispatch buttons. */
+function ordersPanel (lc) {
+  const list = h('div')
+  const orders = new Map()
+  const input = h('input', { placeholder: 'Order id', autocomplete: 'off', 'aria-label': 'Order id' })
+  const note = h('div')
+  const el = h('section.card',
+    h('div.card-head', h('h2', icon('box', 18), 'Orders')),
+    h('form.inline-form', {
+      onsubmit: async (e) => {
+        e.preventDefault()
+        if (!input.value.trim()) return
+        try {
+          upsert(await lc.order(input.value.trim()))
+          fill(note)
+        } catch (err) {
+          if (err instanceof NotAvailableError) fill(note, comingSoon('Orders', 'Orders appear here as they are placed, with buttons to record payment and move them through dispatch.', 'GET /api/orders/{id}, /ws/admin order.*'))
+          else toast(describeError(err), { kind: 'error' })
+        }
+      }
+    }, input, h('button.btn', { type: 'submit' }, 'Find')),
+    note, list)
+  const act = (id, fn, label) => async () => {
+    try {
+      upsert({ ...(orders.get(id) || {}), ...(await fn()), orderId: id })
+      toast(`Order ${id}: ${label}.`, { kind: 'success' })
+    } catch (err) {
+      if (err instanceof NotAvailableError) toast('Orders are not switched on on this server yet.', { kind: 'warn' })
+      else toast(describeError(err), { kind: 'error' })
+    }
+  }
+  const render = () => {
+    if (!orders.size) {
+      fill(list, h('p.muted', { style: { marginTop: '10px', fontSize: '14px' } }, 'New orders show up here live.'))
+      return
+    }
+    fill(list, [...orders.values()].reverse().map((o) => {
+      const id = o.orderId || o.id
+      const status = o.state || 'awaiting_payment'
+      return h('div.order-row',
+        h('div', h('strong', id), h('small', h('span.tag', { class: status === 'delivered' || status === 'confirmed' ? 'ok' : status === 'cancelled' || status === 'payment_failed' ? 'bad' : 'info' }, status.replace('_', ' ')),
+          o.total != null ? ` ${money(o.total, o.currency)}` : '')),
+        status === 'awaiting_payment' ? h('button.btn.sm', { onclick: act(id, () => lc.setPayment(id, 'paid', `demo-${Date.now()}`), 'paid') }, 'Mark paid') : null,
+        status === 'confirmed' ? h('button.btn.sm.primary', { onclick: act(id, () => lc.setOrderStatus(id, 'dispatched'), 'dispatched') }, icon('box', 14), 'Dispatch') : null,
+        status === 'dispatched' ? h('button.btn.sm', { onclick: act(id, () => lc.setOrderStatus(id, 'delivered'), 'delivered') }, 'Delivered') : null,
+        ['awaiting_payment', 'confirmed'].includes(status) ? h('button.btn.sm.ghost.danger', { onclick: act(id, () => lc.setOrderStatus(id, 'cancelled'), 'cancelled') }, 'Cancel') : null)
+    }))
+  }
+  const upsert = (o) => {
+    const id = o.orderId || o.id
+    if (!id) return
+    const { type, ...data } = o
+    orders.set(id, { ...(orders.get(id) || {}), ...data, orderId: id })
+    render()
+  }
+  render()
+  return { el, upsert }
+}

@@ -1,0 +1,187 @@
+"""End-to-end walk through the demo pages in headless Chromium against a real demo server:
+the scenarios of issue 8 ("Prove it"), driven the way people use the pages.
+
+    .venv/bin/python clients/js/tools/flows.py [--only sold,merge,typing,kiosk,order]
+
+Each scenario prints `ok <name>` or the failure; the exit status is non-zero on any failure.
+Screenshots of failures go to test-artifacts/flows/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from screenshots import ARGS, CHROMIUM, REPO, Server, token, watch
+
+OUT = REPO / "test-artifacts" / "flows"
+
+
+def shopper(browser: Browser, url: str, customer: str | None = None, width: int = 1280) -> Page:
+    """A browser context of its own (a separate shopper); signed in as `customer` if given."""
+    ctx = browser.new_context(viewport={"width": width, "height": 900})
+    if customer:
+        session = json.dumps({"token": token(customer, "customer"), "customerId": customer})
+        ctx.add_init_script(f"localStorage.getItem('livecart.shopper') || localStorage.setItem('livecart.shopper', {json.dumps(session)})")
+    page = ctx.new_page()
+    page.set_default_timeout(8_000)
+    return page
+
+
+def staff(browser: Browser, url: str, path: str, sub: str, role: str) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(8_000)
+    sep = "&" if "?" in path else "?"
+    page.goto(f"{url}{path}{sep}token={token(sub, role)}")
+    return page
+
+
+def sold_out(browser: Browser, url: str, problems: list[str]) -> None:
+    a = watch(shopper(browser, url), "A", problems)
+    b = watch(shopper(browser, url), "B", problems)
+    for p in (a, b):
+        p.goto(url + "/")
+        p.wait_for_selector(".product[data-sku='MUG-LAST'] .add:not([disabled])")
+    a.click(".product[data-sku='MUG-LAST'] .add")
+    started = time.monotonic()
+    b.wait_for_selector(".product[data-sku='MUG-LAST'].is-sold .badge-sold", timeout=1_000)
+    print(f"   B saw it sold {1000 * (time.monotonic() - started):.0f} ms after A's click")
+    expect(b.locator(".product[data-sku='MUG-LAST'] .add")).to_be_disabled()
+    expect(a.locator(".product[data-sku='MUG-LAST'] .badge-mine")).to_be_visible()
+    a.goto(url + "/cart")
+    a.click(".line[data-sku='MUG-LAST'] .remove")
+    b.wait_for_selector(".product[data-sku='MUG-LAST']:not(.is-sold) .add:not([disabled])", timeout=1_000)
+
+
+def merge(browser: Browser, url: str, problems: list[str]) -> None:
+    sam = watch(staff(browser, url, "/assistant", "sam", "assistant"), "assistant", problems)
+    sam.click("text=Start a walk-in cart")
+    sam.click(".pick:has-text('Merino scarf') button")
+    sam.wait_for_selector(".line[data-sku='SCARF-MERINO'] .chip.held")
+    walk_in = sam.locator(".cart-id code").inner_text()
+    sam.click("text=Show code for the customer")
+    code = sam.locator(".big-code").inner_text().strip()
+    assert sam.locator(".qr svg").count() == 1, "a QR code"
+    ada = watch(shopper(browser, url, customer="ada"), "customer", problems)
+    ada.goto(url + "/cart")
+    ada.wait_for_selector(".empty:not([hidden]), .line")
+    # Both co-edit once the customer claims it: the walk-in cart merges into Ada's own cart.
+    ada.goto(f"{url}/cart?invite={code}")
+    ada.wait_for_selector(".line[data-sku='SCARF-MERINO'] .chip.held")
+    sam.wait_for_selector("h2:has-text('Customer’s cart')")
+    target = ada.locator(".cart-id code").inner_text()
+    expect(sam.locator(".cart-id code")).to_have_text(target)
+    assert target != walk_in
+    sam.click(".pick:has-text('Wool socks') button")
+    ada.wait_for_selector(".line[data-sku='SOCKS-WOOL']")
+    ada.click(".line[data-sku='SOCKS-WOOL'] [aria-label='One more']")
+    sam.wait_for_selector(".line[data-sku='SOCKS-WOOL'] .qty-value:text('2')")
+
+
+def typing(browser: Browser, url: str, problems: list[str]) -> None:
+    ada = watch(shopper(browser, url), "customer", problems)
+    ada.goto(url + "/")
+    ada.click(".product[data-sku='INVITE-WEDDING'] .add")
+    ada.wait_for_url("**/cart*")
+    cart_id = ada.locator(".cart-id code").inner_text()
+    admin = watch(staff(browser, url, "/admin", "root", "admin"), "admin", problems)
+    admin.fill("#open-cart input", cart_id)
+    admin.click("#open-cart button[type=submit]")
+    names = admin.locator(".line[data-sku='INVITE-WEDDING'] .perso input").first
+    expect(names).to_have_value("")
+    field = ada.locator(".perso input").first
+    field.click()
+    seen = []
+    for ch in "Ada & Charles":
+        field.press_sequentially(ch)
+        admin.wait_for_function("(v) => document.querySelector(\".line[data-sku='INVITE-WEDDING'] .perso input\").value === v",
+                                arg=field.input_value(), timeout=2_000)
+        seen.append(names.input_value())
+    assert seen[-1] == "Ada & Charles" and len(set(seen)) == len(seen), seen
+    expect(admin.locator(".typing-who")).to_contain_text("typing")
+
+
+def kiosk(browser: Browser, url: str, problems: list[str]) -> None:
+    kim = watch(shopper(browser, url, customer="kim"), "customer", problems)
+    kim.goto(url + "/")
+    kim.click(".product[data-sku='TEA-SENCHA'] .add")
+    kim.wait_for_selector(".product[data-sku='TEA-SENCHA'] .mine:not([hidden])")
+    kim.goto(url + "/cart")
+    kim.click("text=Use a kiosk")
+    code = kim.locator(".big-code").inner_text().strip()
+    k = watch(staff(browser, url, "/kiosk/front-door", "front-door", "kiosk"), "kiosk", problems)
+    k.fill(".code-input", code)
+    k.click("text=Sign in")
+    k.wait_for_selector(".line[data-sku='TEA-SENCHA']")
+    k.click(".kiosk-product:has-text('Olive oil soap')")
+    kim.wait_for_selector(".line[data-sku='SOAP-OLIVE']")
+    # Nobody taps: the server signs the kiosk out (--kiosk-idle 4), the screen clears.
+    k.wait_for_selector(".kiosk-card", timeout=15_000)
+    assert k.locator(".line").count() == 0
+    expect(k.locator(".toast").last).to_contain_text("Signed out")
+    cart_id = kim.locator(".cart-id code").inner_text()
+    res = k.request.get(f"{url}/api/carts/{cart_id}", headers={"authorization": f"Bearer {token('front-door', 'kiosk')}"})
+    assert res.status == 403, res.status
+
+
+def order(browser: Browser, url: str, problems: list[str]) -> None:
+    eve = watch(shopper(browser, url, customer="eve"), "customer", problems)
+    eve.goto(url + "/")
+    eve.click(".product[data-sku='BOOK-COOK'] .add")
+    eve.wait_for_selector(".product[data-sku='BOOK-COOK'] .mine:not([hidden])")
+    eve.goto(url + "/cart")
+    eve.wait_for_selector(".line .chip.held")
+    admin = watch(staff(browser, url, "/admin", "root", "admin"), "admin", problems)
+    admin.wait_for_selector("#feed-status:text('live')")
+    eve.click("text=Continue to payment")
+    eve.click("text=Place order")
+    eve.wait_for_selector(".order-card .tag:text('awaiting payment')")
+    admin.click(".order-row button:text('Mark paid')")
+    admin.click(".order-row button:text('Dispatch')")
+    eve.wait_for_selector(".order-card .tag:text('dispatched')")
+    expect(eve.locator(".toast").last).to_contain_text("on its way")
+
+
+SCENARIOS = {"sold": sold_out, "merge": merge, "typing": typing, "kiosk": kiosk, "order": order}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    only = [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    OUT.mkdir(parents=True, exist_ok=True)
+    server = Server(["--kiosk-idle", "4"])
+    failed = 0
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for name in only:
+                problems: list[str] = []
+                try:
+                    SCENARIOS[name](browser, server.url, problems)
+                    if problems:
+                        raise AssertionError("; ".join(problems))
+                    print(f"ok {name}")
+                except Exception:
+                    failed += 1
+                    print(f"FAILED {name}\n{traceback.format_exc()}", file=sys.stderr)
+                    for i, ctx in enumerate(browser.contexts):
+                        for j, page in enumerate(ctx.pages):
+                            page.screenshot(path=str(OUT / f"{name}-{i}-{j}.png"), full_page=True)
+                for ctx in list(browser.contexts):
+                    ctx.close()
+            browser.close()
+    finally:
+        server.stop()
+    print(f"{len(only) - failed} passed, {failed} failed")
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

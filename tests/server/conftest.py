@@ -1,0 +1,2 @@
+"""Fixtures for the server tests: `redis_server`, a real redis-server per test (tests/redis_server.py)."""
+from redis_server import redis_server  # noqa: F401
