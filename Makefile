@@ -33,11 +33,12 @@ deps: $(BIN)/livecart system-deps $(JS)/node_modules/.package-lock.json
 test: deps
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-py test-js
 
+# Python and browser tests spread over processes per file (servers, Redis and Chromium per test file).
 test-py:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadfile
 
 test-js:
-	cd $(JS) && LIVECART_BIN=$(CURDIR)/$(BIN)/livecart npm test
+	cd $(JS) && npm run --silent check-bundle && LIVECART_BIN=$(CURDIR)/$(BIN)/livecart npm test
 
 bench: $(BIN)/livecart
 	$(BIN)/python bench/validate.py

@@ -14,6 +14,7 @@ from . import kiosks, webhooks
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
 from .openapi import api
+from .pages import add_page_routes
 from .config import Config
 from .demo import load_demo
 from .errors import json_errors
@@ -39,6 +40,8 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(kiosks.idle_sweeper)
     app.cleanup_ctx.append(webhooks.webhook_worker)
     app.on_shutdown.append(_close_connections)
+    if config.demo:
+        add_page_routes(app)
     return app
 
 
@@ -58,7 +61,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[STORE], app[CATALOG] = store, catalog
     stock = open_stock(config, store)
     bus = open_bus(config.bus)
-    feeds, events, discounts = StockFeed(), EventFeed(), DiscountBook(store)
+    feeds, events, discounts = StockFeed(stock.levels), EventFeed(), DiscountBook(store)
     await discounts.load()
     bus.on_event("discounts", lambda e: asyncio.ensure_future(discounts.load(e)))
     bus.on_event("events", events.deliver)
@@ -71,7 +74,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     rooms.edit_listeners.append(lambda who, cart_id: webhooks.note_activity(app, cart_id, who.sub))
     # Every process's stock viewers hear every process's decisions, through the bus.
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
-    bus.on_event("stock", feeds.publish_levels)
+    bus.on_event("stock", feeds.changed)
     app[STOCK], app[FEEDS], app[ROOMS], app[EVENTS], app[DISCOUNTS] = stock, feeds, rooms, events, discounts
     await bus.start()
     await stock.start()

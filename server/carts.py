@@ -158,14 +158,14 @@ async def add_line(request: web.Request) -> web.Response:
     def change(cart: CartDoc) -> None:
         cart.lines[line_id] = new_line(body.get("sku"), body.get("qty"), who.sub,  # type: ignore[arg-type]
                                        ROLE_CHANNEL.get(who.role, "api"), now_ms(), personalisation)
-    await _edit(room, change, _line_check(request, line_id), line_id)
+    await _edit(who, room, change, _line_check(request, line_id), line_id)
     return web.json_response({"lineId": line_id}, status=201)
 
 
 @api.add("PATCH", "/api/carts/{cartId}/lines/{lineId}", "Change a line's quantity",
          auth="whoever may open the cart", errors=(404, 409), body=obj(("qty",), qty=INTEGER))
 async def set_qty(request: web.Request) -> web.Response:
-    _, room = await editable_room(request)
+    who, room = await editable_room(request)
     line_id = request.match_info["lineId"]
     qty = (await json_body(request)).get("qty")
     if line_id not in room.cart.lines:
@@ -173,28 +173,29 @@ async def set_qty(request: web.Request) -> web.Response:
 
     def change(cart: CartDoc) -> None:
         cart.lines[line_id]["qty"] = qty
-    await _edit(room, change, _line_check(request, line_id), line_id)
+    await _edit(who, room, change, _line_check(request, line_id), line_id)
     return web.json_response({"lineId": line_id, "qty": qty})
 
 
 @api.add("DELETE", "/api/carts/{cartId}/lines/{lineId}", "Remove a line (its hold goes back at once)",
          auth="whoever may open the cart", errors=(404, 409))
 async def remove_line(request: web.Request) -> web.Response:
-    _, room = await editable_room(request)
+    who, room = await editable_room(request)
     line_id = request.match_info["lineId"]
     if line_id not in room.cart.lines:
         raise ApiError(404, "no_line", "no such line")
-    await _edit(room, lambda cart: cart.lines.pop(line_id), lambda cart: None, line_id)
+    await _edit(who, room, lambda cart: cart.lines.pop(line_id), lambda cart: None, line_id)
     return web.json_response({"lineId": line_id, "removed": True})
 
 
-async def _edit(room: Room, change: Any, check: Any, line_id: str) -> None:
+async def _edit(who: auth.Identity, room: Room, change: Any, check: Any, line_id: str) -> None:
     """An edit held to the same schema rules as a Yjs client's (a broken rule is a 400)."""
     try:
         update = room.cart.write_checked(change, check, origin="http")
     except (ValueError, TypeError) as exc:
         raise ApiError(400, "bad_line", str(exc)) from None
     await room.commit(update)
+    room.report_edit(who, {line_id})
     room.want_holds({line_id})
 
 
@@ -222,10 +223,13 @@ async def _merge(app: web.Application, source: Room, target: Room) -> None:
         merged_lines = apply_merge(target.cart, plan)
     except MergeError as exc:
         raise ApiError(409, exc.code, str(exc)) from None
+    for key in await store.list_records("grant"):  # staff who helped with the source follow it
+        sub, _, cart = key.partition("|")
+        if cart == source_id:
+            await store.put_record("grant", f"{sub}|{target_id}", {"role": "assistant"})
     await source.commit(merged_source_status(source.cart, target_id))
     await store.put_record("cart-closed", source_id, {"status": "merged", "mergedInto": target_id})
-    reason = f"cart merged into {target_id}"
-    rooms.bus.publish_event("gone", {"cartId": source_id, "reason": reason})
+    rooms.bus.publish_event("gone", {"cartId": source_id, "reason": f"cart merged into {target_id}"})
     moved: dict[str, dict[str, Any]] = {}
     for move in plan.moves:
         try:
@@ -240,10 +244,6 @@ async def _merge(app: web.Application, source: Room, target: Room) -> None:
     target.want_holds(set(moved) | target.cart.lines_without_hold())
     await source.set_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
                             for line in source.cart.lines.keys()})
-    for key in await store.list_records("grant"):  # staff who helped with the source follow it
-        sub, _, cart = key.partition("|")
-        if cart == source_id:
-            await store.put_record("grant", f"{sub}|{target_id}", {"role": "assistant"})
 
 
 def _mergeable(source: Room, target: Room) -> MergePlan:

@@ -48,10 +48,38 @@ class Subscriber:
 
 
 class StockFeed:
-    """Who watches which SKU in this process; fans availability changes out to them."""
+    """Who watches which SKU in this process; fans availability changes out to them.
 
-    def __init__(self) -> None:
+    A change notice (from any process, via the bus) only says which SKUs moved: the
+    feed then reads the current level from the stock authority. Notices from several
+    processes may arrive out of order, but a read made after the last notice is the
+    latest truth, so the last value a viewer gets is always right.
+    """
+
+    def __init__(self, read_levels: Callable[[list[str]], Awaitable[dict[str, Any]]] | None = None) -> None:
         self.by_sku: dict[str, set[Subscriber]] = {}
+        self._read_levels = read_levels
+        self._stale: set[str] = set()
+        self._refreshing: asyncio.Future[None] | None = None
+
+    def changed(self, levels: dict[str, int]) -> None:
+        """Bus handler: these SKUs changed somewhere; refresh the ones watched here."""
+        if self._read_levels is None:
+            self.publish_levels(levels)
+            return
+        self._stale.update(sku for sku in levels if sku in self.by_sku)
+        if self._stale and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.ensure_future(self._refresh())
+
+    async def _refresh(self) -> None:
+        assert self._read_levels is not None
+        while self._stale:
+            skus, self._stale = sorted(self._stale), set()
+            try:
+                levels = await self._read_levels(skus)
+            except Exception:  # the authority is away: the next change notice tries again
+                return
+            self.publish_levels({sku: level.available for sku, level in levels.items()})
 
     def subscribe(self, skus: frozenset[str]) -> Subscriber:
         sub = Subscriber(skus)

@@ -44,7 +44,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .appkeys import CONFIG, STOCK, STORE
+from ..crdt import CartDoc
+from ..crdt.cart import plain
+
+from .appkeys import CONFIG, ROOMS, STOCK, STORE
 
 log = logging.getLogger("livecart.webhooks")
 
@@ -317,6 +320,23 @@ async def _abandoned_loop(app: web.Application, state: _State) -> None:
             log.warning("abandoned-cart check failed: %s", exc)
 
 
+async def _cart_doc(app: web.Application, cart_id: str) -> CartDoc | None:
+    room = app[ROOMS].rooms.get(cart_id)
+    if room is not None:
+        return room.cart
+    stored = await app[STORE].load(cart_id)
+    return CartDoc(stored.snapshot, stored.updates) if (stored.snapshot or stored.updates) else None
+
+
+def lapsed_lines(doc: CartDoc) -> list[dict[str, Any]]:
+    """Lines whose hold expired (they were held, then nobody came back)."""
+    with doc.doc.transaction():
+        holds = plain(doc.server.get("holds") or {})
+        return [{"lineId": line_id, "sku": plain(line).get("sku"), "qty": plain(line).get("qty")}
+                for line_id, line in sorted(doc.lines.items())
+                if (holds.get(line_id) or {}).get("status") == "expired"]
+
+
 async def check_abandoned(app: web.Application, state: _State) -> None:
     """Emits cart.abandoned for each cart idle for `abandoned_after` that still has holds."""
     store, after = app[STORE], app[CONFIG].abandoned_after
@@ -335,14 +355,21 @@ async def check_abandoned(app: web.Application, state: _State) -> None:
             continue  # edited here a moment ago: its record is written again at the next flush
         state.activity.pop(cart_id, None)
         holds = await app[STOCK].holds_of(cart_id)
-        if not holds:
+        lines = [{"lineId": line_id, "sku": h.sku, "qty": h.qty} for line_id, h in sorted(holds.items())]
+        doc = await _cart_doc(app, cart_id)
+        if doc is None or doc.status != "open":
+            continue  # ordered, merged or closed meanwhile: nothing was abandoned
+        if not lines:
+            # Holds last `hold_ttl` (15 min by default), less than `abandoned_after` (30 min):
+            # a shopper who walked away has lines whose holds ran out while the cart sat idle.
+            lines = lapsed_lines(doc)
+        if not lines:
             continue
         cart = await store.get_cart(cart_id)  # the owner of record, not whoever edited last
         owner = cart.owner if cart else record.get("owner", "")
-        lines = [{"lineId": line_id, "sku": h.sku, "qty": h.qty} for line_id, h in sorted(holds.items())]
         event_id = await emit(app, "cart.abandoned", {
             "cartId": cart_id, "owner": owner, "lines": lines,
-            "holdsUntil": min(h.expires_at for h in holds.values())})
+            "holdsUntil": min((h.expires_at for h in holds.values()), default=None)})
         log.info("cart %s abandoned (idle %.0f s with %d held lines): %s", cart_id, now - last, len(lines),
                  event_id)
     # forget carts long idle (their records are gone or will be taken)

@@ -258,8 +258,7 @@ async def test_cart_abandoned_once_per_idle_period_only_with_holds(tmp_path, ses
                                      json={"sku": "MUG", "qty": 2})
         assert status == 201, line
         await until(lambda: _held(lc, cart, 2), what="hold")
-        webhooks.note_activity(lc.app, cart, "alice")  # what rooms call on every accepted edit
-        edited = time.monotonic()
+        edited = time.monotonic()  # the HTTP edit itself reached note_activity
         empty_cart = await lc.cart("bob")
         webhooks.note_activity(lc.app, empty_cart, "bob")
 
@@ -288,6 +287,23 @@ async def test_cart_abandoned_once_per_idle_period_only_with_holds(tmp_path, ses
         assert second.event["id"] != hit.event["id"]
         await asyncio.sleep(1.0)
         assert len(receiver.delivered("cart.abandoned")) == 2
+    finally:
+        await lc.stop()
+
+
+async def test_cart_abandoned_also_when_its_holds_ran_out_while_idle(tmp_path, session, receiver) -> None:
+    """With the defaults holds (15 min) run out before a cart counts as abandoned (30 min)."""
+    lc = await Livecart(hooked(tmp_path, receiver, abandoned_after=1.0, hold_ttl_seconds=0.3), session).start()
+    try:
+        await lc.product("MUG", maxQty=5)
+        assert (await lc.call("PUT", "/api/stock/MUG", lc.token("root", "admin"), json={"onHand": 10}))[0] == 200
+        cart = await lc.cart("alice")
+        status, line = await lc.call("POST", f"/api/carts/{cart}/lines", lc.token("alice"), json={"sku": "MUG", "qty": 1})
+        assert status == 201
+        await eventually(lambda: len(receiver.delivered("cart.abandoned")) == 1, timeout=8, what="cart.abandoned")
+        data = receiver.delivered("cart.abandoned")[0].event["data"]
+        assert data["lines"] == [{"lineId": line["lineId"], "sku": "MUG", "qty": 1}] and data["holdsUntil"] is None
+        assert not await lc.app[STOCK].holds_of(cart)  # the units went back to stock meanwhile
     finally:
         await lc.stop()
 
