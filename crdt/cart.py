@@ -32,12 +32,17 @@ class CartDoc:
         self._build()
 
     def _learn(self, update: bytes) -> int:
-        """Remembers the shared types an update creates; returns its worst-case size growth."""
+        """Remembers the shared types and clocks an update brings; returns its worst-case size growth."""
         try:
             shape = read_shape(update)
         except MalformedUpdate:
             return 4 * len(update)
         self._types.update(shape.types)
+        watch = getattr(self, "_watch", None)  # None only while the first snapshot is read
+        if watch is not None:
+            for client, (_start, end) in shape.adds.items():
+                if end > watch.state_vector.get(client, 0):
+                    watch.state_vector[client] = end
         return shape.max_growth(len(update))
 
     def _build(self) -> None:
@@ -225,20 +230,29 @@ def set_holds(cart: CartDoc, decisions: dict[str, dict[str, Any] | None]) -> Non
         if decision is None:
             if line_id in holds:
                 del holds[line_id]
-        elif holds.get(line_id) != decision:
-            holds[line_id] = decision
+            continue
+        old = holds.get(line_id)
+        entry = {**old, **decision} if isinstance(old, dict) else decision  # keeps the sku
+        if old != entry:
+            holds[line_id] = entry
 
 
 def compute_pricing(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> dict[str, Any]:
     """`server.pricing` as it should be now, from the catalog, holds and valid discounts."""
     with cart.doc.transaction():
-        lines = {k: plain(v) for k, v in cart.lines.items()}
         holds_map = cart.server.get("holds")
         holds = plain(holds_map) if isinstance(holds_map, Map) else {}
+        # Hold entries name their SKU: pricing reads them, not every line (the hot path).
+        lines = {k: {"sku": h.get("sku") or _sku_of(cart, k)} for k, h in holds.items() if k in cart.lines}
         currency = (cart.server.get("pricing") or {}).get("currency", "EUR")
         offers = plain(cart.server.get("offers") or {})
         typed = [c for c in plain(cart.meta.get("discountCodes") or []) if isinstance(c, str)]
     return price_cart(lines, holds, catalog, currency, offers, typed, shop_codes)
+
+
+def _sku_of(cart: CartDoc, line_id: str) -> Any:
+    line = cart.lines.get(line_id)
+    return line.get("sku") if isinstance(line, Map) else None
 
 
 def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> None:

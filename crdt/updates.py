@@ -19,6 +19,8 @@ class UpdateShape:
     types: dict[tuple[int, int], int] = field(default_factory=dict, compare=False)
     # Parents (a root name or a type's item id) that receive keyless (list) content.
     keyless: list[str | tuple[int, int]] = field(default_factory=list, compare=False)
+    # Root names the update's items name as their parent (only such items can create a root).
+    roots: set[str] = field(default_factory=set, compare=False)
 
     def max_growth(self, size: int) -> int:
         """An upper bound on how much applying this update (of `size` bytes) grows a doc's encoding.
@@ -163,6 +165,8 @@ def read_shape(update: bytes) -> UpdateShape:
                 r.uint(), r.uint()
             if not info & 0xC0:
                 parent: str | tuple[int, int] = r.string() if r.uint() == 1 else (r.uint(), r.uint())
+                if isinstance(parent, str):
+                    shape.roots.add(parent)
                 if info & 0x20:
                     r.skip_string()
                 else:

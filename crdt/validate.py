@@ -43,6 +43,7 @@ class Watcher:
         self.shape: UpdateShape | None = None
         self.accepted = b""  # what of the last client update is new: the bytes to store and relay
         self.types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
+        self.state_vector = read_state_vector(doc.get_state())  # the doc's, kept current by CartDoc
         self.reset()
         self._subs = [
             self.lines.observe_deep(self._on_lines),
@@ -99,15 +100,14 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
         return Rejected("list content inside a map (lines, meta, a line and personalisation take keyed entries only)")
     doc = watcher.doc
     watcher.shape = shape
-    state = doc.get_state()
-    before = read_state_vector(state)
+    before = watcher.state_vector
     watcher.accepted = update
     if any(start < before.get(client, 0) for client, (start, _) in shape.adds.items()):
         # Items the cart has already (a stock client re-sends an edit in its sync
         # step 2 when it edits during the handshake). A no-op here, but another
         # process that has not seen the originals yet would take a forged copy as the
         # truth: only the new part is kept, stored and relayed.
-        watcher.accepted = get_update(update, state)
+        watcher.accepted = get_update(update, doc.get_state())
     watcher.reset()
     watcher.armed = True
     try:
@@ -116,7 +116,10 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
         return Rejected(f"malformed update: {exc}")
     finally:
         watcher.armed = False
-    reason = missing_dependencies(shape, read_state_vector(doc.get_state()))
+    after = read_state_vector(doc.get_state())
+    reason = missing_dependencies(shape, after)
+    if reason is None:
+        watcher.state_vector = after  # kept for the next update (a rejection rebuilds it anyway)
     if reason is None:
         reason = judge(watcher, catalog, limits)
     if not reason:
@@ -128,7 +131,7 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
     """Checks what the last client transaction touched; returns the broken rule or None."""
     if w.touched_server:
         return "clients may not write the 'server' root"
-    unknown = set(w.doc.keys()) - ROOTS
+    unknown = (w.shape.roots if w.shape is not None else set(w.doc.keys())) - ROOTS
     if unknown:
         return f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)"
     with w.doc.transaction():

@@ -234,7 +234,7 @@ async def _merge(app: web.Application, source: Room, target: Room) -> None:
     for move in plan.moves:
         try:
             decision = await stock.transfer((source_id, move.src_line), (target_id, move.dst_line), move.keep)
-            moved[move.dst_line] = decision.to_json()
+            moved[move.dst_line] = {**decision.to_json(), "sku": move.sku}
         except StockError:
             pass  # nothing was held for that line: the target reserves it afresh below
     await stock.release_cart(source_id)  # anything left (lines the plan dropped) goes back once

@@ -281,7 +281,7 @@ class Room:
                     self._dirty_lines.add(line_id)
                     await asyncio.sleep(1)  # storage trouble: retry, not spin
                     continue
-                decisions[line_id] = result.to_json() if want else None
+                decisions[line_id] = {**result.to_json(), "sku": want[0]} if want else None
             await self.set_holds(decisions)
 
     async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
