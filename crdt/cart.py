@@ -217,7 +217,7 @@ def init_server(cart: CartDoc, currency: str = "EUR") -> None:
     """The server root of a new cart (written once, at creation, so no process races to create it)."""
     cart.server["status"] = "open"
     cart.server["holds"] = Map()
-    cart.server["pricing"] = {"currency": currency, "lines": {}, "subtotal": 0, "discounts": [], "total": 0}
+    write_pricing(cart, {"currency": currency, "lines": {}, "subtotal": 0, "discounts": [], "total": 0})
     cart.server["checkout"] = {"state": "open", "step": None, "orderId": None}
 
 
@@ -257,9 +257,26 @@ def _sku_of(cart: CartDoc, line_id: str) -> Any:
 
 def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> None:
     """Recomputes `server.pricing` (never from client data); writes only when it changed."""
-    pricing = compute_pricing(cart, catalog, shop_codes)
-    if plain(cart.server.get("pricing")) != pricing:
-        cart.server["pricing"] = pricing
+    write_pricing(cart, compute_pricing(cart, catalog, shop_codes))
+
+
+def write_pricing(cart: CartDoc, pricing: dict[str, Any]) -> None:
+    """Writes only what changed: `pricing` is a map and its `lines` a map of line entries, so a
+    qty change costs one line entry and the totals, not the whole (cart-sized) object."""
+    current = cart.server.get("pricing")
+    if not isinstance(current, Map):
+        current = cart.server["pricing"] = Map({"lines": Map()})
+    lines = current.get("lines")
+    if not isinstance(lines, Map):
+        lines = current["lines"] = Map()
+    for key, value in pricing.items():
+        if key != "lines" and plain(current.get(key)) != value:
+            current[key] = value
+    for line_id in [k for k in lines.keys() if k not in pricing["lines"]]:
+        del lines[line_id]
+    for line_id, entry in pricing["lines"].items():
+        if plain(lines.get(line_id)) != entry:
+            lines[line_id] = entry
 
 
 def plain(value: Any) -> Any:

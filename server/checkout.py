@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ..crdt import CartDoc
-from ..crdt.cart import compute_pricing, plain
+from ..crdt.cart import compute_pricing, plain, write_pricing
 from . import auth, webhooks
 from .access import may_see_customer
 from .appkeys import CATALOG, DISCOUNTS, ROOMS, STOCK, STORE
@@ -174,7 +174,7 @@ async def _checkout(app: web.Application, who: auth.Identity, record: Any, room:
 
     def freeze(cart: CartDoc) -> None:
         cart.server["status"] = "checking_out"
-        cart.server["pricing"] = pricing
+        write_pricing(cart, pricing)
         cart.server["checkout"] = {"state": "awaiting_payment", "step": "payment", "orderId": order_id,
                                    "updatedAt": now}
     await room.write(freeze)

@@ -131,6 +131,7 @@ class Room:
         self._reconciling: asyncio.Future[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self.awareness = Awareness(Doc())
+        self._aw_owner: dict[int, Connection] = {}  # awareness client id -> the socket it came from
         self.awareness.set_local_state(None)  # the server itself has no presence
 
     # -- membership ---------------------------------------------------------------
@@ -146,13 +147,12 @@ class Room:
 
     def leave(self, conn: Connection) -> None:
         self.conns.discard(conn)
-        if conn.awareness_ids:
-            gone = list(conn.awareness_ids)
+        gone = [i for i in conn.awareness_ids if self._aw_owner.get(i) is conn]
+        for client_id in gone:
+            del self._aw_owner[client_id]
+        if gone:
             self.awareness.remove_awareness_states(gone, conn)
-            removal = self.awareness.encode_awareness_update(gone)
-            self.broadcast(awareness_message(removal))
-            self.rooms.bus.publish_cart(self.id, "awareness", 0, removal)
-            self._presence_changed()
+            self._relay_awareness(gone)
         if not self.conns:
             self.schedule_unload()
 
@@ -299,26 +299,46 @@ class Room:
 
     def client_awareness(self, conn: Connection, payload: bytes) -> None:
         try:
-            decoder = Decoder(payload)
-            ids = []
-            for _ in range(decoder.read_var_uint()):
-                ids.append(decoder.read_var_uint())
-                decoder.read_var_uint()  # clock
-                decoder.read_var_string()  # state
-            self.awareness.apply_awareness_update(payload, conn)
+            changed = self._apply_awareness(payload, conn)
         except Exception:
             raise Close(REJECTED, "malformed awareness update") from None
-        self._presence_changed()
-        for client_id in ids:
-            # Only what the awareness kept: a state with clock 0 from an unknown client
-            # is ignored (as in y-protocols), and it has no clock to remove it by later.
-            if client_id in self.awareness.states:
+        for client_id in changed:
+            # A connection owns the presence it introduced, never the states of others
+            # that the stock client echoes back (else its leaving would remove them all).
+            owner = self._aw_owner.get(client_id)
+            if client_id in self.awareness.states and owner in (None, conn):
+                self._aw_owner[client_id] = conn
                 conn.awareness_ids.add(client_id)
-            else:
+            elif client_id not in self.awareness.states and owner is conn:
+                del self._aw_owner[client_id]
                 conn.awareness_ids.discard(client_id)
-        # Back to the sender too: the stock client drops a socket silent for 30 s.
-        self.broadcast(awareness_message(payload))
-        self.rooms.bus.publish_cart(self.id, "awareness", 0, payload)
+        if changed:
+            self._relay_awareness(changed)
+
+    def _apply_awareness(self, payload: bytes, origin: Any) -> list[int]:
+        """Applies an awareness update; returns the client ids it really advanced.
+
+        As in y-protocols, a state counts only with a newer clock (or a removal at the
+        same clock); echoes of what everyone has already are dropped, not re-broadcast.
+        """
+        decoder = Decoder(payload)
+        ids = []
+        for _ in range(decoder.read_var_uint()):
+            ids.append(decoder.read_var_uint())
+            decoder.read_var_uint()  # clock
+            decoder.read_var_string()  # state
+        meta, states = self.awareness.meta, self.awareness.states
+        before = {i: (meta.get(i, {}).get("clock"), i in states) for i in ids}
+        self.awareness.apply_awareness_update(payload, origin)
+        return [i for i in ids if (meta.get(i, {}).get("clock"), i in states) != before[i]]
+
+    def _relay_awareness(self, changed: list[int]) -> None:
+        update = self.awareness.encode_awareness_update(changed)
+        # To every client, the sender too: the stock client drops a socket silent for 30 s,
+        # and its own renewals (every 15 s, a newer clock) are what keeps it fed.
+        self.broadcast(awareness_message(update))
+        self.rooms.bus.publish_cart(self.id, "awareness", 0, update)
+        self._presence_changed()
 
     async def write(self, change: Callable[[CartDoc], None]) -> None:
         """A trusted server-side change: persisted, then relayed to every client."""
@@ -376,8 +396,9 @@ class Room:
             else:
                 self.catch_up()  # a gap: the log has what the bus lost or reordered
         elif msg.kind == "awareness":
-            self.awareness.apply_awareness_update(msg.payload, "remote")
-            self.broadcast(awareness_message(msg.payload))
+            changed = self._apply_awareness(msg.payload, "remote")
+            if changed:
+                self.broadcast(awareness_message(self.awareness.encode_awareness_update(changed)))
         elif msg.kind == "awareness?":
             local = [cid for conn in self.conns for cid in conn.awareness_ids]
             if local:

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { execSync } from 'node:child_process'
-import { Livecart, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor } from './lib/servers.mjs'
+import { Livecart, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor, threadCpu } from './lib/servers.mjs'
 import { startPySpy, summarizeProfile } from './lib/profile.mjs'
 import { fmtInt, makeClock, monoMs, sleep, summarize } from './lib/util.mjs'
 
@@ -326,6 +326,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       const running = Promise.all(workers.map((w) => w.call('run', { sendFrom, start, end, rate: L.rate })))
       await sleep(start - clock())
       const cpu0 = cpuSeconds(server.pid)
+      const th0 = threadCpu(server.pid)
       const m0 = machineCpu()
       const wc0 = workers.map((w) => w.cpuSeconds())
       const own0 = process.cpuUsage()
@@ -367,6 +368,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
         await sleep(50)
       }
       const cpu1 = cpuSeconds(server.pid)
+      const th1 = threadCpu(server.pid)
       const m1 = machineCpu()
       const wc1 = workers.map((w) => w.cpuSeconds())
       const own = process.cpuUsage(own0)
@@ -377,11 +379,11 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       const delivered = collected.reduce((n, c) => n + c.delivered, 0)
       const expected = collected.reduce((n, c) => n + c.expected, 0)
       const sent = collected.reduce((n, c) => n + c.sent, 0)
-      result.window = { seconds: windowS, sent, expected, delivered }
+      result.window = { seconds: windowS, cpuMeasuredSeconds: measuredS, sent, expected, delivered }
       const docUpdates = collected.reduce((n, c) => n + c.docUpdates, 0)
       const docBytes = collected.reduce((n, c) => n + c.docBytes, 0)
       result.docUpdatesPerSecond = docUpdates / windowS
-      result.docUpdatesPerEdit = sent ? docUpdates / windowS / (sent / windowS) : null
+      result.docUpdatesPerEdit = sent ? docUpdates / sent : null
       const dt = m1.total - m0.total
       const busyS = (m1.busy - m0.busy) / clockTicks()
       const clientS = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
@@ -395,10 +397,20 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       result.latencyPerSecond = perSecond(collected, windowS)
       result.timeline = timeline
       result.docBytesPerEdit = sent ? docBytes / sent : null
+      const fr = (k) => collected.reduce((n, c) => n + c.frames[k], 0)
+      result.framesReceived = { syncPerSecond: fr('sync') / windowS, awarenessPerSecond: fr('awareness') / windowS,
+        otherPerSecond: fr('other') / windowS, bytesPerSecond: fr('bytes') / windowS }
       result.latencyMs = lat
       result.deliveredPerSecond = delivered / windowS
       result.lost = Math.max(0, expected - delivered)
       result.serverCpuSeconds = cpu1 - cpu0
+      // the main thread (tid = pid) runs the event loop; the others are e.g. SQLite's thread
+      const mainS = (th1[server.pid]?.cpu ?? 0) - (th0[server.pid]?.cpu ?? 0)
+      result.serverThreads = {
+        mainPctOfCore: mainS / measuredS * 100,
+        otherThreadsPctOfCore: Math.max(0, (cpu1 - cpu0) - mainS) / measuredS * 100,
+        threads: Object.keys(th1).length
+      }
       result.cpuSecondsPer1kDelivered = delivered ? (cpu1 - cpu0) / delivered * 1000 : null
       result.clientCpuSeconds = clientS
       result.clientEventLoopDelayMs = {
@@ -553,8 +565,13 @@ const rowsFor = (L, r) => {
     rows.push(['delivered updates/s', (x) => x.deliveredPerSecond, 0])
     rows.push(['doc updates received per edit', (x) => x.docUpdatesPerEdit, 2])
     rows.push(['doc bytes received per edit', (x) => x.docBytesPerEdit, 0])
+    rows.push(['frames to clients/s: sync', (x) => x.framesReceived.syncPerSecond, 0])
+    rows.push(['frames to clients/s: awareness', (x) => x.framesReceived.awarenessPerSecond, 0])
+    rows.push(['bytes to clients/s (KiB)', (x) => x.framesReceived.bytesPerSecond / 1024, 0])
     rows.push(['server CPU-s per 1k delivered', (x) => x.cpuSecondsPer1kDelivered, 4])
-    rows.push(['server CPU (% of a core)', (x) => x.serverCpuSeconds / x.window.seconds * 100, 0])
+    rows.push(['server CPU (% of a core)', (x) => x.serverCpuSeconds / x.window.cpuMeasuredSeconds * 100, 0])
+    rows.push(['  of which main thread (event loop)', (x) => x.serverThreads.mainPctOfCore, 0])
+    rows.push(['  of which other threads', (x) => x.serverThreads.otherThreadsPctOfCore, 0])
   }
   rows.push(['server RSS per connection (KiB)', (x) => x.rss.perConnectionKiB, 1])
   rows.push(['server RSS with clients (MiB)', (x) => x.rss.withClientsKiB / 1024, 1])
@@ -606,6 +623,10 @@ const printLoad = (L, res, out) => {
     const other = res[s].machine?.otherPctOfCore
     if (other != null && other > 15) {
       out.push(`  ! ${s}: other processes on this machine used ${f(other, 0)}% of a core during the window; figures are noisy`)
+    }
+    const steal = res[s].machine?.stealPct
+    if (steal != null && steal > 5) {
+      out.push(`  ! ${s}: the hypervisor stole ${f(steal, 0)}% of the machine's CPU time during the window; figures are noisy`)
     }
   }
   const prof = res.livecart?.profile

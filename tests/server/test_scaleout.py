@@ -179,3 +179,52 @@ async def test_redis_restart_servers_reconnect_and_clients_get_a_clear_close(clu
     await eventually(lambda: {"before", "after"} <= set(back_b.lines), what="both processes agree")
     for c in (back_a, back_b, on_b):
         await c.close()
+
+
+async def test_identity_and_checkout_work_across_processes(cluster, http) -> None:
+    """Sign-out, merges, feeds, checkout and payment each done through a different process."""
+    a, b, c = cluster
+    await setup_shop(http, a.base, on_hand=3)
+    shop: list[dict] = []
+
+    async def admin_feed() -> None:
+        async with http.ws_connect(c.ws(f"/ws/admin?token={ADMIN}")) as ws:
+            async for msg in ws:
+                shop.append(orjson.loads(msg.data))
+    feed = asyncio.ensure_future(admin_feed())
+    # a kiosk on process A loses its socket when it is signed out through process B
+    cart = await new_cart(http, a.base, "kim")
+    status, code = await call(http, "POST", f"{a.base}/api/kiosk-codes", token("kim"))
+    kiosk = auth.mint(SECRET, "k1", "kiosk")
+    status, session = await call(http, "POST", f"{b.base}/api/kiosks/k1/sessions", kiosk, json=code)
+    assert status == 201 and session["cartId"] == cart
+    screen = await YClient(http, a.ws(f"/ws/carts/{cart}?token={kiosk}")).connect()
+    await screen.wait_synced()
+    add(screen, "k1", who="k1")
+    await eventually(lambda: any(e["type"] == "cart.line_added" and e["cartId"] == cart for e in shop),
+                     what="process C's admin feed hears process A's edit")
+    assert (await call(http, "DELETE", f"{b.base}/api/kiosks/k1/sessions", kiosk))[0] == 200
+    code_, reason = await screen.wait_closed()
+    assert code_ == 4403 and "signed out" in reason
+    # a walk-in cart made on B merges (through C) into the customer's cart open on A
+    amy = auth.mint(SECRET, "amy", "assistant")
+    status, walk_in = await call(http, "POST", f"{b.base}/api/carts", amy, json={"channel": "store"})
+    assert (await call(http, "POST", f"{b.base}/api/carts/{walk_in['cartId']}/lines", amy,
+                       json={"sku": "MUG", "qty": 2}))[0] == 201
+    phone = await client(http, a, cart, "kim")
+    status, invite = await call(http, "POST", f"{b.base}/api/carts/{walk_in['cartId']}/invites", amy)
+    assert (await call(http, "POST", f"{c.base}/api/invites/{invite['code']}/accept", token("kim")))[1] == {"cartId": cart}
+    # same SKU, no personalisation: one line with the larger quantity, held in full
+    await eventually(lambda: [(h.get("status"), h.get("qty")) for h in phone.snapshot()["server"]["holds"].values()]
+                     == [("held", 2)] and len(phone.lines) == 1, what="merged line held, live on A")
+    # checkout through B, payment through C: stock committed once
+    status, order = await call(http, "POST", f"{b.base}/api/carts/{cart}/checkout", token("kim"))
+    assert status == 201, order
+    status, paid = await call(http, "POST", f"{c.base}/api/orders/{order['orderId']}/payment", json={"status": "paid"})
+    assert status == 200 and paid["state"] == "confirmed"
+    status, levels = await call(http, "GET", f"{a.base}/api/stock?skus=MUG")
+    assert levels["MUG"] == {"onHand": 1, "held": 0, "available": 1}
+    await eventually(lambda: phone.snapshot()["server"]["status"] == "ordered", what="A's client sees the order")
+    await eventually(lambda: any(e["type"] == "order.status" for e in shop), what="order event on C")
+    feed.cancel()
+    await phone.close()

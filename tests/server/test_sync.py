@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio
 import time
 
 import jwt
@@ -170,3 +171,40 @@ async def test_awareness_garbage_is_rejected(lc: Livecart) -> None:
     await client.send_raw(awareness_message(b"\x05\x01"))
     code, _ = await client.wait_closed()
     assert code == 4400
+
+
+async def test_awareness_echoes_are_not_rebroadcast_and_leaving_removes_only_your_own(lc: Livecart) -> None:
+    cart = await lc.cart()
+    a, b, c = await lc.client(cart), await lc.client(cart), await lc.client(cart)
+    await a.set_presence({"user": {"name": "A"}})
+    await b.set_presence({"user": {"name": "B"}})
+    await eventually(lambda: {a.awareness.client_id, b.awareness.client_id} <= set(c.awareness.states),
+                     what="presence everywhere")
+    await asyncio.sleep(0.1)
+    frames = len(c.received)
+    # the stock client re-sends every state it applies: an echo of A's state (same clock) from B
+    echo = b.awareness.encode_awareness_update([a.awareness.client_id])
+    for _ in range(5):
+        await b.send_raw(awareness_message(echo))
+    await asyncio.sleep(0.2)
+    assert len(c.received) == frames  # nothing new: not relayed
+    await b.close()  # B echoed A's state, but leaving takes only B's presence away
+    await eventually(lambda: b.awareness.client_id not in c.awareness.states, what="B gone")
+    await asyncio.sleep(0.1)
+    assert a.awareness.client_id in c.awareness.states
+
+
+async def test_pricing_changes_are_small_whatever_the_cart_size(lc: Livecart) -> None:
+    await lc.call("PUT", "/api/stock/TEE", lc.token("root", "admin"), json={"onHand": 1000})
+    cart = await lc.cart()
+    a, watcher = await lc.client(cart), await lc.client(cart)
+    with a.doc.transaction():
+        for i in range(40):
+            add_line(a, f"l{i}", "TEE", 1)
+    await eventually(lambda: len(watcher.snapshot()["server"]["pricing"]["lines"]) == 40, what="priced")
+    before = len(watcher.received)
+    a.lines["l7"]["qty"] = 2
+    await eventually(lambda: watcher.snapshot()["server"]["pricing"]["lines"]["l7"]["qty"] == 2, what="repriced")
+    await asyncio.sleep(0.1)
+    sizes = [len(m) for m in watcher.received[before:]]
+    assert max(sizes) < 400, sizes  # one line entry and the totals, not the 40-line pricing object

@@ -32,6 +32,22 @@ export const cpuSeconds = (pid) => {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks()
 }
 
+/** utime+stime of each thread of a process, in seconds: {tid: {comm, cpu}}. */
+export const threadCpu = (pid) => {
+  const out = {}
+  let tids = []
+  try { tids = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out[tid] = { comm, cpu: (Number(f[11]) + Number(f[12])) / clockTicks() }
+    } catch {}
+  }
+  return out
+}
+
 /** VmRSS of a process in KiB. */
 export const rssKiB = (pid) => {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -39,10 +55,17 @@ export const rssKiB = (pid) => {
   return m ? Number(m[1]) : null
 }
 
-const waitHttp = async (url, child, timeoutMs = 20000) => {
+const logTail = (file, n = 6) => {
+  try { return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).map((l) => '    ' + l).join('\n') } catch { return '' }
+}
+
+const waitHttp = async (url, child, timeoutMs = 20000, logFile = null) => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (child.exitCode != null) throw new Error(`server exited with code ${child.exitCode} before it listened`)
+    if (child.exitCode != null) {
+      throw new Error(`server exited with code ${child.exitCode} before it listened` +
+        (logFile ? `; the end of ${logFile}:\n${logTail(logFile)}` : ''))
+    }
     try {
       const res = await fetch(url)
       if (res.ok) return
@@ -105,7 +128,7 @@ export class Livecart {
     this.pid = this.child.pid
     this.base = `http://127.0.0.1:${this.port}`
     this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
-    await waitHttp(`${this.base}/healthz`, this.child)
+    await waitHttp(`${this.base}/healthz`, this.child, 20000, this.logFile)
     this.admin = mintJwt(this.secret, 'bench-admin', 'admin', 6 * 3600)
     for (let i = 0; i < SKUS.length; i++) {
       await this.http('PUT', `/api/catalog/${SKUS[i]}`, this.admin, { name: SKUS[i], price: 900 + i })
@@ -177,7 +200,7 @@ export class Reference {
     this.pid = this.child.pid
     this.base = `http://127.0.0.1:${this.port}`
     this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
-    await waitHttp(this.base, this.child)
+    await waitHttp(this.base, this.child, 20000, this.logFile)
   }
 
   /** No auth and no cart registry: a cart is just a room name. */

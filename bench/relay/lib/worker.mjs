@@ -25,6 +25,23 @@ let sendTimers = []
 const eld = monitorEventLoopDelay({ resolution: 10 })
 eld.enable()
 
+// Every frame clients receive, by y-protocols message type, inside the window.
+const frames = { sync: 0, awareness: 0, other: 0, bytes: 0 }
+class CountingWebSocket extends WebSocket {
+  constructor (...args) {
+    super(...args)
+    this.on('message', (data) => {
+      const t = now()
+      if (t < win.start || t >= win.end) return
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+      frames.bytes += buf.length
+      if (buf[0] === 0) frames.sync++
+      else if (buf[0] === 1) frames.awareness++
+      else frames.other++
+    })
+  }
+}
+
 class Client {
   constructor (spec) {
     this.spec = spec // { cartId, cartIdx, clientIdx, cartSize, token, lineId, sku }
@@ -70,7 +87,7 @@ class Client {
     return new Promise((resolve) => {
       const provider = this.provider = new WebsocketProvider(url, this.spec.cartId, this.doc, {
         params: { token: this.spec.token },
-        WebSocketPolyfill: WebSocket,
+        WebSocketPolyfill: CountingWebSocket,
         disableBc: true // in Node, BroadcastChannel would let same-process clients bypass the server
       })
       let done = false
@@ -197,6 +214,7 @@ const handlers = {
     win.sentAts = []
     win.docUpdates = 0
     win.docBytes = 0
+    Object.assign(frames, { sync: 0, awareness: 0, other: 0, bytes: 0 })
     const period = 1000 / rate
     const active = senders == null ? clients : clients.filter((c) => senders.includes(c.spec.clientIdx))
     for (const c of active) {
@@ -232,6 +250,7 @@ const handlers = {
       sentAts: win.sentAts,
       docUpdates: win.docUpdates,
       docBytes: win.docBytes,
+      frames: { ...frames },
       delivered: win.delivered,
       sent: sumSent(),
       expected: sumExpected(),

@@ -40,7 +40,7 @@ describe('stock and identity through y-websocket', { timeout: 60_000 }, () => {
     const hold = holdsOf(shopper)[line]
     assert.equal(hold.qty, 2)
     assert.ok(hold.expiresAt > Date.now(), 'the hold has an expiry in the future')
-    await waitFor(() => shopper.doc.getMap('server').get('pricing')?.total === 5000, 'pricing')
+    await waitFor(() => shopper.doc.getMap('server').get('pricing')?.toJSON().total === 5000, 'pricing')
   })
 
   test('a walk-in cart claimed by invite merges live; the last unit stays held; the assistant is sent on', async () => {
