@@ -271,9 +271,15 @@ class Room:
         while self._dirty_lines:
             lines, self._dirty_lines = self._dirty_lines, set()
             wanted = self.cart.wanted(lines)
-            results = await asyncio.gather(*(
-                stock.reserve(self.id, line_id, *want) if want else stock.release(self.id, line_id)
-                for line_id, want in wanted.items()), return_exceptions=True)
+            calls = [stock.reserve(self.id, line_id, *want) if want else stock.release(self.id, line_id)
+                     for line_id, want in wanted.items()]
+            if len(calls) == 1:  # the usual case: one edited line, no task per call
+                try:
+                    results: list[Any] = [await calls[0]]
+                except Exception as exc:
+                    results = [exc]
+            else:
+                results = await asyncio.gather(*calls, return_exceptions=True)
             decisions: dict[str, dict[str, Any] | None] = {}
             for (line_id, want), result in zip(wanted.items(), results):
                 if isinstance(result, BaseException):
