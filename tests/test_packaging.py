@@ -16,7 +16,11 @@ def test_wheel_installs_only_the_livecart_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"livecart", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
-    assert "livecart/crdt/validate.py" in names and "livecart/server/rooms.py" in names
+    # every module of the source tree is in the wheel (a subpackage missing from pyproject breaks `pip install .`)
+    for folder, package in (("crdt", "livecart/crdt"), ("server", "livecart/server")):
+        for module in (ROOT / folder).rglob("*.py"):
+            assert f"{package}/{module.relative_to(ROOT / folder)}" in names, module
+    assert "livecart/server/static/livecart.js" in names and "livecart/server/static/storefront.html" in names
     assert not any(n.startswith("livecart/__init__") for n in names)  # a namespace, nothing generic
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "livecart = livecart.server.cli:main" in entry

@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
+from .batching import AppendBatcher
 from . import CartLog, CartRecord
 
 TIMEOUT = 2.0  # seconds: while Redis is down a call fails within this, it never hangs
@@ -156,15 +157,13 @@ class RedisStore:
         self._prune_record = self.r.register_script(PRUNE_RECORD)
         self._hit = self.r.register_script(HIT)
         self._unlock = self.r.register_script(UNLOCK)
-        self._queue: list[tuple[str, bytes, asyncio.Future[int]]] = []
-        self._flushing = False
+        self._appends = AppendBatcher(self._write_appends)
 
     async def open(self) -> None:
         await self.r.ping()  # a wrong URL fails at startup, not at the first edit
 
     async def close(self) -> None:
-        while self._flushing or self._queue:
-            await asyncio.sleep(0.005)
+        await self._appends.idle()
         await self.r.aclose()
 
     # -- carts ----------------------------------------------------------------
@@ -206,38 +205,23 @@ class RedisStore:
         return CartLog(snapshot, updates, _seq(entries[-1][0]) if entries else upto)
 
     def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((cart_id, update, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.ensure_future(self._flush())
-        return future
+        return self._appends.append(cart_id, update)
 
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                by_cart: dict[str, list[tuple[bytes, asyncio.Future[int]]]] = {}
-                for cart_id, update, future in batch:
-                    by_cart.setdefault(cart_id, []).append((update, future))
-                try:
-                    results = await self._append_all(by_cart)
-                except Exception as exc:  # Redis unreachable: every pending append fails
-                    results = [exc] * len(by_cart)
-                for items, last in zip(by_cart.values(), results):
-                    for i, (_, future) in enumerate(items):
-                        if future.done():
-                            continue
-                        if isinstance(last, Exception):
-                            future.set_exception(last)
-                        else:
-                            future.set_result(last - len(items) + 1 + i)
-        finally:
-            self._flushing = False
+    async def _write_appends(self, batch: list[tuple[str, bytes]]) -> list[int | BaseException]:
+        """One script call per cart, all in one pipeline (calls on a pool could overtake each other)."""
+        by_cart: dict[str, list[int]] = {}  # cart -> positions in the batch
+        for i, (cart_id, _) in enumerate(batch):
+            by_cart.setdefault(cart_id, []).append(i)
+        results = await self._append_all({c: [batch[i][1] for i in at] for c, at in by_cart.items()})
+        out: list[int | BaseException] = [0] * len(batch)
+        for at, last in zip(by_cart.values(), results):
+            for k, i in enumerate(at):  # the script returns the last seq of the cart's run
+                out[i] = last if isinstance(last, BaseException) else last - len(at) + 1 + k
+        return out
 
-    async def _append_all(self, by_cart: dict[str, list[tuple[bytes, asyncio.Future[int]]]]) -> list[Any]:
-        calls = [([self.keys.cart(c, "seq"), self.keys.cart(c, "log")], [u for u, _ in items])
-                 for c, items in by_cart.items()]
+    async def _append_all(self, by_cart: dict[str, list[bytes]]) -> list[Any]:
+        calls = [([self.keys.cart(c, "seq"), self.keys.cart(c, "log")], updates)
+                 for c, updates in by_cart.items()]
         results = await self._evalsha_pipeline(calls)
         if any(isinstance(r, NoScriptError) for r in results):
             # Redis restarted and forgot the script; a NOSCRIPT call did not run, so it is safe to resend.

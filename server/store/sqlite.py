@@ -11,6 +11,7 @@ from typing import Any, Callable, TypeVar
 import orjson
 
 from . import CartLog, CartRecord, HoldRow
+from .batching import AppendBatcher
 
 T = TypeVar("T")
 
@@ -49,8 +50,7 @@ class SqliteStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._queue: list[tuple[str, bytes, asyncio.Future[int]]] = []
-        self._flushing = False
+        self._appends = AppendBatcher(lambda batch: self._run(self._write_batch, batch))
         self._next_seq: dict[str, int] = {}  # per cart; touched only on the SQL thread
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -68,8 +68,7 @@ class SqliteStore:
         self._db = db
 
     async def close(self) -> None:
-        while self._flushing or self._queue:
-            await asyncio.sleep(0.005)
+        await self._appends.idle()
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
@@ -126,31 +125,9 @@ class SqliteStore:
         return CartLog(snapshot, [bytes(r[1]) for r in rows], last)
 
     def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((cart_id, update, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.ensure_future(self._flush())
-        return future
+        return self._appends.append(cart_id, update)
 
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                try:
-                    seqs = await self._run(self._write_batch, [(c, u) for c, u, _ in batch])
-                except Exception as exc:
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (*_, future), seq in zip(batch, seqs):
-                    if not future.done():
-                        future.set_result(seq)
-        finally:
-            self._flushing = False
-
-    def _write_batch(self, batch: list[tuple[str, bytes]]) -> list[int]:
+    def _write_batch(self, batch: list[tuple[str, bytes]]) -> list[int | BaseException]:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         rows, seqs = [], []
