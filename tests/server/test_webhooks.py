@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import click
+import orjson
 import pytest
 from aiohttp import web
 
@@ -328,3 +329,38 @@ def test_cli_generates_and_keeps_a_webhook_secret(tmp_path, capsys) -> None:
     assert mine.webhook_secret == "mine"
     with pytest.raises(click.BadParameter):
         build_config(**options, webhook_url="ftp://nope")
+
+
+async def test_a_real_sale_reaches_the_platform_and_the_customer_feed(tmp_path, session, receiver) -> None:
+    """Checkout, payment and dispatch through the HTTP API: the platform gets order.created and each
+    order.status, signed; the customer's /api/me/events (SSE) gets the same status changes."""
+    lc = await Livecart(hooked(tmp_path, receiver), session).start()
+    try:
+        admin, tok = lc.token("root", "admin"), lc.token("sal")
+        await lc.product("MUG")
+        assert (await lc.call("PUT", "/api/stock/MUG", admin, json={"onHand": 2}))[0] == 200
+        seen: list[dict] = []
+
+        async def me_feed() -> None:
+            async with session.get(f"{lc.base}/api/me/events?token={tok}") as resp:
+                async for raw in resp.content:
+                    if raw.startswith(b"data:"):
+                        seen.append(orjson.loads(raw[5:]))
+        feed = asyncio.ensure_future(me_feed())
+        cart = await lc.cart("sal")
+        assert (await lc.call("POST", f"/api/carts/{cart}/lines", tok, json={"sku": "MUG", "qty": 1}))[0] == 201
+        await until(lambda: _held(lc, cart, 1), what="held")
+        status, order = await lc.call("POST", f"/api/carts/{cart}/checkout", tok)
+        assert status == 201
+        await lc.call("POST", f"/api/orders/{order['orderId']}/payment", admin, json={"status": "paid"})
+        await lc.call("POST", f"/api/orders/{order['orderId']}/status", admin, json={"status": "dispatched"})
+        await eventually(lambda: len(receiver.delivered("order.status")) == 2, what="both status webhooks")
+        created = receiver.delivered("order.created")
+        assert len(created) == 1 and created[0].event["data"]["order"]["id"] == order["orderId"]
+        states = [h.event["data"]["order"]["state"] for h in receiver.delivered("order.status")]
+        assert states == ["confirmed", "dispatched"] and all(signed(h) for h in receiver.delivered())
+        await eventually(lambda: [e.get("state") for e in seen if e["type"] == "order.status"]
+                         == ["confirmed", "dispatched"], what="the customer's SSE feed")
+        feed.cancel()
+    finally:
+        await lc.stop()
