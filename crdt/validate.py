@@ -21,6 +21,7 @@ class Ok:
 class Rejected:
     reason: str
     sku: str | None = None  # set when the broken rule is an unknown SKU
+    missing: bool = False  # the update depends on items this doc has not seen (yet)
 
 
 Verdict = Union[Ok, Rejected]
@@ -118,10 +119,10 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
         watcher.armed = False
     after = read_state_vector(doc.get_state())
     reason = missing_dependencies(shape, after)
-    if reason is None:
-        watcher.state_vector = after  # kept for the next update (a rejection rebuilds it anyway)
-    if reason is None:
-        reason = judge(watcher, catalog, limits)
+    if reason is not None:
+        return Rejected(reason, missing=True)
+    watcher.state_vector = after  # kept for the next update (a rejection rebuilds it anyway)
+    reason = judge(watcher, catalog, limits)
     if not reason:
         return OK
     return Rejected(reason, watcher.unknown_sku)

@@ -121,7 +121,7 @@ class Room:
         self.conns: set[Connection] = set()
         self.last_seq = last_seq  # every update up to here is applied (contiguous)
         self._ahead: set[int] = set()  # applied updates past a gap
-        self._catching_up: asyncio.Future[None] | None = None
+        self._catching_up: asyncio.Future[bool] | None = None
         self._since_compact = 0
         self._last_write: Awaitable[int] | None = None
         self._dirty_lines: set[str] = set()
@@ -202,8 +202,9 @@ class Room:
         if self.cart.status != "open":
             raise Close(REJECTED, f"cart is {self.cart.status.replace('_', ' ')}: it takes no edits")
         verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
-        if isinstance(verdict, Rejected) and verdict.sku and await self.rooms.catalog.knows(verdict.sku):
-            # Another process added that product a moment ago: judge again with the fresh catalog.
+        if isinstance(verdict, Rejected) and (
+                (verdict.sku and await self.rooms.catalog.knows(verdict.sku))  # a product just added elsewhere
+                or (verdict.missing and await self.catch_up())):  # this process is behind the shared log
             verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
@@ -417,20 +418,24 @@ class Room:
         if lines or server:
             self._reprice_soon()
 
-    def catch_up(self) -> asyncio.Future[None]:
-        """Applies whatever the store has past `last_seq` (one catch-up at a time)."""
+    def catch_up(self) -> asyncio.Future[bool]:
+        """Applies whatever the store has past `last_seq` (one catch-up at a time);
+        the result says whether anything new arrived."""
         if self._catching_up is None or self._catching_up.done():
             self._catching_up = asyncio.ensure_future(self._catch_up())
         return self._catching_up
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self) -> bool:
+        applied = False
         try:
             for seq, update in await self.rooms.store.load_since(self.id, self.last_seq):
                 if not self._seen(seq):
                     self._mark(seq)
                     self._apply_remote(update)
+                    applied = True
         except Exception as exc:  # Redis away: the reconnect hook tries again
             log.warning("cart %s: catch-up failed: %s", self.id, exc)
+        return applied
 
     def _reprice_soon(self) -> None:
         # Two processes may each have priced a cart before seeing the other's holds;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { execSync } from 'node:child_process'
-import { Livecart, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor, threadCpu } from './lib/servers.mjs'
+import { Livecart, LivecartCluster, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor, threadCpu } from './lib/servers.mjs'
 import { startPySpy, summarizeProfile } from './lib/profile.mjs'
 import { fmtInt, makeClock, monoMs, sleep, summarize } from './lib/util.mjs'
 
@@ -53,6 +53,14 @@ Options:
                           loads 1 and 2; the hottest functions are printed and saved with the JSON
   --keep-logs             keep the servers' logs and data dirs (path printed at the end)
   --max-minutes M         abort the whole run after M minutes (default 30)
+  --scaleout LIST         scale-out mode instead of the side-by-side: load 1 only, on livecart
+                          alone, once on 1 process with its embedded SQLite (the default), then
+                          on each listed number of processes (e.g. 1,2,3) sharing one fresh
+                          redis-server (--store/--bus redis://…; client i of a cart connects to
+                          process i % N). Prints one row per configuration; JSON goes to
+                          bench/results/relay-scaleout-<timestamp>.json. --quick, --duration,
+                          --repeat, --scale, --workers apply.
+  --redis-bin PATH        redis-server binary for --scaleout (default redis-server on PATH)
   -h, --help              this text
 `
 
@@ -75,6 +83,8 @@ const { values: opt } = parseArgs({
     'keep-logs': { type: 'boolean', default: false },
     'py-spy': { type: 'boolean', default: false },
     'max-minutes': { type: 'string', default: '30' },
+    scaleout: { type: 'string' },
+    'redis-bin': { type: 'string', default: 'redis-server' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
@@ -213,33 +223,57 @@ const withProgress = async (promise, line) => {
 const warmUp = async (server) => {
   // One unrelated cart opened and edited once, so that process start-up costs are not
   // charged to the first measured join. Done before the RSS/CPU baselines.
+  // Scale-out: the same cart on every process in turn (so the relay path is warmed too).
   const [{ cartId, token }] = await server.createCarts(1, 'warmup')
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(server.wsUrl, cartId, doc, {
-    params: { token }, WebSocketPolyfill: WebSocket, disableBc: true
-  })
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${server.name}: warm-up client did not sync`)), 15000)
-    provider.on('sync', (s) => { if (s) { clearTimeout(t); resolve() } })
-  })
-  doc.getMap('lines').set('warm', new Y.Map(Object.entries({
-    sku: skuFor(0), qty: 1, addedBy: 'warmup', channel: 'web', addedAt: Date.now()
-  })))
-  await sleep(200)
-  provider.destroy()
-  doc.destroy()
+  for (const [i, url] of (server.wsUrls ?? [server.wsUrl]).entries()) {
+    const doc = new Y.Doc()
+    const provider = new WebsocketProvider(url, cartId, doc, {
+      params: { token }, WebSocketPolyfill: WebSocket, disableBc: true
+    })
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${server.name}: warm-up client did not sync`)), 15000)
+      provider.on('sync', (s) => { if (s) { clearTimeout(t); resolve() } })
+    })
+    doc.getMap('lines').set(`warm-${i}`, new Y.Map(Object.entries({
+      sku: skuFor(0), qty: 1, addedBy: 'warmup', channel: 'web', addedAt: Date.now()
+    })))
+    await sleep(200)
+    provider.destroy()
+    doc.destroy()
+  }
   return { cartId, token }
 }
 
-const runOne = async (serverName, loadNo, rep = 0) => {
+/** Every server process of a run (a scale-out cluster has several). */
+const pidsOf = (server) => server.pids ?? [server.pid]
+const srvCpu = (server) => pidsOf(server).reduce((n, pid) => n + cpuSeconds(pid), 0)
+const srvRss = (server) => pidsOf(server).reduce((n, pid) => n + rssKiB(pid), 0)
+/** CPU of the main threads (tid = pid: the event loops), summed, and the number of threads. */
+const srvThreads = (server) => {
+  let main = 0
+  let threads = 0
+  for (const pid of pidsOf(server)) {
+    const th = threadCpu(pid)
+    main += th[pid]?.cpu ?? 0
+    threads += Object.keys(th).length
+  }
+  return { main, threads }
+}
+const redisCpu = (server) => (server.redisPid ? cpuSeconds(server.redisPid) : 0)
+
+/** cfg (scale-out only): {processes, redis, name}. */
+const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
   const L = LOADS[loadNo]
   const carts = Math.max(1, Math.round(L.carts * scale))
   const nClients = carts * L.perCart
-  const tag = `${L.key}`
-  const server = serverName === 'livecart'
-    ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
-    : new Reference({ runDir, tag })
-  const label = `${L.key} ${serverName}` + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
+  const tag = cfg ? `${L.key}-${cfg.processes}p-${cfg.redis ? 'redis' : 'sqlite'}` : `${L.key}`
+  const server = cfg
+    ? new LivecartCluster({ processes: cfg.processes, redis: cfg.redis, redisBin: opt['redis-bin'],
+      bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
+    : serverName === 'livecart'
+      ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
+      : new Reference({ runDir, tag })
+  const label = `${L.key} ${cfg ? cfg.name : serverName}` + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
   log(`${label}: starting server`)
   await server.start()
   const workers = []
@@ -253,22 +287,26 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       for (let clientIdx = 0; clientIdx < L.perCart; clientIdx++) {
         specs.push({
           cartId, cartIdx, clientIdx, cartSize: L.perCart, token,
-          lineId: `l-${cartIdx}-${clientIdx}`, sku: skuFor(cartIdx + clientIdx)
+          lineId: `l-${cartIdx}-${clientIdx}`, sku: skuFor(cartIdx + clientIdx),
+          // scale-out: spread each cart's clients over the processes, so relay crosses them
+          ...(server.wsUrls ? { url: server.wsUrls[clientIdx % server.wsUrls.length] } : {})
         })
       }
     })
     const nw = Math.min(nWorkers, specs.length)
     for (let i = 0; i < nw; i++) workers.push(new Worker(i))
     await Promise.all(workers.map((w) => w.up))
-    await Promise.all(workers.map((w) => w.call('warm', {
-      spec: { ...warm, cartIdx: -1, clientIdx: w.i, cartSize: 1, lineId: 'warm', sku: skuFor(0) },
-      serverUrl: server.wsUrl, clock: clockAnchor
-    })))
+    for (const url of server.wsUrls ?? [server.wsUrl]) {
+      await Promise.all(workers.map((w) => w.call('warm', {
+        spec: { ...warm, cartIdx: -1, clientIdx: w.i, cartSize: 1, lineId: 'warm', sku: skuFor(0) },
+        serverUrl: url, clock: clockAnchor
+      })))
+    }
     const share = workers.map((_, i) => specs.filter((_, j) => j % nw === i))
 
     await sleep(500)
-    const rssBase = rssKiB(server.pid)
-    const cpuBase = cpuSeconds(server.pid)
+    const rssBase = srvRss(server)
+    const cpuBase = srvCpu(server)
 
     // connect
     const at = L.kind === 'burst' ? clock() + 300 : null
@@ -293,6 +331,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
     const result = {
       server: serverName,
       params: { carts, clientsPerCart: L.perCart, clients: nClients, rate: L.rate ?? 0, workers: nw },
+      ...(cfg ? { scaleout: { ...cfg, pids: server.pids, redisPid: server.redisPid } } : {}),
       setupMs,
       stockSet: server.stockSet ?? null,
       sync: { perClientMs: summarize(syncMs), allSyncedMs, failed: syncFailed },
@@ -301,14 +340,14 @@ const runOne = async (serverName, loadNo, rep = 0) => {
     }
 
     // Let the server finish what the connects and the line edits left it (bounded).
-    result.quiesceMs = await quiesce(server.pid, 20000)
+    result.quiesceMs = await quiesce(() => srvCpu(server) + redisCpu(server), 20000)
     if (L.kind === 'idle') {
       log(`${label}: idle ${settle} s before measuring RSS`)
-      const c0 = cpuSeconds(server.pid)
+      const c0 = srvCpu(server)
       await sleep(settle * 1000)
-      result.idleCpuSecondsPerMinute = (cpuSeconds(server.pid) - c0) / Math.max(settle, 0.001) * 60
+      result.idleCpuSecondsPerMinute = (srvCpu(server) - c0) / Math.max(settle, 0.001) * 60
     }
-    const rssReady = rssKiB(server.pid)
+    const rssReady = srvRss(server)
     result.rss = {
       baselineKiB: rssBase,
       withClientsKiB: rssReady,
@@ -325,8 +364,9 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       log(`${label}: ${warmupMs / 1000} s of unmeasured edits, then measuring ${duration} s`)
       const running = Promise.all(workers.map((w) => w.call('run', { sendFrom, start, end, rate: L.rate })))
       await sleep(start - clock())
-      const cpu0 = cpuSeconds(server.pid)
-      const th0 = threadCpu(server.pid)
+      const cpu0 = srvCpu(server)
+      const rd0 = redisCpu(server)
+      const th0 = srvThreads(server)
       const m0 = machineCpu()
       const wc0 = workers.map((w) => w.cpuSeconds())
       const own0 = process.cpuUsage()
@@ -337,25 +377,27 @@ const runOne = async (serverName, loadNo, rep = 0) => {
         : null
       // a timeline, one sample a second: server CPU, clients' CPU, other processes' CPU
       const timeline = []
-      let prev = { t: clock(), srv: cpu0, m: m0, cl: wc0.reduce((a, b) => a + b, 0), own: process.cpuUsage() }
+      let prev = { t: clock(), srv: cpu0, rd: rd0, m: m0, cl: wc0.reduce((a, b) => a + b, 0), own: process.cpuUsage() }
       await withProgress(running, () => {
         const t = clock()
         const s = Math.min(duration, Math.max(0, (t - start) / 1000))
         const d = workers.reduce((n, w) => n + (w.progress.delivered || 0), 0)
         try {
-          const cur = { t, srv: cpuSeconds(server.pid), m: machineCpu(), cl: workers.reduce((n, w) => n + (w.cpuSeconds() || 0), 0), own: process.cpuUsage() }
+          const cur = { t, srv: srvCpu(server), rd: redisCpu(server), m: machineCpu(), cl: workers.reduce((n, w) => n + (w.cpuSeconds() || 0), 0), own: process.cpuUsage() }
           const dt = (cur.t - prev.t) / 1000
           const busy = (cur.m.busy - prev.m.busy) / clockTicks()
           const ownS = ((cur.own.user - prev.own.user) + (cur.own.system - prev.own.system)) / 1e6
           const srv = cur.srv - prev.srv
           const cl = cur.cl - prev.cl
+          const rd = cur.rd - prev.rd
           timeline.push({ second: Math.round(s), delivered: d, serverPct: +(srv / dt * 100).toFixed(0),
-            clientsPct: +(cl / dt * 100).toFixed(0), otherPct: +(Math.max(0, busy - srv - cl - ownS) / dt * 100).toFixed(0) })
+            ...(server.redisPid ? { redisPct: +(rd / dt * 100).toFixed(0) } : {}),
+            clientsPct: +(cl / dt * 100).toFixed(0), otherPct: +(Math.max(0, busy - srv - rd - cl - ownS) / dt * 100).toFixed(0) })
           prev = cur
         } catch {}
         const last = timeline[timeline.length - 1]
         return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered` +
-          (last ? ` (server ${last.serverPct}%, clients ${last.clientsPct}%, other ${last.otherPct}% of a core)` : '')
+          (last ? ` (server ${last.serverPct}%,${last.redisPct != null ? ` redis ${last.redisPct}%,` : ''} clients ${last.clientsPct}%, other ${last.otherPct}% of a core)` : '')
       })
       // drain: wait for what is still in flight (bounded)
       const drainEnd = Date.now() + drainMs
@@ -367,8 +409,9 @@ const runOne = async (serverName, loadNo, rep = 0) => {
         if (d >= e || Date.now() >= drainEnd) break
         await sleep(50)
       }
-      const cpu1 = cpuSeconds(server.pid)
-      const th1 = threadCpu(server.pid)
+      const cpu1 = srvCpu(server)
+      const rd1 = redisCpu(server)
+      const th1 = srvThreads(server)
       const m1 = machineCpu()
       const wc1 = workers.map((w) => w.cpuSeconds())
       const own = process.cpuUsage(own0)
@@ -387,7 +430,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       const dt = m1.total - m0.total
       const busyS = (m1.busy - m0.busy) / clockTicks()
       const clientS = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
-      const benchS = (cpu1 - cpu0) + clientS + (own.user + own.system) / 1e6
+      const benchS = (cpu1 - cpu0) + (rd1 - rd0) + clientS + (own.user + own.system) / 1e6
       result.machine = {
         busyPct: (m1.busy - m0.busy) / dt * 100,
         stealPct: (m1.steal - m0.steal) / dt * 100,
@@ -405,19 +448,24 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       result.lost = Math.max(0, expected - delivered)
       result.serverCpuSeconds = cpu1 - cpu0
       // the main thread (tid = pid) runs the event loop; the others are e.g. SQLite's thread
-      const mainS = (th1[server.pid]?.cpu ?? 0) - (th0[server.pid]?.cpu ?? 0)
+      // (scale-out: summed over the processes)
+      const mainS = th1.main - th0.main
       result.serverThreads = {
         mainPctOfCore: mainS / measuredS * 100,
         otherThreadsPctOfCore: Math.max(0, (cpu1 - cpu0) - mainS) / measuredS * 100,
-        threads: Object.keys(th1).length
+        threads: th1.threads
       }
       result.cpuSecondsPer1kDelivered = delivered ? (cpu1 - cpu0) / delivered * 1000 : null
+      if (server.redisPid) {
+        result.redisCpuSeconds = rd1 - rd0
+        result.redisCpuSecondsPer1kDelivered = delivered ? (rd1 - rd0) / delivered * 1000 : null
+      }
       result.clientCpuSeconds = clientS
       result.clientEventLoopDelayMs = {
         p99: Math.max(...collected.map((c) => c.eventLoopDelayMs.p99)),
         max: Math.max(...collected.map((c) => c.eventLoopDelayMs.max))
       }
-      result.rss.afterRunKiB = rssKiB(server.pid)
+      result.rss.afterRunKiB = srvRss(server)
       result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart)
       if (profiling) {
         const file = await profiling
@@ -434,7 +482,7 @@ const runOne = async (serverName, loadNo, rep = 0) => {
       result.lost = null
       result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart)
     }
-    result.serverCpuSecondsTotal = cpuSeconds(server.pid) - cpuBase
+    result.serverCpuSecondsTotal = srvCpu(server) - cpuBase
     return result
   } finally {
     await Promise.all(workers.map((w) => w.stop()))
@@ -443,14 +491,17 @@ const runOne = async (serverName, loadNo, rep = 0) => {
   }
 }
 
-/** Waits until the server uses < 5% of a core over 250 ms (twice in a row), at most `maxMs`. */
-const quiesce = async (pid, maxMs) => {
+/**
+ * Waits until the server uses < 5% of a core over 250 ms (twice in a row), at most `maxMs`.
+ * `readCpu`: the server's CPU-s (scale-out: every process and Redis, summed).
+ */
+const quiesce = async (readCpu, maxMs) => {
   const t0 = Date.now()
   let quiet = 0
-  let prev = cpuSeconds(pid)
+  let prev = readCpu()
   while (Date.now() - t0 < maxMs && quiet < 2) {
     await sleep(250)
-    const c = cpuSeconds(pid)
+    const c = readCpu()
     quiet = c - prev < 0.0125 ? quiet + 1 : 0
     prev = c
   }
@@ -696,7 +747,149 @@ const exportSnapshot = (rev) => {
   return { dir, sha }
 }
 
+// -- scale-out mode (--scaleout 1,2,3) -------------------------------------------------------------
+const scaleoutConfigs = (list) => {
+  const ns = list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
+    const n = Number(x)
+    if (!Number.isInteger(n) || n < 1 || n > 16) { console.error(`bad --scaleout entry ${x}`); process.exit(2) }
+    return n
+  })
+  return [{ name: '1 proc, SQLite', processes: 1, redis: false },
+    ...ns.map((n) => ({ name: `${n} proc${n > 1 ? 's' : ''}, Redis`, processes: n, redis: true }))]
+}
+
+const printScaleout = (rows, out) => {
+  const r0 = rows[0].r
+  const p = r0.params
+  out.push('', `load1 scale-out: ${fmtInt(p.carts)} carts × ${p.clientsPerCart} clients × ${p.rate} updates/s, ` +
+    `${f(r0.window.seconds, 0)} s window — ${fmtInt(p.clients)} clients in ${p.workers} client worker process(es); ` +
+    'client i of a cart on process i % N' + (r0.combined ? ` — ${r0.combined}` : ''))
+  const cols = [
+    ['processes', 15, (c) => c.name],
+    ['delivered/s', 12, (c, r) => f(r.deliveredPerSecond, 0)],
+    ['p50 ms', 8, (c, r) => f(r.latencyMs.p50, 2)],
+    ['p95 ms', 8, (c, r) => f(r.latencyMs.p95, 2)],
+    ['p99 ms', 8, (c, r) => f(r.latencyMs.p99, 2)],
+    ['lost', 14, (c, r) => `${fmtInt(r.lost)}/${fmtInt(r.window.expected)}`],
+    ['converged', 10, (c, r) => `${r.convergence.converged}/${r.convergence.carts}`],
+    ['srv CPU-s/1k', 13, (c, r) => f(r.cpuSecondsPer1kDelivered, 4)],
+    ['Redis CPU-s/1k', 15, (c, r) => (c.redis ? f(r.redisCpuSecondsPer1kDelivered, 4) : '—')]
+  ]
+  const line = (vals) => vals.map((v, i) => (i === 0 ? String(v).padEnd(cols[i][1]) : String(v).padStart(cols[i][1]))).join('')
+  const hdr = line(cols.map((c) => c[0]))
+  out.push(hdr, '-'.repeat(hdr.length))
+  for (const { c, r } of rows) out.push(line(cols.map((col) => col[2](c, r))))
+  // where the CPU went, per configuration
+  const cols2 = [
+    ['processes', 15, (c) => c.name],
+    ['srv %core', 10, (c, r) => f(r.serverCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0)],
+    ['main thr', 9, (c, r) => f(r.serverThreads.mainPctOfCore, 0)],
+    ['Redis %core', 12, (c, r) => (c.redis ? f(r.redisCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0) : '—')],
+    ['clients %core', 14, (c, r) => f(r.clientCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0)],
+    ['machine busy %', 15, (c, r) => f(r.machine.busyPct, 0)],
+    ['other %core', 12, (c, r) => f(r.machine.otherPctOfCore, 0)],
+    ['client ELD p99', 15, (c, r) => f(r.clientEventLoopDelayMs.p99, 1)],
+    ['max ms', 9, (c, r) => f(r.latencyMs.max, 1)]
+  ]
+  const line2 = (vals) => vals.map((v, i) => (i === 0 ? String(v).padEnd(cols2[i][1]) : String(v).padStart(cols2[i][1]))).join('')
+  out.push('', line2(cols2.map((c) => c[0])), '-'.repeat(line2(cols2.map((c) => c[0])).length))
+  for (const { c, r } of rows) out.push(line2(cols2.map((col) => col[2](c, r))))
+  out.push('(% of a core over the measured window incl. drain; srv = all livecart processes summed, ' +
+    'main thr = their event-loop threads; client ELD = client worker event-loop delay p99, ms)')
+  const ncpu = os.cpus().length
+  const maxProcs = Math.max(...rows.map((x) => x.c.processes))
+  if (maxProcs > 1) {
+    out.push(`  ! ${ncpu} CPU core(s): ${maxProcs} livecart processes + redis-server + ${p.workers} client worker ` +
+      'process(es) + this coordinator compete for them; rows with more processes measure contention as much as ' +
+      'scale-out (figures as measured).')
+  }
+  for (const { c, r } of rows) {
+    const other = r.machine?.otherPctOfCore
+    if (other != null && other > 15) out.push(`  ! ${c.name}: other processes used ${f(other, 0)}% of a core during the window; figures are noisy`)
+    if (r.machine?.stealPct > 5) out.push(`  ! ${c.name}: steal ${f(r.machine.stealPct, 0)}%; figures are noisy`)
+    if (Object.keys(r.convergence.closes).length) {
+      // one entry per reason (the ids in e.g. "missing dependencies (client N)" left out)
+      const byReason = {}
+      for (const [k, n] of Object.entries(r.convergence.closes)) {
+        const key = k.replace(/\(client \d+\)/, '(client …)')
+        byReason[key] = (byReason[key] || 0) + n
+      }
+      out.push(`  ${c.name} close codes: ${JSON.stringify(byReason)}`)
+    }
+    if (r.convergence.examples.length) out.push(`  ${c.name} not converged, e.g. ${JSON.stringify(r.convergence.examples)}`)
+    if (r.sync.failed) out.push(`  ${c.name}: ${r.sync.failed} client(s) failed to sync`)
+  }
+}
+
+const mainScaleout = async () => {
+  if (!fs.existsSync(livecartBin)) throw new Error(`livecart command not found at ${livecartBin}`)
+  try { execSync(`${JSON.stringify(opt['redis-bin'])} --version`, { stdio: 'ignore' }) } catch {
+    throw new Error(`redis-server not found (${opt['redis-bin']}); use --redis-bin`)
+  }
+  const configs = scaleoutConfigs(opt.scaleout)
+  log(`livecart: ${livecartSource}; scale-out on ${configs.map((c) => c.name).join(' | ')}`)
+  if (os.cpus().length <= 2) {
+    log(`note: ${os.cpus().length} cores — more than one livecart process competes with Redis and the client workers for CPU`)
+  }
+  const started = new Date()
+  const runs = configs.map(() => [])
+  for (let rep = 0; rep < repeat; rep++) {
+    const order = configs.map((_, i) => i)
+    if (rep % 2) order.reverse()
+    for (const i of order) runs[i].push(await runOne('livecart', 1, rep, configs[i]))
+  }
+  const rows = configs.map((c, i) => ({ c, r: combineRuns(runs[i]) }))
+  const out = []
+  const cpu = os.cpus()
+  out.push(`bench/relay --scaleout — ${started.toISOString()} — ${cpu.length} × ${cpu[0]?.model?.trim()}, node ${process.version}` +
+    (quick ? ' — QUICK' : ''))
+  let redisVersion = null
+  try { redisVersion = execSync(`${JSON.stringify(opt['redis-bin'])} --version`).toString().trim() } catch {}
+  out.push(`livecart: ${livecartSource}; ${redisVersion ?? 'redis-server'} (AOF, appendfsync everysec, fresh per row)`)
+  printScaleout(rows, out)
+  process.stdout.write(out.join('\n') + '\n')
+
+  let gitRev = null
+  try { gitRev = execSync('git rev-parse --short HEAD', { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() } catch {}
+  const pkgVersion = (name) => { try { return require(`${name}/package.json`).version } catch { return null } }
+  const doc = {
+    bench: 'relay-scaleout',
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    quick,
+    options: { scaleout: opt.scaleout, duration, scale, workers: nWorkers, repeat, onHand,
+      connectConcurrency, drainSeconds: drainMs / 1000, livecartBin, redisBin: opt['redis-bin'] },
+    machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
+      node: process.version, platform: `${os.platform()} ${os.release()}` },
+    versions: { livecartGit: gitRev, livecartSource, redis: redisVersion, yjs: pkgVersion('yjs'),
+      'y-websocket': pkgVersion('y-websocket'), ws: pkgVersion('ws') },
+    note: 'serverCpuSeconds / cpuSecondsPer1kDelivered / rss / serverThreads are summed over all livecart ' +
+      'processes of a row; redisCpuSeconds is utime+stime of the redis-server PID over the same interval',
+    rows: rows.map(({ c, r }) => ({ config: c, result: r }))
+  }
+  const outFile = opt.out || path.join(resultsDir, `relay-scaleout-${runStamp}.json`)
+  fs.mkdirSync(path.dirname(outFile), { recursive: true })
+  fs.writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n')
+  log(`results written to ${path.relative(process.cwd(), outFile) || outFile}`)
+  if (opt['keep-logs']) log(`logs and data kept in ${runDir}`)
+  else cleanupDirs()
+}
+
 const main = async () => {
+  if (opt.scaleout) {
+    if (opt['livecart-rev']) {
+      const { dir, sha } = exportSnapshot(opt['livecart-rev'])
+      livecartSnapshot = dir
+      livecartSource = `git ${sha.slice(0, 12)} (${opt['livecart-rev']})`
+    } else {
+      try {
+        const dirty = execSync('git status --porcelain -- server crdt', { cwd: repo }).toString().trim()
+        const sha = execSync('git rev-parse --short=12 HEAD', { cwd: repo }).toString().trim()
+        livecartSource = `working tree at ${sha}${dirty ? ' + uncommitted changes in server/ or crdt/' : ''}`
+      } catch {}
+    }
+    return mainScaleout()
+  }
   if (serversWanted.includes('livecart') && !fs.existsSync(livecartBin)) {
     throw new Error(`livecart command not found at ${livecartBin} (use --livecart-bin or LIVECART_BIN)`)
   }

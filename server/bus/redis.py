@@ -9,21 +9,11 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from ..store.redis import split_prefix
 from . import CartHandler, CartMessage, EventHandler, new_process_id
 
 log = logging.getLogger("livecart.bus")
 
-PREFIX = "livecart:"
-
-
-def cart_channel(cart_id: str) -> str:
-    # Same hash tag as the cart's keys: with Redis Cluster's sharded pub/sub this
-    # channel lives on the node that owns the cart.
-    return f"{PREFIX}{{c:{cart_id}}}:bus"
-
-
-def event_channel(topic: str) -> str:
-    return f"{PREFIX}events:{topic}"
 
 
 class RedisBus:
@@ -32,6 +22,8 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         self.process_id = new_process_id()
         self.reconnected: list[Callable[[], Awaitable[None]]] = []
+        url, prefix = split_prefix(url)  # the same `?prefix=` as the store's keys
+        self._prefix = prefix
         self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._pubsub = self._redis.pubsub()
         self._carts: dict[str, CartHandler] = {}
@@ -39,6 +31,14 @@ class RedisBus:
         self._confirmed: dict[str, asyncio.Event] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _cart_channel(self, cart_id: str) -> str:
+        # Same hash tag as the cart's keys: with Redis Cluster's sharded pub/sub this
+        # channel lives on the node that owns the cart.
+        return f"{self._prefix}{{c:{cart_id}}}:bus"
+
+    def _event_channel(self, topic: str) -> str:
+        return f"{self._prefix}events:{topic}"
 
     async def start(self) -> None:
         await self._subscribe_all()
@@ -54,7 +54,7 @@ class RedisBus:
     # -- carts -------------------------------------------------------------------------
 
     async def join_cart(self, cart_id: str, handler: CartHandler) -> None:
-        channel = cart_channel(cart_id)
+        channel = self._cart_channel(cart_id)
         self._carts[channel] = handler
         confirmed = self._confirmed[channel] = asyncio.Event()
         await self._pubsub.subscribe(channel)
@@ -62,7 +62,7 @@ class RedisBus:
         await asyncio.wait_for(confirmed.wait(), timeout=3)
 
     async def leave_cart(self, cart_id: str) -> None:
-        channel = cart_channel(cart_id)
+        channel = self._cart_channel(cart_id)
         self._carts.pop(channel, None)
         self._confirmed.pop(channel, None)
         try:
@@ -72,15 +72,15 @@ class RedisBus:
 
     def publish_cart(self, cart_id: str, kind: str, seq: int, payload: bytes) -> None:
         data = msgpack.packb((self.process_id, kind, seq, payload))
-        self._enqueue(cart_channel(cart_id), data)
+        self._enqueue(self._cart_channel(cart_id), data)
 
     # -- events ------------------------------------------------------------------------
 
     def publish_event(self, topic: str, event: dict[str, Any]) -> None:
-        self._enqueue(event_channel(topic), msgpack.packb(event))
+        self._enqueue(self._event_channel(topic), msgpack.packb(event))
 
     def on_event(self, topic: str, handler: EventHandler) -> None:
-        self._events.setdefault(event_channel(topic), []).append(handler)
+        self._events.setdefault(self._event_channel(topic), []).append(handler)
 
     # -- the two loops -------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class RedisBus:
 
     async def _subscribe_all(self) -> None:
         # Always at least one channel, so the listening connection exists from the start.
-        await self._pubsub.subscribe(event_channel("_process"), *self._events)
+        await self._pubsub.subscribe(self._event_channel("_process"), *self._events)
 
 
 def _text(value: bytes | str) -> str:

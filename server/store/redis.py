@@ -15,21 +15,30 @@ from .batching import AppendBatcher
 from . import CartLog, CartRecord
 
 TIMEOUT = 2.0  # seconds: while Redis is down a call fails within this, it never hangs
+MAX_CONNECTIONS = 64  # per process and client; plenty for one event loop
 DEFAULT_PREFIX = "livecart:"
 
 
 def connect(url: str) -> tuple[aioredis.Redis, str]:
     """A client for `url` and the key prefix, taken from `?prefix=` in the URL (default `livecart:`)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query)
-    prefix = dict(query).get("prefix", DEFAULT_PREFIX)
-    url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
-    client = aioredis.from_url(
-        url, decode_responses=False, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
+    url, prefix = split_prefix(url)
+    # A bounded pool that makes callers wait their turn: redis-py's default pool fails at
+    # once past 100 connections, and under load every such failure became a closed socket.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=TIMEOUT, decode_responses=False,
+        socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
         # No silent retries: a script that ran but whose reply was lost would run twice
         # (an append logged twice, an adjust applied twice). The caller sees the error instead.
         retry=Retry(NoBackoff(), 0))
-    return client, prefix
+    return aioredis.Redis(connection_pool=pool), prefix
+
+
+def split_prefix(url: str) -> tuple[str, str]:
+    """The URL without `?prefix=`, and the prefix (default `livecart:`)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    prefix = dict(query).get("prefix", DEFAULT_PREFIX)
+    return urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"]))), prefix
 
 
 class Keys:

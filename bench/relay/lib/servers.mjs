@@ -1,6 +1,7 @@
 // Starting, measuring and stopping the two servers under test.
 import { spawn, execSync } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { freePort, mintJwt, pool, sleep } from './util.mjs'
@@ -101,21 +102,25 @@ export const skuFor = (i) => SKUS[i % SKUS.length]
  * and each cart (POST /api/carts with its owner's customer token).
  */
 export class Livecart {
-  constructor ({ bin, pythonPath = null, runDir, tag, maxMessagesPerSecond = 1000, onHand = 1000000 }) {
+  constructor ({ bin, pythonPath = null, runDir, tag, maxMessagesPerSecond = 1000, onHand = 1000000,
+    secret = null, extraArgs = [], setup = true }) {
     this.onHand = onHand
     this.name = 'livecart'
     this.bin = bin
     this.pythonPath = pythonPath // a snapshot of livecart's sources to run instead of the installed tree
     this.runDir = runDir
     this.tag = tag
-    this.secret = 'bench-' + Math.random().toString(36).slice(2)
+    this.secret = secret || 'bench-' + Math.random().toString(36).slice(2)
     this.maxMps = maxMessagesPerSecond
+    this.extraArgs = extraArgs // e.g. --store/--bus redis://… (scale-out)
+    this.setup = setup // create the catalog and stock (once per shared store)
   }
 
   async start () {
     this.port = await freePort()
     this.dataDir = fs.mkdtempSync(path.join(this.runDir, `livecart-${this.tag}-data-`))
     this.logFile = path.join(this.runDir, `livecart-${this.tag}.log`)
+    this.stockSet = null
     // With a snapshot: the venv's python, `-m livecart.server.cli`, the snapshot first on the path.
     const [cmd, pre, env] = this.pythonPath
       ? [path.join(path.dirname(this.bin), 'python'), ['-m', 'livecart.server.cli'], { PYTHONPATH: this.pythonPath }]
@@ -123,13 +128,18 @@ export class Livecart {
     this.child = startProcess(cmd, [...pre,
       'serve', '--host', '127.0.0.1', '--port', String(this.port), '--data-dir', this.dataDir,
       '--jwt-secret', this.secret, '--max-messages-per-second', String(this.maxMps),
-      '--log-level', 'warning'
+      '--log-level', 'warning', ...this.extraArgs
     ], env, this.logFile)
     this.pid = this.child.pid
     this.base = `http://127.0.0.1:${this.port}`
     this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
     await waitHttp(`${this.base}/healthz`, this.child, 20000, this.logFile)
     this.admin = mintJwt(this.secret, 'bench-admin', 'admin', 6 * 3600)
+    if (this.setup) await this.setupCatalog()
+  }
+
+  /** The bench's products, and their stock (`onHand`). */
+  async setupCatalog () {
     for (let i = 0; i < SKUS.length; i++) {
       await this.http('PUT', `/api/catalog/${SKUS[i]}`, this.admin, { name: SKUS[i], price: 900 + i })
     }
@@ -179,6 +189,107 @@ export class Livecart {
       const py = path.join(path.dirname(this.bin), 'python')
       return execSync(`${py} -c "import importlib.metadata as m; print(m.version('livecart'))"`).toString().trim()
     } catch { return null }
+  }
+}
+
+/**
+ * A redis-server of our own (from the binary) on a free loopback port, with a temp --dir,
+ * no RDB snapshots, AOF with fsync every second. Killed by stop() (and by killAll on exit).
+ */
+export class RedisServer {
+  constructor ({ runDir, tag, bin = 'redis-server' }) {
+    this.runDir = runDir
+    this.tag = tag
+    this.bin = bin
+  }
+
+  async start () {
+    this.port = await freePort()
+    this.dir = fs.mkdtempSync(path.join(this.runDir, `redis-${this.tag}-`))
+    this.logFile = path.join(this.runDir, `redis-${this.tag}.log`)
+    this.child = startProcess(this.bin, ['--port', String(this.port), '--bind', '127.0.0.1',
+      '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec',
+      '--protected-mode', 'no', '--daemonize', 'no', '--logfile', ''], {}, this.logFile)
+    this.pid = this.child.pid
+    this.url = `redis://127.0.0.1:${this.port}/0`
+    const deadline = Date.now() + 10000
+    while (!(await this.ping())) {
+      if (this.child.exitCode != null) {
+        throw new Error(`redis-server exited with code ${this.child.exitCode}:\n${logTail(this.logFile)}`)
+      }
+      if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 10 s')
+      await sleep(100)
+    }
+  }
+
+  ping () {
+    return new Promise((resolve) => {
+      const socket = net.connect(this.port, '127.0.0.1', () => socket.write('PING\r\n'))
+      const done = (ok) => { socket.destroy(); resolve(ok) }
+      socket.setTimeout(1000, () => done(false))
+      socket.on('data', (d) => done(String(d).startsWith('+PONG')))
+      socket.on('error', () => done(false))
+    })
+  }
+
+  async stop () { if (this.child) await stopProcess(this.child) }
+  cleanup () { if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true }) }
+}
+
+/**
+ * N `livecart serve` processes sharing one store and bus. With `redis: true` a fresh
+ * redis-server is started first and every process gets `--store/--bus redis://…`; without,
+ * a single process on its embedded SQLite (the default). The catalog, stock and carts are
+ * created through process 0 (the store is shared). Client i of a cart is meant to connect to
+ * `wsUrls[i % N]`. `pids` are the livecart processes, `redisPid` the redis-server (or null).
+ */
+export class LivecartCluster {
+  constructor ({ processes, redis, redisBin = 'redis-server', bin, pythonPath = null, runDir, tag, onHand = 1000000 }) {
+    if (!redis && processes !== 1) throw new Error('more than one livecart process needs Redis')
+    this.name = 'livecart'
+    this.n = processes
+    this.useRedis = redis
+    this.opts = { bin, pythonPath, runDir, onHand }
+    this.tag = tag
+    this.redisBin = redisBin
+    this.secret = 'bench-' + Math.random().toString(36).slice(2)
+    this.redis = null
+    this.procs = []
+  }
+
+  async start () {
+    let extraArgs = []
+    if (this.useRedis) {
+      this.redis = new RedisServer({ runDir: this.opts.runDir, tag: this.tag, bin: this.redisBin })
+      await this.redis.start()
+      extraArgs = ['--store', this.redis.url, '--bus', this.redis.url]
+    }
+    this.procs = Array.from({ length: this.n }, (_, i) => new Livecart({
+      ...this.opts, tag: `${this.tag}-p${i}`, secret: this.secret, extraArgs, setup: false
+    }))
+    await Promise.all(this.procs.map((p) => p.start()))
+    // catalog + stock once, through process 0 (shared store)
+    const p0 = this.procs[0]
+    p0.setup = true
+    await p0.setupCatalog()
+    this.stockSet = p0.stockSet
+    this.pid = p0.pid
+    this.pids = this.procs.map((p) => p.pid)
+    this.wsUrl = p0.wsUrl
+    this.wsUrls = this.procs.map((p) => p.wsUrl)
+    this.redisPid = this.redis?.pid ?? null
+  }
+
+  createCarts (n, prefix) { return this.procs[0].createCarts(n, prefix) }
+
+  async stop () {
+    await Promise.all(this.procs.map((p) => p.stop()))
+    if (this.redis) await this.redis.stop()
+  }
+
+  cleanup () {
+    for (const p of this.procs) p.cleanup()
+    this.redis?.cleanup()
   }
 }
 

@@ -44,7 +44,7 @@ class CountingWebSocket extends WebSocket {
 
 class Client {
   constructor (spec) {
-    this.spec = spec // { cartId, cartIdx, clientIdx, cartSize, token, lineId, sku }
+    this.spec = spec // { cartId, cartIdx, clientIdx, cartSize, token, lineId, sku, url? }
     this.doc = new Y.Doc()
     this.lines = this.doc.getMap('lines')
     this.provider = null
@@ -85,7 +85,8 @@ class Client {
   connect () {
     this.connectStart = now()
     return new Promise((resolve) => {
-      const provider = this.provider = new WebsocketProvider(url, this.spec.cartId, this.doc, {
+      // spec.url: this client's own server (scale-out: client i of a cart → process i % N)
+      const provider = this.provider = new WebsocketProvider(this.spec.url || url, this.spec.cartId, this.doc, {
         params: { token: this.spec.token },
         WebSocketPolyfill: CountingWebSocket,
         disableBc: true // in Node, BroadcastChannel would let same-process clients bypass the server
