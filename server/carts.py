@@ -21,7 +21,7 @@ from .feeds import shop_event
 from .openapi import INTEGER, STRING, api, obj
 from .rooms import Room
 from .stock import StockError
-from .store import CartRecord, Store
+from .store import CartRecord
 
 CHANNELS = ("web", "app", "kiosk", "store", "call-centre", "api")
 ROLE_CHANNEL = {"customer": "web", "assistant": "store", "operator": "call-centre", "kiosk": "kiosk", "admin": "api"}
@@ -208,7 +208,7 @@ async def merge(app: web.Application, source_id: str, target_id: str) -> None:
        so nothing edits it while it is read. 2. Each hold moves to its target line in one
        stock step (the surplus of a combined line goes back). 3. The target gets the lines.
     """
-    rooms, stock, store = app[ROOMS], app[STOCK], app[STORE]
+    rooms, store = app[ROOMS], app[STORE]
     source, target = await rooms.get(source_id), await rooms.get(target_id)
     _mergeable(source, target)
     async with busy_as_409(store, f"cart:{source_id}"):  # the same lock checkout takes

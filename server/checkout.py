@@ -146,7 +146,7 @@ def order_lines(room: Room, pricing: dict[str, Any]) -> list[dict[str, Any]]:
 async def checkout(request: web.Request) -> web.Response:
     who, record = await open_record(request)
     app = request.app
-    rooms, store, stock = app[ROOMS], app[STORE], app[STOCK]
+    rooms, store = app[ROOMS], app[STORE]
     room = await rooms.get(record.id)
     async with busy_as_409(store, f"cart:{record.id}"):  # one checkout of a cart at once, in any process
         existing = await _existing_order(room, store)

@@ -177,7 +177,7 @@ def import_(file: Path, data_dir: str, store: str) -> None:
     if errors:
         for bad in errors[:50]:
             click.echo(f"{file}:{bad}", err=True)
-        more = f" (first 50 shown)" if len(errors) > 50 else ""
+        more = " (first 50 shown)" if len(errors) > 50 else ""
         raise click.ClickException(f"{len(errors)} bad row(s){more}; nothing was imported")
     products, on_hand = to_store(rows)
     asyncio.run(_import(Path(data_dir), store, products, on_hand))

@@ -1,6 +1,7 @@
 """The test harness: a real livecart app on a loopback port with its own data dir, and its fixtures."""
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -57,8 +58,8 @@ class Livecart:
                 await client.close()
         self.clients.clear()
         if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+            runner, self.runner = self.runner, None
+            await asyncio.wait_for(runner.cleanup(), timeout=30)  # a stuck shutdown fails the test
 
     def token(self, sub: str, role: str = "customer", **kw: Any) -> str:
         return auth.mint(self.config.jwt_secret, sub, role, **kw)

@@ -30,7 +30,7 @@ def connect(url: str) -> tuple[aioredis.Redis, str]:
         # No silent retries: a script that ran but whose reply was lost would run twice
         # (an append logged twice, an adjust applied twice). The caller sees the error instead.
         retry=Retry(NoBackoff(), 0))
-    return aioredis.Redis(connection_pool=pool), prefix
+    return aioredis.Redis.from_pool(pool), prefix  # the client owns (and closes) its pool
 
 
 def split_prefix(url: str) -> tuple[str, str]:
