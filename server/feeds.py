@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, Hashable, Protocol
+from typing import Any, Awaitable, Callable, Hashable
 
 import orjson
 from aiohttp import web
@@ -18,31 +18,41 @@ from .errors import ApiError
 MAX_SKUS = 500
 
 
-class Subscriber:
-    """One feed reader. Pending messages are keyed, so a slow reader gets the latest
-    value per key instead of a growing backlog: the actor never waits for it."""
+class Reader:
+    """One feed reader's mailbox: `next()` waits for messages; None once the feed is closed."""
 
-    def __init__(self, keys: frozenset[str]) -> None:
-        self.keys = keys
+    def __init__(self) -> None:
         self.closed = False
-        self._pending: dict[Hashable, dict[str, Any]] = {}
         self._wake = asyncio.Event()
 
     def close(self) -> None:
         self.closed = True
         self._wake.set()
 
+    async def next(self) -> list[dict[str, Any]] | None:
+        await self._wake.wait()
+        self._wake.clear()
+        return None if self.closed else self._take()
+
+    def _take(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class Subscriber(Reader):
+    """A stock reader. Pending messages are keyed, so a slow reader gets the latest
+    value per key instead of a growing backlog: the actor never waits for it."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        super().__init__()
+        self.keys = keys
+        self._pending: dict[Hashable, dict[str, Any]] = {}
+
     def push(self, key: Hashable, message: dict[str, Any]) -> None:
         self._pending.pop(key, None)  # re-insert: keep arrival order of the latest values
         self._pending[key] = message
         self._wake.set()
 
-    async def next(self) -> list[dict[str, Any]] | None:
-        """The pending messages, oldest first; None once the feed is closed."""
-        await self._wake.wait()
-        self._wake.clear()
-        if self.closed:
-            return None
+    def _take(self) -> list[dict[str, Any]]:
         batch, self._pending = list(self._pending.values()), {}
         return batch
 
@@ -133,10 +143,6 @@ async def _initial(request: web.Request, sub: Subscriber) -> None:
         sub.push(("available", sku), {"sku": sku, "available": level.available, "at": at})
 
 
-class Source(Protocol):
-    async def next(self) -> list[dict[str, Any]] | None: ...
-
-
 def shop_event(bus: Bus, type_: str, **data: Any) -> None:
     """An event for the shop floor (every admin reader, in every process)."""
     bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), **data})
@@ -148,7 +154,7 @@ def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True,
                                  "shop": shop, **data})
 
 
-async def pump(sub: Source, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
+async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
     """Sends a subscriber's messages until the reader is gone or the feed closes."""
     gone_task = asyncio.ensure_future(gone)
     try:
@@ -209,16 +215,15 @@ async def stock_events(request: web.Request) -> web.StreamResponse:
 EVENT_BACKLOG = 500
 
 
-class EventSubscriber:
+class EventSubscriber(Reader):
     """Events cannot be coalesced, so a reader that falls behind loses the oldest and is told
     how many with a `{"type": "gap", "dropped": n}` marker: carts never wait for it."""
 
     def __init__(self, customer_id: str | None) -> None:
+        super().__init__()
         self.customer_id = customer_id  # None: the whole shop (admin)
-        self.closed = False
         self._queue: deque[dict[str, Any]] = deque()
         self._dropped = 0
-        self._wake = asyncio.Event()
 
     def push(self, event: dict[str, Any]) -> None:
         if len(self._queue) >= EVENT_BACKLOG:
@@ -227,15 +232,7 @@ class EventSubscriber:
         self._queue.append(event)
         self._wake.set()
 
-    def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-
-    async def next(self) -> list[dict[str, Any]] | None:
-        await self._wake.wait()
-        self._wake.clear()
-        if self.closed:
-            return None
+    def _take(self) -> list[dict[str, Any]]:
         batch = list(self._queue)
         self._queue.clear()
         if self._dropped:

@@ -7,7 +7,7 @@
  */
 import { NotAvailableError } from '../src/index.js'
 import {
-  LiveCatalog, cartView, comingSoon, describeError, fill, h, icon, initials, liveDot, money, presenceBar,
+  cartView, comingSoon, describeError, fill, h, icon, initials, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 
@@ -16,15 +16,11 @@ staffPage({
   roles: ['admin'],
   title: 'Shop floor',
   lead: 'Carts filling up in real time, stock, checkouts and orders.',
-  render: (ctx) => start(ctx).catch((err) => fill(ctx.main, h('div.card.error-card', icon('alert', 22), h('p', describeError(err)))))
+  render: start
 })
 
 async function start ({ lc, claims, main, right }) {
-  const catalog = await new LiveCatalog(lc).load()
-  catalog.watch()
-  const dot = liveDot('Live')
-  right.append(dot.el)
-  catalog.onChange(() => dot.set(catalog.status))
+  const catalog = await liveCatalogIn(lc, right)
 
   const kpis = h('div.kpis')
   const board = h('div.board')

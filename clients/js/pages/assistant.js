@@ -8,7 +8,7 @@
 import qrcode from 'qrcode-generator'
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  LiveCatalog, addProduct, cartView, comingSoon, describeError, fill, h, icon, liveDot, presenceBar,
+  addProduct, cartView, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
   productArt, productPicker, reportCartEvents, siteFooter, staffPage, store, toast
 } from './ui.js'
 
@@ -20,15 +20,11 @@ staffPage({
   roles: ['assistant', 'admin'],
   title: 'Assistant',
   lead: 'Start carts for walk-in customers, join a customer’s cart with their code, and sell from their favourites.',
-  render: (ctx) => start(ctx).catch((err) => fill(ctx.main, h('div.card.error-card', icon('alert', 22), h('p', describeError(err)))))
+  render: start
 })
 
 async function start ({ lc, claims, main, right }) {
-  const catalog = await new LiveCatalog(lc).load()
-  catalog.watch()
-  const dot = liveDot('Live')
-  right.append(dot.el)
-  catalog.onChange(() => dot.set(catalog.status))
+  const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
 

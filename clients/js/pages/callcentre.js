@@ -6,8 +6,8 @@
  */
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  LiveCatalog, addProduct, cartView, clock, comingSoon, describeError, fill, h, icon, liveDot, presenceBar,
-  productArt, productPicker, reportCartEvents, siteFooter, staffPage, toast
+  addProduct, cartView, clock, comingSoon, describeError, fill, h, icon, liveCatalogIn,
+  presenceBar, productArt, productPicker, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 
 staffPage({
@@ -15,15 +15,11 @@ staffPage({
   roles: ['operator', 'admin'],
   title: 'Call centre',
   lead: 'Look up the customer on the phone and edit their cart with them, live.',
-  render: (ctx) => start(ctx).catch((err) => fill(ctx.main, h('div.card.error-card', icon('alert', 22), h('p', describeError(err)))))
+  render: start
 })
 
 async function start ({ lc, claims, main, right }) {
-  const catalog = await new LiveCatalog(lc).load()
-  catalog.watch()
-  const dot = liveDot('Live')
-  right.append(dot.el)
-  catalog.onChange(() => dot.set(catalog.status))
+  const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
   let callStarted = null

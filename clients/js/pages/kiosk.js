@@ -9,7 +9,7 @@
  */
 import { ForbiddenError, NotAvailableError, NotFoundError, RateLimitedError, UnauthorizedError } from '../src/index.js'
 import {
-  LiveCatalog, addProduct, cartView, clock, describeError, fill, h, icon, liveDot, money, presenceBar,
+  addProduct, cartView, clock, describeError, fill, h, icon, liveCatalogIn, money, presenceBar,
   productArt, staffPage, toast
 } from './ui.js'
 
@@ -28,17 +28,13 @@ staffPage({
       location.replace(`/kiosk/${encodeURIComponent(ctx.claims.sub)}?token=${encodeURIComponent(ctx.token)}`)
       return
     }
-    start(ctx).catch((err) => fill(ctx.main, h('div.card.error-card', icon('alert', 22), h('p', describeError(err)))))
+    return start(ctx)
   }
 })
 
 async function start ({ lc, claims, main, right }) {
   main.className = 'kiosk'
-  const catalog = await new LiveCatalog(lc).load()
-  catalog.watch()
-  const dot = liveDot('Live')
-  right.append(dot.el)
-  catalog.onChange(() => dot.set(catalog.status))
+  const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
   let idleMs = (localIdle || 120) * 1000

@@ -793,7 +793,19 @@ export function staffPage ({ key, roles, title, lead, render }) {
   const main = h('main.page')
   fill(app, topbar({ title, staff: true, right: [right, accountChip(token, key)] }), main)
   const lc = createClient({ token })
-  render({ token, claims, lc, main, right })
+  // A page that fails to start says why, on the page (never a blank screen).
+  Promise.resolve().then(() => render({ token, claims, lc, main, right }))
+    .catch((err) => fill(main, h('div.card.error-card', icon('alert', 22), h('p', describeError(err)))))
+}
+
+/** The live catalog of a staff page, its status shown as a dot in the top bar. */
+export async function liveCatalogIn (lc, right) {
+  const catalog = await new LiveCatalog(lc).load()
+  catalog.watch()
+  const dot = liveDot('Live')
+  right.append(dot.el)
+  catalog.onChange(() => dot.set(catalog.status))
+  return catalog
 }
 
 /** The footer with every demo page. */
