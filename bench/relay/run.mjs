@@ -849,30 +849,44 @@ const mainScaleout = async () => {
   printScaleout(rows, out)
   process.stdout.write(out.join('\n') + '\n')
 
-  let gitRev = null
-  try { gitRev = execSync('git rev-parse --short HEAD', { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() } catch {}
-  const pkgVersion = (name) => { try { return require(`${name}/package.json`).version } catch { return null } }
-  const doc = {
+  writeResults(`relay-scaleout-${runStamp}.json`, started, {
     bench: 'relay-scaleout',
-    startedAt: started.toISOString(),
-    finishedAt: new Date().toISOString(),
-    quick,
     options: { scaleout: opt.scaleout, duration, scale, workers: nWorkers, repeat, onHand,
       connectConcurrency, drainSeconds: drainMs / 1000, livecartBin, redisBin: opt['redis-bin'] },
-    machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
-      node: process.version, platform: `${os.platform()} ${os.release()}` },
-    versions: { livecartGit: gitRev, livecartSource, redis: redisVersion, yjs: pkgVersion('yjs'),
-      'y-websocket': pkgVersion('y-websocket'), ws: pkgVersion('ws') },
+    extraVersions: { redis: redisVersion },
     note: 'serverCpuSeconds / cpuSecondsPer1kDelivered / rss / serverThreads are summed over all livecart ' +
       'processes of a row; redisCpuSeconds is utime+stime of the redis-server PID over the same interval',
     rows: rows.map(({ c, r }) => ({ config: c, result: r }))
+  })
+  if (opt['keep-logs']) log(`logs and data kept in ${runDir}`)
+  else cleanupDirs()
+}
+
+/** Writes one run's JSON: what ran, on which machine and versions, then the bench's own fields. */
+function writeResults (fileName, started, { bench, options, extraVersions, ...rest }) {
+  let gitRev = null
+  try { gitRev = execSync('git rev-parse --short HEAD', { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() } catch {}
+  const cpu = os.cpus()
+  const doc = {
+    bench,
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    quick,
+    options,
+    machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
+      node: process.version, platform: `${os.platform()} ${os.release()}` },
+    versions: { livecartGit: gitRev, livecartSource, yjs: pkgVersion('yjs'), 'y-websocket': pkgVersion('y-websocket'),
+      ws: pkgVersion('ws'), ...extraVersions },
+    ...rest
   }
-  const outFile = opt.out || path.join(resultsDir, `relay-scaleout-${runStamp}.json`)
+  const outFile = opt.out || path.join(resultsDir, fileName)
   fs.mkdirSync(path.dirname(outFile), { recursive: true })
   fs.writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n')
   log(`results written to ${path.relative(process.cwd(), outFile) || outFile}`)
-  if (opt['keep-logs']) log(`logs and data kept in ${runDir}`)
-  else cleanupDirs()
+}
+
+function pkgVersion (name) {
+  try { return require(`${name}/package.json`).version } catch { return null }
 }
 
 const main = async () => {
@@ -936,20 +950,11 @@ const main = async () => {
   }
   process.stdout.write(out.join('\n') + '\n')
 
-  let gitRev = null
-  try { gitRev = execSync('git rev-parse --short HEAD', { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() } catch {}
-  const pkgVersion = (name) => { try { return require(`${name}/package.json`).version } catch { return null } }
-  const doc = {
+  writeResults(`relay-${runStamp}.json`, started, {
     bench: 'relay',
-    startedAt: started.toISOString(),
-    finishedAt: new Date().toISOString(),
-    quick,
     options: { loads: loadsWanted, servers: serversWanted, duration, settle, scale, workers: nWorkers, repeat, onHand,
       connectConcurrency, drainSeconds: drainMs / 1000, livecartBin },
-    machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
-      node: process.version, platform: `${os.platform()} ${os.release()}` },
-    versions: { livecartGit: gitRev, livecartSource, yjs: pkgVersion('yjs'), 'y-websocket': pkgVersion('y-websocket'),
-      ws: pkgVersion('ws'), '@y/websocket-server': pkgVersion('@y/websocket-server') },
+    extraVersions: { '@y/websocket-server': pkgVersion('@y/websocket-server') },
     loads: Object.fromEntries(Object.entries(all).map(([k, v]) => {
       const ratios = {}
       if (v.livecart && v.reference) {
@@ -963,11 +968,7 @@ const main = async () => {
       return [k, { ...v, ratios }]
     })),
     targets: t
-  }
-  const outFile = opt.out || path.join(resultsDir, `relay-${runStamp}.json`)
-  fs.mkdirSync(path.dirname(outFile), { recursive: true })
-  fs.writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n')
-  log(`results written to ${path.relative(process.cwd(), outFile) || outFile}`)
+  })
   if (opt['keep-logs']) log(`logs and data kept in ${runDir}`)
   else cleanupDirs()
 }
