@@ -1,6 +1,7 @@
 """A cart's Yjs document: checked client updates, server writes, rollback, and plain-dict reads."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
@@ -11,6 +12,22 @@ from .updates import MalformedUpdate, read_shape
 from .validate import OK, Rejected, Verdict, Watcher, apply_checked
 
 SERVER_ORIGIN = "server"
+
+
+@dataclass
+class ServerView:
+    """Plain copies of what the per-edit path reads under `server` (plus the line ids), and the
+    maps it writes: settling a hold then costs no reads of the doc, only the writes that change something."""
+
+    status: str
+    holds: dict[str, dict[str, Any]]
+    pricing: dict[str, Any]
+    offers: dict[str, Any]
+    codes: list[str]
+    line_ids: set[str]
+    holds_map: Map
+    pricing_map: Map
+    pricing_lines: Map
 
 
 class CartDoc:
@@ -56,6 +73,7 @@ class CartDoc:
         self._size = len(self._base) + sum(map(len, self._history))
         self._last_txn_update = b""
         self._txn_sub = self.doc.observe(self._on_txn)
+        self._view: ServerView | None = None  # read on first use, dropped by any write it does not follow
 
     def _on_txn(self, event: Any) -> None:
         self._last_txn_update = event.update
@@ -85,9 +103,23 @@ class CartDoc:
             self._types.update(shape.types)
             self.last_accepted = self._watch.accepted
             self._history.append(self.last_accepted)
+            self._follow_client(self._view)
         else:
             self._build()
         return verdict
+
+    def _follow_client(self, view: ServerView | None) -> None:
+        """Keeps the view true after a client update (which never touches `server`)."""
+        if view is None:
+            return
+        if self._watch.touched_meta:  # discount codes are priced
+            self._view = None
+            return
+        for line_id in self._watch.touched_lines:
+            if line_id in self.lines:
+                view.line_ids.add(line_id)
+            else:
+                view.line_ids.discard(line_id)
 
     def _check_size(self, limits: Limits, added: int) -> Verdict:
         # `_size` bounds the encoded size from above (see UpdateShape.max_growth), so
@@ -115,10 +147,12 @@ class CartDoc:
             watch.armed = False
         self._history.append(update)
         self._size += self._learn(update)
+        self._view = None
         return set(watch.touched_lines), watch.touched_server
 
     def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
         """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
+        self._view = None
         self._last_txn_update = b""
         try:
             with self.doc.transaction(origin=origin):
@@ -131,6 +165,74 @@ class CartDoc:
                 self._history.append(update)
                 self._size += self._learn(update)
         return update
+
+    def settle(self, decisions: dict[str, dict[str, Any] | None], catalog: Catalog,
+               shop_codes: DiscountLookup = lambda code: None) -> bytes:
+        """Writes hold outcomes and the pricing they lead to (what `set_holds` + `reprice` do),
+        in one transaction, from the view: the server's write after every stock decision."""
+        view = self._view or self._read_view()
+        if view is None:  # a cart without the server maps (never initialised): the general path
+            return self.write(lambda cart: (set_holds(cart, decisions), reprice(cart, catalog, shop_codes)))
+        holds = dict(view.holds)
+        hold_changes: dict[str, dict[str, Any] | None] = {}
+        for line_id, decision in decisions.items():
+            old = holds.get(line_id)
+            if decision is None:
+                if old is not None:
+                    del holds[line_id]
+                    hold_changes[line_id] = None
+                continue
+            entry = {**old, **decision} if old is not None else decision  # keeps the sku
+            if old != entry:
+                holds[line_id] = hold_changes[line_id] = entry
+        priced = {k: {"sku": h.get("sku") or self._sku_of(k)} for k, h in holds.items() if k in view.line_ids}
+        pricing = price_cart(priced, holds, catalog, view.pricing.get("currency") or "EUR",
+                             view.offers, view.codes, shop_codes)
+        old_lines: dict[str, Any] = view.pricing.get("lines", {})
+        top = {k: v for k, v in pricing.items() if k != "lines" and view.pricing.get(k) != v}
+        gone = [k for k in old_lines if k not in pricing["lines"]]
+        lines = {k: v for k, v in pricing["lines"].items() if old_lines.get(k) != v}
+        if not (hold_changes or top or gone or lines):
+            return b""
+        self._last_txn_update = b""
+        with self.doc.transaction(origin=SERVER_ORIGIN):
+            for line_id, entry in hold_changes.items():
+                if entry is None:
+                    del view.holds_map[line_id]
+                else:
+                    view.holds_map[line_id] = entry
+            for key, value in top.items():
+                view.pricing_map[key] = value
+            for line_id in gone:
+                del view.pricing_lines[line_id]
+            for line_id, value in lines.items():
+                view.pricing_lines[line_id] = value
+        view.holds, view.pricing = holds, pricing
+        update = self._last_txn_update
+        # Only plain values were set (no new shared types, nothing for `_learn`): the bound of
+        # UpdateShape.max_growth with one struct and one replaced item per key.
+        writes = len(hold_changes) + len(top) + len(gone) + len(lines)
+        self._history.append(update)
+        self._size += len(update) + 96 * writes + 24
+        return update
+
+    def _read_view(self) -> ServerView | None:
+        with self.doc.transaction():
+            server = self.server
+            holds, pricing = server.get("holds"), server.get("pricing")
+            lines = pricing.get("lines") if isinstance(pricing, Map) else None
+            if not (isinstance(holds, Map) and isinstance(lines, Map)):
+                return None
+            self._view = ServerView(
+                status=str(server.get("status") or "open"), holds=plain(holds), pricing=plain(pricing),
+                offers=plain(server.get("offers") or {}),
+                codes=[c for c in plain(self.meta.get("discountCodes") or []) if isinstance(c, str)],
+                line_ids=set(self.lines.keys()), holds_map=holds, pricing_map=pricing, pricing_lines=lines)
+        return self._view
+
+    def _sku_of(self, line_id: str) -> Any:
+        line = self.lines.get(line_id)
+        return line.get("sku") if isinstance(line, Map) else None
 
     def write_checked(self, change: Callable[["CartDoc"], None], check: Callable[["CartDoc"], str | None],
                       origin: str = SERVER_ORIGIN) -> bytes:
@@ -155,6 +257,8 @@ class CartDoc:
 
     @property
     def status(self) -> str:
+        if self._view is not None:
+            return self._view.status
         return str(self.server.get("status") or "open")
 
     @property
@@ -165,6 +269,14 @@ class CartDoc:
     def last_touched_lines(self) -> set[str]:
         """Line ids the last accepted client update added, changed or removed."""
         return set(self._watch.touched_lines)
+
+    def last_added_removed(self) -> tuple[set[str], set[str]]:
+        """Line ids the last accepted client update added, and those it removed."""
+        return set(self._watch.added_lines), set(self._watch.removed_lines)
+
+    def last_wants(self) -> dict[str, tuple[str, int] | None]:
+        """What the lines of the last accepted client update ask of stock (see `wanted`)."""
+        return dict(self._watch.wants)
 
     def last_touched_meta(self) -> set[str]:
         return set(self._watch.touched_meta)
@@ -243,16 +355,11 @@ def compute_pricing(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup 
         holds_map = cart.server.get("holds")
         holds = plain(holds_map) if isinstance(holds_map, Map) else {}
         # Hold entries name their SKU: pricing reads them, not every line (the hot path).
-        lines = {k: {"sku": h.get("sku") or _sku_of(cart, k)} for k, h in holds.items() if k in cart.lines}
+        lines = {k: {"sku": h.get("sku") or cart._sku_of(k)} for k, h in holds.items() if k in cart.lines}
         currency = (cart.server.get("pricing") or {}).get("currency", "EUR")
         offers = plain(cart.server.get("offers") or {})
         typed = [c for c in plain(cart.meta.get("discountCodes") or []) if isinstance(c, str)]
     return price_cart(lines, holds, catalog, currency, offers, typed, shop_codes)
-
-
-def _sku_of(cart: CartDoc, line_id: str) -> Any:
-    line = cart.lines.get(line_id)
-    return line.get("sku") if isinstance(line, Map) else None
 
 
 def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> None:

@@ -46,14 +46,20 @@ class Watcher:
         self.types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
         self.state_vector = read_state_vector(doc.get_state())  # the doc's, kept current by CartDoc
         self.reset()
+        # The raw (yrs) subscriptions: pycrdt's own wrapper converts every event's values
+        # into Python objects first, which would charge each server write ~30 µs here.
         self._subs = [
-            self.lines.observe_deep(self._on_lines),
-            self.meta.observe_deep(self._on_meta),
-            self.server.observe_deep(self._on_server),
+            self.lines.integrated.observe_deep(self._on_lines),
+            self.meta.integrated.observe_deep(self._on_meta),
+            self.server.integrated.observe_deep(self._on_server),
         ]
 
     def reset(self) -> None:
         self.touched_lines: set[str] = set()
+        self.added_lines: set[str] = set()  # new keys under `lines`
+        self.removed_lines: set[str] = set()
+        # What each touched line asks of stock once judged: (sku, qty), or None if removed.
+        self.wants: dict[str, tuple[str, int] | None] = {}
         self.lines_added = False
         self.touched_meta: set[str] = set()
         self.touched_server = False
@@ -68,7 +74,12 @@ class Watcher:
             else:
                 for key, change in ev.keys.items():
                     self.touched_lines.add(key)
-                    if change.get("action") != "delete":
+                    action = change.get("action")
+                    if action == "add":
+                        self.added_lines.add(key)
+                    elif action == "delete":
+                        self.removed_lines.add(key)
+                    if action != "delete":
                         self.lines_added = True
 
     def _on_meta(self, events: list[Any]) -> None:
@@ -103,11 +114,12 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
     watcher.shape = shape
     before = watcher.state_vector
     watcher.accepted = update
-    if any(start < before.get(client, 0) for client, (start, _) in shape.adds.items()):
+    if any(start < before.get(client, 0) or client == doc.client_id for client, (start, _) in shape.adds.items()):
         # Items the cart has already (a stock client re-sends an edit in its sync
         # step 2 when it edits during the handshake). A no-op here, but another
         # process that has not seen the originals yet would take a forged copy as the
-        # truth: only the new part is kept, stored and relayed.
+        # truth: only the new part is kept, stored and relayed. (Items in the server's
+        # own name are always checked so: its writes do not keep `state_vector` current.)
         watcher.accepted = get_update(update, doc.get_state())
     watcher.reset()
     watcher.armed = True
@@ -139,13 +151,16 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
         if w.lines_added and len(w.lines) > limits.max_lines:
             return f"too many lines (max {limits.max_lines})"
         for line_id in w.touched_lines:
-            if line_id in w.lines:  # not deleted (a key set to null is still there)
-                line = w.lines[line_id]
-                reason = check_line(line_id, line, catalog, limits)
-                if reason:
-                    sku = line.get("sku") if isinstance(line, Map) else None
-                    w.unknown_sku = sku if isinstance(sku, str) and catalog(sku) is None else None
-                    return reason
+            if line_id not in w.lines:  # deleted (a key set to null is still there)
+                w.wants[line_id] = None
+                continue
+            line = w.lines[line_id]
+            reason = check_line(line_id, line, catalog, limits)
+            if reason:
+                sku = line.get("sku") if isinstance(line, Map) else None
+                w.unknown_sku = sku if isinstance(sku, str) and catalog(sku) is None else None
+                return reason
+            w.wants[line_id] = (line["sku"], int(line["qty"]))
         for key in w.touched_meta:
             if key in w.meta:
                 reason = check_meta(key, w.meta[key], limits)

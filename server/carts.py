@@ -190,12 +190,15 @@ async def remove_line(request: web.Request) -> web.Response:
 
 async def _edit(who: auth.Identity, room: Room, change: Any, check: Any, line_id: str) -> None:
     """An edit held to the same schema rules as a Yjs client's (a broken rule is a 400)."""
+    existed = line_id in room.cart.lines
     try:
         update = room.cart.write_checked(change, check, origin="http")
     except (ValueError, TypeError) as exc:
         raise ApiError(400, "bad_line", str(exc)) from None
     await room.commit(update)
-    room.report_edit(who, {line_id})
+    exists = line_id in room.cart.lines
+    room.report_edit(who, added={line_id} if exists and not existed else set(),
+                     removed={line_id} if existed and not exists else set())
     room.want_holds({line_id})
 
 

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pycrdt import Awareness, Decoder, Doc
 
 from ..crdt import CartDoc, Rejected
-from ..crdt.cart import reprice, set_holds
 from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
     update_message,
@@ -32,6 +30,9 @@ REJECTED, UNAUTHORIZED, FORBIDDEN, NO_CART, GONE, TOO_LARGE, TOO_FAST = (
     4400, 4401, 4403, 4404, 4409, 4413, 4429)
 TRY_AGAIN = 1013  # a reader too slow to keep up: reconnect and resync
 
+Want = tuple[str, int]  # what a line asks of stock: (sku, qty)
+UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
+
 
 class Close(Exception):
     """Ends one connection with a close code and a reason."""
@@ -41,51 +42,59 @@ class Close(Exception):
         self.code, self.reason = code, reason
 
 
-class Connection:
-    """One websocket: an outgoing queue drained by its own writer, and an inbound rate budget."""
+def binary_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented binary websocket frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x82, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x82, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x82, 127)) + n.to_bytes(8, "big") + payload
 
-    def __init__(self, ws: web.WebSocketResponse, who: Identity, config: Config, room_id: str) -> None:
-        self.ws, self.who, self.room_id = ws, who, room_id
+
+class Connection:
+    """One websocket: frames go straight to its transport, and an inbound rate budget.
+
+    A relay builds each frame once and writes it to every socket of the room
+    without a task or a queue per socket (as the y-websocket server's `send`).
+    The transport's own buffer is the send queue: a reader that lets it grow past
+    `send_buffer_bytes` is dropped with 1013, to reconnect and resync.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, who: Identity,
+                 config: Config, room_id: str) -> None:
+        self.ws, self.transport, self.who, self.room_id = ws, transport, who, room_id
         self.awareness_ids: set[int] = set()
-        self._queue: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self._queue_limit = config.send_queue_limit
+        self._buffer_limit = config.send_buffer_bytes
         self._rate = float(config.max_messages_per_second)
         self._tokens = self._rate
         self._last = asyncio.get_running_loop().time()
-        self._writer = asyncio.ensure_future(self._drain())
+        self._closer: asyncio.Future[None] | None = None
         self.closing: Close | None = None
 
     def send(self, message: bytes) -> None:
-        if self.closing:
+        self.send_frame(binary_frame(message))
+
+    def send_frame(self, frame: bytes) -> None:
+        transport = self.transport
+        if self.closing or transport.is_closing():
             return
-        if len(self._queue) >= self._queue_limit:
+        if transport.get_write_buffer_size() > self._buffer_limit:
             self.close_soon(TRY_AGAIN, "client too slow to keep up; reconnect")
             return
-        self._queue.append(message)
-        self._wake.set()
-
-    async def _drain(self) -> None:
-        ws, queue = self.ws, self._queue
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while queue:
-                    await ws.send_bytes(queue.popleft())
-                if self.closing:
-                    await close_ws(ws, self.closing.code, self.closing.reason)
-                    return
-        except (ConnectionError, RuntimeError):
-            pass  # the peer went away; the reader side cleans up
+        transport.write(frame)
 
     def close_soon(self, code: int, reason: str) -> None:
-        """Closes after what is already queued has been sent."""
+        """Closes after what is already written (the close frame queues behind it)."""
         if not self.closing:
             self.closing = Close(code, reason)
-            if code == TRY_AGAIN:
-                self._queue.clear()
-            self._wake.set()
+            self._closer = asyncio.ensure_future(self._close(self.closing))
+
+    async def _close(self, close: Close) -> None:
+        try:
+            await close_ws(self.ws, close.code, close.reason)
+        except (ConnectionError, RuntimeError):
+            pass  # the peer went away; the reader side cleans up
 
     def allow(self) -> bool:
         now = asyncio.get_running_loop().time()
@@ -97,14 +106,12 @@ class Connection:
         return True
 
     async def finish(self) -> None:
-        """Sends what a closing connection still owes (bounded), or stops the writer at once."""
-        if self.closing and not self._writer.done():
+        """Waits (bounded) for a close in progress to be sent."""
+        if self._closer is not None and not self._closer.done():
             try:
-                await asyncio.wait_for(asyncio.shield(self._writer), timeout=5)
-                return
+                await asyncio.wait_for(asyncio.shield(self._closer), timeout=5)
             except asyncio.TimeoutError:
-                pass
-        self._writer.cancel()
+                self._closer.cancel()
 
 
 async def close_ws(ws: web.WebSocketResponse, code: int, reason: str) -> None:
@@ -124,8 +131,7 @@ class Room:
         self._catching_up: asyncio.Future[bool] | None = None
         self._since_compact = 0
         self._last_write: Awaitable[int] | None = None
-        self._dirty_lines: set[str] = set()
-        self._line_ids = set(cart.lines.keys())
+        self._dirty_lines: dict[str, Want | None] = {}  # lines whose holds must follow; their want if known
         self._presence_timer: asyncio.TimerHandle | None = None
         self._repricing: asyncio.Future[None] | None = None
         self._reconciling: asyncio.Future[None] | None = None
@@ -163,9 +169,10 @@ class Room:
             self.rooms.config.room_grace_seconds, self.rooms.unload_soon, self)
 
     def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
+        frame = binary_frame(message)
         for conn in self.conns:
             if conn is not exclude:
-                conn.send(message)
+                conn.send_frame(frame)
 
     # -- the message switch ---------------------------------------------------------
 
@@ -208,35 +215,37 @@ class Room:
             verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
-        touched, update = self.cart.last_touched_lines(), self.cart.last_accepted
+        touched, wants, update = self.cart.last_touched_lines(), self.cart.last_wants(), self.cart.last_accepted
         codes_changed = "discountCodes" in self.cart.last_touched_meta()
         if update == EMPTY_UPDATE:
             return  # all of it was known already
-        self.report_edit(conn.who, touched)
+        self.report_edit(conn.who, *self.cart.last_added_removed(), wants)
         await self.persist(update)
         self.broadcast(update_message(update), exclude=conn)
         if touched:
-            self.want_holds(touched)
+            self.want_holds(touched, wants)
         elif codes_changed:
             self._reprice_soon()
 
     # -- what the shop floor sees ---------------------------------------------------------
 
-    def report_edit(self, who: Identity, touched: set[str]) -> None:
-        """Tells listeners (kiosk idle clocks, abandoned-cart timers) and the admin feed about an edit."""
+    def report_edit(self, who: Identity, added: Iterable[str] = (), removed: Iterable[str] = (),
+                    wants: dict[str, Want | None] | None = None) -> None:
+        """Tells listeners (kiosk idle clocks, abandoned-cart timers) about an edit, and the admin
+        feed about lines added or removed (`wants`: their sku and qty, if already read)."""
         for listener in self.rooms.edit_listeners:
             listener(who, self.id)
-        now = set(self.cart.lines.keys())
-        wanted = self.cart.wanted(touched & now)
-        for line_id in sorted(touched):
-            if line_id in now and line_id not in self._line_ids:
-                sku, qty = wanted[line_id] or ("", 0)
-                shop_event(self.rooms.bus, "cart.line_added", cartId=self.id, lineId=line_id, sku=sku, qty=qty,
-                           who=who.sub, role=who.role, channel=self._channel_of(line_id))
-            elif line_id not in now and line_id in self._line_ids:
-                shop_event(self.rooms.bus, "cart.line_removed", cartId=self.id, lineId=line_id,
-                           who=who.sub, role=who.role)
-        self._line_ids = now
+        known = wants or {}
+        unread = {line_id for line_id in added if not known.get(line_id)}
+        if unread:
+            known = {**known, **self.cart.wanted(unread)}
+        for line_id in sorted(added):
+            sku, qty = known.get(line_id) or ("", 0)
+            shop_event(self.rooms.bus, "cart.line_added", cartId=self.id, lineId=line_id, sku=sku, qty=qty,
+                       who=who.sub, role=who.role, channel=self._channel_of(line_id))
+        for line_id in sorted(removed):
+            shop_event(self.rooms.bus, "cart.line_removed", cartId=self.id, lineId=line_id,
+                       who=who.sub, role=who.role)
 
     def _channel_of(self, line_id: str) -> str:
         line = self.cart.lines.get(line_id)
@@ -261,17 +270,23 @@ class Room:
 
     # -- stock: holds follow the lines ------------------------------------------------
 
-    def want_holds(self, line_ids: set[str]) -> None:
-        """Asks the stock actor to match these lines' holds to their quantities (in the background)."""
-        self._dirty_lines |= line_ids
+    def want_holds(self, line_ids: Iterable[str], known: dict[str, Want | None] | None = None) -> None:
+        """Asks the stock actor to match these lines' holds to their quantities (in the background).
+
+        `known`: what validation already read of them (sku, qty; None: removed), so it is not read again.
+        """
+        for line_id in line_ids:
+            self._dirty_lines[line_id] = known.get(line_id, UNREAD) if known else UNREAD
         if self._reconciling is None or self._reconciling.done():
             self._reconciling = asyncio.ensure_future(self._reconcile())
 
     async def _reconcile(self) -> None:
         stock = self.rooms.stock
         while self._dirty_lines:
-            lines, self._dirty_lines = self._dirty_lines, set()
-            wanted = self.cart.wanted(lines)
+            wanted, self._dirty_lines = self._dirty_lines, {}
+            unread = {line_id for line_id, want in wanted.items() if want is UNREAD}
+            if unread:
+                wanted.update(self.cart.wanted(unread))
             calls = [stock.reserve(self.id, line_id, *want) if want else stock.release(self.id, line_id)
                      for line_id, want in wanted.items()]
             if len(calls) == 1:  # the usual case: one edited line, no task per call
@@ -285,22 +300,16 @@ class Room:
             for (line_id, want), result in zip(wanted.items(), results):
                 if isinstance(result, BaseException):
                     log.error("cart %s line %s: stock failed: %s", self.id, line_id, result)
-                    self._dirty_lines.add(line_id)
+                    self._dirty_lines.setdefault(line_id, UNREAD)
                     await asyncio.sleep(1)  # storage trouble: retry, not spin
                     continue
                 decisions[line_id] = {**result.to_json(), "sku": want[0]} if want else None
             await self.set_holds(decisions)
 
     async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
-        catalog = self.rooms.catalog.get
-
-        shop_codes = self.rooms.shop_codes
-
-        def change(cart: CartDoc) -> None:
-            set_holds(cart, decisions)
-            reprice(cart, catalog, shop_codes)
+        """Writes hold outcomes (none: just reprice) into `server`, persisted and relayed."""
         try:
-            await self.write(change)
+            await self.commit(self.cart.settle(decisions, self.rooms.catalog.get, self.rooms.shop_codes))
         except Close:
             pass  # the room failed and was dropped; its clients reconnect
 
@@ -583,7 +592,9 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
         log.warning("cart %s: cannot open (%s)", request.match_info["cartId"], exc)
         await close_ws(ws, WSCloseCode.INTERNAL_ERROR, "storage unavailable; retry shortly")
         return ws
-    conn = Connection(ws, who, config, room.id)
+    if request.transport is None:
+        return ws  # the client is gone already
+    conn = Connection(ws, request.transport, who, config, room.id)
     room.join(conn)
     try:
         await serve_connection(room, conn, config)

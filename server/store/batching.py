@@ -1,28 +1,29 @@
-"""Group commit for update logs: appends that arrive while a write is in flight go out together."""
+"""Group commit: writes that arrive while one is in flight go out together."""
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
-# Writes a batch of (cartId, update) in order; gives each its seq, or the exception that stopped it.
-WriteBatch = Callable[[list[tuple[str, bytes]]], Awaitable[list["int | BaseException"]]]
+Item = TypeVar("Item")
+# Writes a batch in order; gives each item its result, or the exception that stopped it.
+WriteBatch = Callable[[list[Item]], Awaitable[list[Any]]]
 
 
-class AppendBatcher:
+class AppendBatcher(Generic[Item]):
     """One write in flight at a time; whatever queued meanwhile is the next batch.
 
-    So a busy shop pays one fsync (or one Redis round trip) per batch, not per update,
-    and appends keep their order.
+    So a busy shop pays one fsync (or one Redis round trip) per batch, not per
+    write, and writes keep their order.
     """
 
-    def __init__(self, write: WriteBatch) -> None:
+    def __init__(self, write: WriteBatch[Item]) -> None:
         self._write = write
-        self._queue: list[tuple[str, bytes, asyncio.Future[int]]] = []
+        self._queue: list[tuple[Item, asyncio.Future[Any]]] = []
         self._flushing = False
 
-    def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((cart_id, update, future))
+    def append(self, item: Item) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
         if not self._flushing:
             self._flushing = True
             asyncio.ensure_future(self._flush())
@@ -38,10 +39,10 @@ class AppendBatcher:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    results = await self._write([(cart_id, update) for cart_id, update, _ in batch])
-                except Exception as exc:  # the whole write failed: every append in it did
+                    results = await self._write([item for item, _ in batch])
+                except Exception as exc:  # the whole write failed: every item in it did
                     results = [exc] * len(batch)
-                for (*_, future), result in zip(batch, results):
+                for (_, future), result in zip(batch, results):
                     if future.done():
                         continue
                     if isinstance(result, BaseException):

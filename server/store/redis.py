@@ -166,7 +166,7 @@ class RedisStore:
         self._prune_record = self.r.register_script(PRUNE_RECORD)
         self._hit = self.r.register_script(HIT)
         self._unlock = self.r.register_script(UNLOCK)
-        self._appends = AppendBatcher(self._write_appends)
+        self._appends: AppendBatcher[tuple[str, bytes]] = AppendBatcher(self._write_appends)
 
     async def open(self) -> None:
         await self.r.ping()  # a wrong URL fails at startup, not at the first edit
@@ -214,7 +214,7 @@ class RedisStore:
         return CartLog(snapshot, updates, _seq(entries[-1][0]) if entries else upto)
 
     def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
-        return self._appends.append(cart_id, update)
+        return self._appends.append((cart_id, update))
 
     async def _write_appends(self, batch: list[tuple[str, bytes]]) -> list[int | BaseException]:
         """One script call per cart, all in one pipeline (calls on a pool could overtake each other)."""

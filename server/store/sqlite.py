@@ -5,8 +5,9 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, Union
 
 import orjson
 
@@ -37,20 +38,33 @@ CREATE TABLE IF NOT EXISTS holds (
 """
 
 
+@dataclass
+class StockWrite:
+    """One stock batch (see StockLog.save_stock), committed with the cart appends around it."""
+
+    on_hand: dict[str, int]
+    upserts: list[HoldRow]
+    deletes: list[tuple[str, str]]
+
+
+Write = Union[tuple[str, bytes], StockWrite]  # a cart append (cartId, update), or stock
+
+
 class SqliteStore:
     """All SQL runs on one thread, so the event loop never blocks on disk.
 
     WAL with synchronous=FULL: a commit is fsynced before `append` returns, so what
-    the room relays survives a crash of the process or of the machine. Appends that
-    arrive while a commit is in flight are committed together (group commit), which
-    keeps fsyncs per second bounded whatever the update rate.
+    the room relays survives a crash of the process or of the machine. Cart appends
+    and stock batches that arrive while a commit is in flight are committed together
+    in the next one (group commit), which keeps fsyncs per second bounded whatever
+    the update rate.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._appends = AppendBatcher(lambda batch: self._run(self._write_batch, batch))
+        self._writes: AppendBatcher[Write] = AppendBatcher(lambda batch: self._run(self._write_batch, batch))
         self._next_seq: dict[str, int] = {}  # per cart; touched only on the SQL thread
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -68,7 +82,7 @@ class SqliteStore:
         self._db = db
 
     async def close(self) -> None:
-        await self._appends.idle()
+        await self._writes.idle()
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
@@ -125,25 +139,31 @@ class SqliteStore:
         return CartLog(snapshot, [bytes(r[1]) for r in rows], last)
 
     def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
-        return self._appends.append(cart_id, update)
+        return self._writes.append((cart_id, update))
 
-    def _write_batch(self, batch: list[tuple[str, bytes]]) -> list[int | BaseException]:
+    def _write_batch(self, batch: list[Write]) -> list[int | None]:
+        """One transaction: the appends get consecutive seqs per cart; stock writes give None."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
-        rows, seqs = [], []
+        rows, results = [], []
         try:
-            for cart_id, update in batch:
+            for write in batch:
+                if isinstance(write, StockWrite):
+                    self._write_stock(write)
+                    results.append(None)
+                    continue
+                cart_id, update = write
                 seq = self._next_seq.get(cart_id) or self._last_seq(cart_id) + 1
                 self._next_seq[cart_id] = seq + 1
                 rows.append((cart_id, seq, update))
-                seqs.append(seq)
+                results.append(seq)
             db.executemany("INSERT INTO cart_updates VALUES (?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             self._next_seq.clear()  # recount from disk next time
             raise
-        return seqs
+        return results
 
     def _last_seq(self, cart_id: str) -> int:
         row = self.db.execute(
@@ -241,22 +261,15 @@ class SqliteStore:
     async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
                          deletes: list[tuple[str, str]]) -> None:
         if on_hand or upserts or deletes:
-            await self._run(self._save_stock, on_hand, upserts, deletes)
+            await self._writes.append(StockWrite(on_hand, upserts, deletes))
 
-    def _save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
-                    deletes: list[tuple[str, str]]) -> None:
+    def _write_stock(self, write: StockWrite) -> None:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("INSERT INTO stock VALUES (?, ?) ON CONFLICT(sku) DO UPDATE"
-                           " SET on_hand = excluded.on_hand", on_hand.items())
-            db.executemany("DELETE FROM holds WHERE cart_id = ? AND line_id = ?", deletes)
-            db.executemany("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
-                           [(h.cart_id, h.line_id, h.sku, h.qty, h.expires_at) for h in upserts])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        db.executemany("INSERT INTO stock VALUES (?, ?) ON CONFLICT(sku) DO UPDATE"
+                       " SET on_hand = excluded.on_hand", write.on_hand.items())
+        db.executemany("DELETE FROM holds WHERE cart_id = ? AND line_id = ?", write.deletes)
+        db.executemany("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
+                       [(h.cart_id, h.line_id, h.sku, h.qty, h.expires_at) for h in write.upserts])
 
     # -- catalog ------------------------------------------------------------------
 
