@@ -20,7 +20,7 @@ class Config:
     max_messages_per_second: int = 100
     room_grace_seconds: float = 10.0  # a room stays loaded this long after its last client leaves
     compact_every: int = 500  # updates appended before the room folds them into a snapshot
-    send_buffer_bytes: int = 4 << 20  # unsent bytes one slow client may have before it is dropped (1013)
+    send_buffer_bytes: int = 4 << 20  # unsent bytes one slow cart reader may have before it is cut off
     hold_ttl_seconds: float = 15 * 60
     kiosk_idle_seconds: float = 120.0
     demo: bool = False

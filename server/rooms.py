@@ -28,7 +28,6 @@ log = logging.getLogger("livecart.rooms")
 # Close codes of DESIGN.md; 44xx are final for the stock y-websocket client.
 REJECTED, UNAUTHORIZED, FORBIDDEN, NO_CART, GONE, TOO_LARGE, TOO_FAST = (
     4400, 4401, 4403, 4404, 4409, 4413, 4429)
-TRY_AGAIN = 1013  # a reader too slow to keep up: reconnect and resync
 
 Want = tuple[str, int]  # what a line asks of stock: (sku, qty)
 UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
@@ -58,7 +57,8 @@ class Connection:
     A relay builds each frame once and writes it to every socket of the room
     without a task or a queue per socket (as the y-websocket server's `send`).
     The transport's own buffer is the send queue: a reader that lets it grow past
-    `send_buffer_bytes` is dropped with 1013, to reconnect and resync.
+    `send_buffer_bytes` is cut off at once (its unsent data freed; a close frame
+    would only queue behind it), and the client reconnects and resyncs.
     """
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, who: Identity,
@@ -80,7 +80,9 @@ class Connection:
         if self.closing or transport.is_closing():
             return
         if transport.get_write_buffer_size() > self._buffer_limit:
-            self.close_soon(TRY_AGAIN, "client too slow to keep up; reconnect")
+            log.info("cart %s: %s reads too slowly; connection reset", self.room_id, self.who.sub)
+            self.closing = Close(WSCloseCode.TRY_AGAIN_LATER, "client too slow to keep up")
+            transport.abort()
             return
         transport.write(frame)
 
@@ -284,6 +286,8 @@ class Room:
         stock = self.rooms.stock
         while self._dirty_lines:
             wanted, self._dirty_lines = self._dirty_lines, {}
+            if self.cart.status in ("merged", "closed"):
+                return  # its holds moved or went back with the merge; reserving now would strand stock
             unread = {line_id for line_id, want in wanted.items() if want is UNREAD}
             if unread:
                 wanted.update(self.cart.wanted(unread))

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import asyncio
+import base64
+from dataclasses import replace
+import os
+import socket
 import time
 
 import jwt
@@ -208,3 +211,46 @@ async def test_pricing_changes_are_small_whatever_the_cart_size(lc: Livecart) ->
     await asyncio.sleep(0.1)
     sizes = [len(m) for m in watcher.received[before:]]
     assert max(sizes) < 400, sizes  # one line entry and the totals, not the 40-line pricing object
+
+
+async def _stalled_socket(lc: Livecart, cart_id: str) -> socket.socket:
+    """A websocket client that completes the handshake, then never reads (a tiny receive window)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (lc.config.host, lc.config.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(sock, (
+        f"GET /ws/carts/{cart_id}?token={lc.token('alice')} HTTP/1.1\r\nHost: {lc.config.host}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)  # byte by byte: leave the frames after it unread
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def test_a_reader_that_stops_reading_is_cut_off_and_the_room_carries_on(lc: Livecart) -> None:
+    lc.config.send_buffer_bytes = 256 * 1024
+    lc.config.max_messages_per_second = 10_000
+    lc.config.limits = replace(lc.config.limits, max_note_chars=10_000)
+    cart = await lc.cart()
+    writer, reader = await lc.client(cart), await lc.client(cart)
+    room = lc.app[ROOMS].rooms[cart]
+    readers = set(room.conns)
+    stalled = await _stalled_socket(lc, cart)
+    await eventually(lambda: len(room.conns) == 3, what="three sockets in the room")
+    [stalled_conn] = room.conns - readers
+    big = "x" * 8000
+    for i in range(2000):  # up to 16 MB: past the kernel's socket buffers and the budget
+        writer.meta["note"] = f"{i}:{big}"
+        await asyncio.sleep(0.002 if i % 4 == 0 else 0)
+        if stalled_conn not in room.conns:
+            break
+    await eventually(lambda: stalled_conn not in room.conns, what="the stalled socket cut off", timeout=20)
+    assert stalled_conn.closing is not None and stalled_conn.transport.is_closing()
+    await eventually(lambda: str(reader.meta.get("note", "")) == str(writer.meta["note"]), what="reader caught up")
+    assert room.conns == readers and writer.close_code is None and reader.close_code is None
+    stalled.close()
