@@ -217,3 +217,26 @@ async def test_a_stuck_admin_reader_gets_a_gap_marker_not_a_backlog(lc: Livecart
     assert batch[0] == {"type": "gap", "dropped": 25}
     assert batch[1]["n"] == 25 and len(batch) == EVENT_BACKLOG + 1
     feed.unsubscribe(sub)
+
+
+async def test_the_admin_feed_hears_of_lines_added_and_removed_by_any_channel_once(lc: Livecart) -> None:
+    await setup(lc)
+    admin, tok = lc.token("root", "admin"), lc.token("wendy")
+    shop = await Feed(lc, f"/ws/admin?token={admin}").start()
+    cart = await lc.cart("wendy")
+    phone = await lc.client(cart, tok)
+    phone.lines["a"] = new_line("TEE", 1, "wendy", "web", 1)
+    await eventually(lambda: held(phone, "a"), what="held")
+    phone.lines["a"]["qty"] = 2  # a change, not an added line
+    await eventually(lambda: phone.snapshot()["server"]["holds"]["a"]["qty"] == 2, what="raised")
+    status, body = await lc.call("POST", f"/api/carts/{cart}/lines", admin, json={"sku": "TEE", "qty": 1})
+    assert status == 201, body
+    await eventually(lambda: body["lineId"] in phone.lines, what="desk line relayed")
+    del phone.lines["a"]
+    assert (await lc.call("DELETE", f"/api/carts/{cart}/lines/{body['lineId']}", admin))[0] == 200
+    await eventually(lambda: shop.types().count("cart.line_removed") == 2, what="both removals told")
+    lines = [(e["type"], e["lineId"]) for e in shop.events if e["type"] in ("cart.line_added", "cart.line_removed")]
+    assert sorted(lines) == sorted([("cart.line_added", "a"), ("cart.line_added", body["lineId"]),
+                                    ("cart.line_removed", "a"), ("cart.line_removed", body["lineId"])])
+    added = {e["lineId"]: e for e in shop.events if e["type"] == "cart.line_added"}
+    assert added["a"]["sku"] == "TEE" and added["a"]["qty"] == 1 and added["a"]["channel"] == "web"
