@@ -889,35 +889,30 @@ function pkgVersion (name) {
   try { return require(`${name}/package.json`).version } catch { return null }
 }
 
+/** Which livecart code is benched: a commit exported with --livecart-rev, or the working tree. */
+const pickLivecartSource = () => {
+  if (opt['livecart-rev']) {
+    const { dir, sha } = exportSnapshot(opt['livecart-rev'])
+    livecartSnapshot = dir
+    livecartSource = `git ${sha.slice(0, 12)} (${opt['livecart-rev']})`
+    return
+  }
+  try {
+    const dirty = execSync('git status --porcelain -- server crdt', { cwd: repo }).toString().trim()
+    const sha = execSync('git rev-parse --short=12 HEAD', { cwd: repo }).toString().trim()
+    livecartSource = `working tree at ${sha}${dirty ? ' + uncommitted changes in server/ or crdt/' : ''}`
+  } catch {}
+}
+
 const main = async () => {
   if (opt.scaleout) {
-    if (opt['livecart-rev']) {
-      const { dir, sha } = exportSnapshot(opt['livecart-rev'])
-      livecartSnapshot = dir
-      livecartSource = `git ${sha.slice(0, 12)} (${opt['livecart-rev']})`
-    } else {
-      try {
-        const dirty = execSync('git status --porcelain -- server crdt', { cwd: repo }).toString().trim()
-        const sha = execSync('git rev-parse --short=12 HEAD', { cwd: repo }).toString().trim()
-        livecartSource = `working tree at ${sha}${dirty ? ' + uncommitted changes in server/ or crdt/' : ''}`
-      } catch {}
-    }
+    pickLivecartSource()
     return mainScaleout()
   }
   if (serversWanted.includes('livecart') && !fs.existsSync(livecartBin)) {
     throw new Error(`livecart command not found at ${livecartBin} (use --livecart-bin or LIVECART_BIN)`)
   }
-  if (opt['livecart-rev']) {
-    const { dir, sha } = exportSnapshot(opt['livecart-rev'])
-    livecartSnapshot = dir
-    livecartSource = `git ${sha.slice(0, 12)} (${opt['livecart-rev']})`
-  } else {
-    try {
-      const dirty = execSync('git status --porcelain -- server crdt', { cwd: repo }).toString().trim()
-      const sha = execSync('git rev-parse --short=12 HEAD', { cwd: repo }).toString().trim()
-      livecartSource = `working tree at ${sha}${dirty ? ' + uncommitted changes in server/ or crdt/' : ''}`
-    } catch {}
-  }
+  pickLivecartSource()
   log(`livecart: ${livecartSource}`)
   const started = new Date()
   const all = {}
