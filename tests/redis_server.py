@@ -9,16 +9,12 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import free_port
 
 
 class RedisServer:
     def __init__(self, directory: Path, aof: bool = True) -> None:
-        self.dir, self.aof, self.port = directory, aof, _free_port()
+        self.dir, self.aof, self.port = directory, aof, free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

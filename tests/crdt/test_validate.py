@@ -26,6 +26,7 @@ from .ytools import (
     catalog,
     encode_update,
     line_fields,
+    mutate,
     snapshot,
     state_equal,
 )
@@ -723,18 +724,9 @@ def test_mutated_updates_never_raise_and_rejections_roll_back(data):
     k = data.draw(st.integers(0, len(_SAMPLES) - 1))
     for u in _SAMPLES[:k]:
         accept(cart, u)
-    u = bytearray(_SAMPLES[k])
-    for _ in range(data.draw(st.integers(1, 3))):
-        i = data.draw(st.integers(0, len(u) - 1))
-        how = data.draw(st.sampled_from(["flip", "del", "ins"]))
-        if how == "flip":
-            u[i] = data.draw(st.integers(0, 255))
-        elif how == "del":
-            del u[i]
-        else:
-            u.insert(i, data.draw(st.integers(0, 255)))
+    u = mutate(_SAMPLES[k], data, max_edits=3)
     before = snapshot(cart)
-    verdict = cart.apply_client_update(bytes(u), catalog, LIMITS)
+    verdict = cart.apply_client_update(u, catalog, LIMITS)
     if isinstance(verdict, Rejected):
         state_equal(cart, before)
     else:

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from hypothesis import strategies as st
 from pycrdt import Doc, Map
 
 from livecart.crdt.cart import CartDoc
@@ -35,6 +36,21 @@ LIMITS = Limits(max_lines=8, max_doc_bytes=64 * 1024)
 
 def catalog(sku: str) -> Product | None:
     return PRODUCTS.get(sku)
+
+
+def mutate(update: bytes, data: Any, max_edits: int) -> bytes:
+    """1..max_edits random byte flips, deletions and insertions, drawn from hypothesis `data`."""
+    u = bytearray(update)
+    for _ in range(data.draw(st.integers(1, max_edits))):
+        i = data.draw(st.integers(0, len(u) - 1))
+        how = data.draw(st.sampled_from(["flip", "del", "ins"]))
+        if how == "flip":
+            u[i] = data.draw(st.integers(0, 255))
+        elif how == "del":
+            del u[i]
+        else:
+            u.insert(i, data.draw(st.integers(0, 255)))
+    return bytes(u)
 
 
 # -- capturing per-transaction updates ----------------------------------------
