@@ -115,11 +115,11 @@ class CartDoc:
         if self._watch.touched_meta:  # discount codes are priced
             self._view = None
             return
-        for line_id in self._watch.touched_lines:
-            if line_id in self.lines:
-                view.line_ids.add(line_id)
-            else:
+        for line_id, want in self._watch.wants.items():  # judged: None for a removed line
+            if want is None:
                 view.line_ids.discard(line_id)
+            else:
+                view.line_ids.add(line_id)
 
     def _check_size(self, limits: Limits, added: int) -> Verdict:
         # `_size` bounds the encoded size from above (see UpdateShape.max_growth), so
