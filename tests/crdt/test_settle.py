@@ -152,3 +152,17 @@ def test_codes_typed_and_offers_made_after_the_view_was_read_are_priced() -> Non
     cart.write(lambda c: c.server.__setitem__("offers", {"FIVE": {"amountOff": 500}}))
     assert cart.settle({}, catalog, shop_codes)
     assert server_of(cart)["pricing"]["total"] == 4000  # 5000 - 500 offered - 10% typed
+
+
+def test_a_removed_line_is_not_priced_while_its_hold_is_still_being_released() -> None:
+    cart = new_cart()
+    author = Client(17)
+    author.doc.apply_update(cart.diff())
+    for line_id, sku in (("L1", "mug"), ("L2", "tee")):
+        assert cart.apply_client_update(
+            author.edit(lambda c: c.lines.__setitem__(line_id, new_line(sku, 1, "cust", "web", 1))), catalog, LIMITS) == OK
+    cart.settle({"L1": decision(1, "mug"), "L2": decision(1, "tee")}, catalog, shop_codes)
+    assert cart.apply_client_update(author.edit(lambda c: c.lines.pop("L1")), catalog, LIMITS) == OK
+    cart.settle({"L2": decision(2, "tee")}, catalog, shop_codes)  # L1's release has not come back yet
+    pricing = server_of(cart)["pricing"]
+    assert set(pricing["lines"]) == {"L2"} and pricing["total"] == 2 * 2500
