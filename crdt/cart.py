@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
+from . import raw
 from .pricing import DiscountLookup, price_cart
 from .schema import Catalog, Limits
 from .updates import MalformedUpdate, read_shape
@@ -195,18 +196,20 @@ class CartDoc:
         if not (hold_changes or top or gone or lines):
             return b""
         self._last_txn_update = b""
-        with self.doc.transaction(origin=SERVER_ORIGIN):
+        holds_map, pricing_map, pricing_lines = (
+            view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated)
+        with raw.writing(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
             for line_id, entry in hold_changes.items():
                 if entry is None:
-                    del view.holds_map[line_id]
+                    holds_map.remove(txn, line_id)
                 else:
-                    view.holds_map[line_id] = entry
+                    holds_map.insert(txn, line_id, entry)
             for key, value in top.items():
-                view.pricing_map[key] = value
+                pricing_map.insert(txn, key, value)
             for line_id in gone:
-                del view.pricing_lines[line_id]
+                pricing_lines.remove(txn, line_id)
             for line_id, value in lines.items():
-                view.pricing_lines[line_id] = value
+                pricing_lines.insert(txn, line_id, value)
         view.holds, view.pricing = holds, pricing
         update = self._last_txn_update
         # Only plain values were set (no new shared types, nothing for `_learn`): the bound of

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from pycrdt import Array, Doc, Map, Text, get_update
 
+from . import raw
 from .schema import CLIENT_ROOTS, LINE_FIELDS, META_FIELDS, ROOTS, Catalog, Limits, Product
 from .updates import (
     MalformedUpdate, UpdateShape, keyless_in_map, missing_dependencies, read_shape, read_state_vector,
@@ -147,20 +148,24 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
     unknown = (w.shape.roots if w.shape is not None else set(w.doc.keys())) - ROOTS
     if unknown:
         return f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)"
-    with w.doc.transaction():
-        if w.lines_added and len(w.lines) > limits.max_lines:
+    with raw.reading(w.doc) as txn:
+        lines = w.lines.integrated
+        if w.lines_added and lines.len(txn) > limits.max_lines:
             return f"too many lines (max {limits.max_lines})"
         for line_id in w.touched_lines:
-            if line_id not in w.lines:  # deleted (a key set to null is still there)
+            if not lines.has(txn, line_id):  # deleted (a key set to null is still there)
                 w.wants[line_id] = None
                 continue
-            line = w.lines[line_id]
-            reason = check_line(line_id, line, catalog, limits)
+            line = lines.get(txn, line_id)
+            if not isinstance(line, raw.RawMap):
+                return f"line {line_id!r} must be a map"
+            values = raw.fields(line, txn)
+            reason = check_line_fields(line_id, values, catalog, limits, lambda: w.lines[line_id]["personalisation"])
             if reason:
-                sku = line.get("sku") if isinstance(line, Map) else None
+                sku = values.get("sku")
                 w.unknown_sku = sku if isinstance(sku, str) and catalog(sku) is None else None
                 return reason
-            w.wants[line_id] = (line["sku"], int(line["qty"]))
+            w.wants[line_id] = (values["sku"], int(values["qty"]))
         for key in w.touched_meta:
             if key in w.meta:
                 reason = check_meta(key, w.meta[key], limits)
@@ -180,13 +185,22 @@ def _short_string(value: Any, limit: int) -> bool:
 
 
 def check_line(line_id: str, line: Any, catalog: Catalog, limits: Limits) -> str | None:
-    """Schema of one line: sku, qty, who/where/when, personalisation."""
-    where = f"line {line_id!r}"
+    """Schema of one line (a Y.Map): sku, qty, who/where/when, personalisation."""
     if not isinstance(line, Map):
-        return f"{where} must be a map"
+        return f"line {line_id!r} must be a map"
+    with raw.reading(line.doc) as txn:
+        return check_line_fields(line_id, raw.fields(line.integrated, txn), catalog, limits,
+                                 lambda: line["personalisation"])
+
+
+def check_line_fields(line_id: str, line: dict[str, Any], catalog: Catalog, limits: Limits,
+                      personalisation: Callable[[], Any]) -> str | None:
+    """`check_line` on the line's fields as `raw.fields` reads them; `personalisation` gives
+    that field as a pycrdt type (only personalised lines need it)."""
+    where = f"line {line_id!r}"
     if len(line_id) > limits.max_string_chars:
         return "line id too long"
-    extra = set(line.keys()) - LINE_FIELDS
+    extra = line.keys() - LINE_FIELDS
     if extra:
         return f"{where}: unknown field {sorted(extra)[0]!r}"
     sku = line.get("sku")
@@ -207,7 +221,7 @@ def check_line(line_id: str, line: Any, catalog: Catalog, limits: Limits) -> str
         if not isinstance(added_at, (int, float)) or isinstance(added_at, bool):
             return f"{where}: addedAt must be a number (ms)"
     if "personalisation" in line:
-        return check_personalisation(where, line["personalisation"], product)
+        return check_personalisation(where, personalisation(), product)
     return None
 
 

@@ -54,7 +54,7 @@ async def _close_connections(app: web.Application) -> None:
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = open_store(config.store, config.data_dir)
+    store = open_store(config.store, config.data_dir, config.fsync)
     await store.open()
     catalog = CatalogCache(store)
     await catalog.load()

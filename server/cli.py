@@ -15,6 +15,7 @@ from . import auth, webhooks
 from .config import Config
 from .lock import data_dir_lock
 from .store import is_embedded
+from .store.sqlite import FSYNC_MODES
 
 DEFAULTS = Config()
 
@@ -35,6 +36,10 @@ def server_options(fn):
         click.option("--store", default=DEFAULTS.store, show_default=True,
                      help="'sqlite' (a file in the data dir), sqlite:///path, or redis://host:port/db "
                           "(many processes share carts and stock).", **_env("STORE")),
+        click.option("--fsync", default=DEFAULTS.fsync, show_default=True, type=click.Choice(FSYNC_MODES),
+                     help="SQLite store: 'everysec' fsyncs the log every second (a server crash loses "
+                          "nothing, a power cut at most 1 s); 'always' fsyncs every commit (slower).",
+                     **_env("FSYNC")),
         click.option("--bus", default=DEFAULTS.bus, show_default=True,
                      help="'memory' (one process) or redis://host:port/db (processes relay to each other).",
                      **_env("BUS")),
@@ -81,7 +86,8 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  webhook_url: str = "", webhook_secret: str = "",
                  webhook_retry_base: float = DEFAULTS.webhook_retry_base,
                  webhook_max_age: float = DEFAULTS.webhook_max_age,
-                 abandoned_after: float = DEFAULTS.abandoned_after, **_: object) -> Config:
+                 abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
+                 **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -95,7 +101,7 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
     return Config(
         host=host, port=port, data_dir=directory,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
-        store=store, bus=bus, max_message_bytes=max_message_bytes,
+        store=store, fsync=fsync, bus=bus, max_message_bytes=max_message_bytes,
         max_messages_per_second=max_messages_per_second,
         limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
         room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl, kiosk_idle_seconds=kiosk_idle,

@@ -14,6 +14,7 @@ class Config:
     data_dir: Path = Path("data")
     jwt_secret: str = ""
     store: str = "sqlite"
+    fsync: str = "everysec"  # the SQLite log: fsynced every second, or at every commit ("always")
     bus: str = "memory"
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 1024 * 1024

@@ -6,7 +6,7 @@ import logging
 from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from pycrdt import Awareness, Decoder, Doc
+from pycrdt import Awareness, Decoder, Doc, merge_updates
 
 from ..crdt import CartDoc, Rejected
 from ..crdt.protocol import (
@@ -20,7 +20,7 @@ from .bus import Bus, CartMessage
 from .feeds import shop_event
 from .catalog import CatalogCache
 from .config import Config
-from .stock import Decision, StockAuthority
+from .stock import Decision, StockAuthority, Want
 from .store import Store
 
 log = logging.getLogger("livecart.rooms")
@@ -29,8 +29,12 @@ log = logging.getLogger("livecart.rooms")
 REJECTED, UNAUTHORIZED, FORBIDDEN, NO_CART, GONE, TOO_LARGE, TOO_FAST = (
     4400, 4401, 4403, 4404, 4409, 4413, 4429)
 
-Want = tuple[str, int]  # what a line asks of stock: (sku, qty)
 UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
+
+
+def hold_entry(decision: Decision, want: Want | None) -> dict[str, Any] | None:
+    """A stock decision as `server.holds[lineId]` shows it (None: the line is gone)."""
+    return {**decision.to_json(), "sku": want[0]} if want else None
 
 
 class Close(Exception):
@@ -222,12 +226,44 @@ class Room:
         if update == EMPTY_UPDATE:
             return  # all of it was known already
         self.report_edit(conn.who, *self.cart.last_added_removed(), wants)
-        await self.persist(update)
-        self.broadcast(update_message(update), exclude=conn)
-        if touched:
-            self.want_holds(touched, wants)
-        elif codes_changed:
-            self._reprice_soon()
+        answer = self._answer_now(touched, wants) if touched or codes_changed else b""
+        if answer is None:  # stock decides in the background: relay now, holds and prices follow
+            await self.persist(update)
+            self.broadcast(update_message(update), exclude=conn)
+            if touched:
+                self.want_holds(touched, wants)
+            else:
+                self._reprice_soon()
+            return
+        await self.persist(*((update, answer) if answer else (update,)))
+        self._relay_answered(conn, update, answer)
+
+    def _answer_now(self, touched: set[str], wants: dict[str, Want | None]) -> bytes | None:
+        """The server's answer to an edit, when stock can decide at once: the touched lines'
+        holds and the pricing that follows, written into `server` (the update; empty if
+        nothing changed). None when holds are left to the background: a reconcile in flight
+        keeps its order, and a remote authority (Redis) decides asynchronously."""
+        if self._dirty_lines or (self._reconciling is not None and not self._reconciling.done()):
+            return None
+        if not touched.issubset(wants):
+            return None
+        decided = self.rooms.stock.reserve_now(self.id, {line_id: wants[line_id] for line_id in touched}) \
+            if touched else {}
+        if decided is None:
+            return None
+        return self.cart.settle({line_id: hold_entry(decision, wants[line_id]) for line_id, decision in decided.items()},
+                                self.rooms.catalog.get, self.rooms.shop_codes)
+
+    def _relay_answered(self, sender: Connection, update: bytes, answer: bytes) -> None:
+        """The edit and the server's answer to it reach the others as one update; the sender,
+        who has the edit, gets the answer alone."""
+        if not answer:
+            self.broadcast(update_message(update), exclude=sender)
+            return
+        answer_frame = binary_frame(update_message(answer))
+        both = binary_frame(update_message(merge_updates(update, answer)))  # one doc update to apply, not two
+        for conn in self.conns:
+            conn.send_frame(answer_frame if conn is sender else both)
 
     # -- what the shop floor sees ---------------------------------------------------------
 
@@ -307,7 +343,7 @@ class Room:
                     self._dirty_lines.setdefault(line_id, UNREAD)
                     await asyncio.sleep(1)  # storage trouble: retry, not spin
                     continue
-                decisions[line_id] = {**result.to_json(), "sku": want[0]} if want else None
+                decisions[line_id] = hold_entry(result, want)
             await self.set_holds(decisions)
 
     async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
@@ -377,17 +413,20 @@ class Room:
 
     # -- durability -------------------------------------------------------------------
 
-    async def persist(self, update: bytes) -> None:
-        pending = self._last_write = self.rooms.store.append(self.id, update)
+    async def persist(self, *updates: bytes) -> None:
+        """Appends updates (in one group commit) and returns once they are stored."""
+        pending = [self.rooms.store.append(self.id, update) for update in updates]
+        self._last_write = pending[-1]
         try:
-            seq = await pending
+            seqs = [await write for write in pending]
         except Exception as exc:
             log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
             self.rooms.fail(self)
             raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
-        self._mark(seq)
-        self.rooms.bus.publish_cart(self.id, "update", seq, update)
-        self._since_compact += 1
+        for seq, update in zip(seqs, updates):
+            self._mark(seq)
+            self.rooms.bus.publish_cart(self.id, "update", seq, update)
+        self._since_compact += len(updates)
         if self._since_compact >= self.rooms.config.compact_every:
             self._since_compact = 0
             await self.compact()

@@ -47,6 +47,7 @@ class Level:
 
 
 HoldKey = tuple[str, str]  # (cartId, lineId)
+Want = tuple[str, int]  # what a line asks of stock: (sku, qty)
 HoldListener = Callable[[str, dict[str, Decision]], Awaitable[None]]
 LevelListener = Callable[[dict[str, int]], None]
 
@@ -67,6 +68,9 @@ class StockAuthority(Protocol):
     async def holds_of(self, cart_id: str) -> dict[str, HoldRow]: ...
     async def reserve(self, cart_id: str, line_id: str, sku: str, qty: int) -> Decision: ...
     async def release(self, cart_id: str, line_id: str) -> Decision: ...
+    def reserve_now(self, cart_id: str, wants: dict[str, Want | None]) -> dict[str, Decision] | None:
+        """Decides these lines' holds at once (a want of None releases), or returns None when
+        this authority can only decide asynchronously (`reserve`/`release` then)."""
     async def release_cart(self, cart_id: str) -> None: ...
     async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]: ...
     async def set_on_hand(self, sku: str, on_hand: int) -> Level: ...
@@ -87,6 +91,12 @@ class _Batch:
     touched_skus: set[str] = field(default_factory=set)
     expired: dict[str, dict[str, Decision]] = field(default_factory=dict)
 
+    def save(self, store: StockLog) -> Awaitable[None] | None:
+        """Queues what changed with the store (None: nothing to write)."""
+        if not (self.on_hand or self.upserts or self.deletes):
+            return None
+        return store.save_stock(self.on_hand, list(self.upserts.values()), list(self.deletes))
+
 
 class StockActor:
     """Owns on-hand, holds and their expiry; every command goes through one queue.
@@ -106,6 +116,8 @@ class StockActor:
         self._queue: asyncio.Queue[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0  # ms, when the armed timer fires
+        self._stale = False  # a write failed: memory is ahead of the store until reloaded
         self.hold_listeners: list[HoldListener] = []
         self.level_listeners: list[LevelListener] = []
 
@@ -117,6 +129,7 @@ class StockActor:
         await self.expire_due()  # holds that ran out while the server was down, once
 
     async def _load(self) -> None:
+        self._stale = False
         on_hand, holds = await self.store.load_stock()
         self.on_hand = dict(on_hand)
         self.holds = {(h.cart_id, h.line_id): h for h in holds}
@@ -156,6 +169,31 @@ class StockActor:
     async def release(self, cart_id: str, line_id: str) -> Decision:
         return await self._submit(lambda b: self._release(b, (cart_id, line_id)))
 
+    def reserve_now(self, cart_id: str, wants: dict[str, Want | None]) -> dict[str, Decision] | None:
+        """Decides at once, in memory: the actor lives in this process, and a decision is a few
+        dictionary operations (a queue and a task per decision cost far more). The batch is
+        queued with the store's next group commit, ahead of the cart update the caller appends
+        to show it, so nobody hears of a decision before it is durable; viewers hear of the new
+        levels once it is committed. Commands already queued are decided after this one."""
+        if self._stale:
+            return None  # a failed write: the queued path reloads the committed state first
+        batch = _Batch()
+        decisions = {line_id: self._reserve(batch, cart_id, line_id, *want) if want
+                     else self._release(batch, (cart_id, line_id)) for line_id, want in wants.items()}
+        saved = batch.save(self.store)
+        if saved is not None:
+            asyncio.ensure_future(saved).add_done_callback(lambda done: self._saved_now(batch, done))
+        return decisions
+
+    def _saved_now(self, batch: _Batch, done: asyncio.Future[None]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            log.error("stock decisions not persisted: %s; reloading the last committed state",
+                      "cancelled" if done.cancelled() else done.exception())
+            self._stale = True
+            asyncio.ensure_future(self._submit(lambda b: None))  # the actor reloads before it runs
+            return
+        self._committed(batch)
+
     async def release_cart(self, cart_id: str) -> None:
         await self._submit(lambda b: [self._release(b, k) for k in list(self.holds) if k[0] == cart_id])
 
@@ -192,6 +230,8 @@ class StockActor:
             items = [await self._queue.get()]
             while not self._queue.empty() and len(items) < 1000:
                 items.append(self._queue.get_nowait())
+            if self._stale:
+                await self._load()
             await self._run_batch(items)
 
     async def _run_batch(self, items: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
@@ -203,7 +243,9 @@ class StockActor:
             except StockError as exc:
                 results.append((False, exc))
         try:
-            await self.store.save_stock(batch.on_hand, list(batch.upserts.values()), list(batch.deletes))
+            saved = batch.save(self.store)
+            if saved is not None:
+                await saved
         except Exception as exc:
             log.exception("stock batch not persisted; reloading the last committed state")
             await self._load()
@@ -215,6 +257,10 @@ class StockActor:
             if future.done():
                 continue
             future.set_result(value) if ok else future.set_exception(value)
+        self._committed(batch)
+
+    def _committed(self, batch: _Batch) -> None:
+        """After a batch is durable: the expiry timer, then viewers and carts are told."""
         self._arm_timer()
         if batch.touched_skus:
             changed = {sku: self.level(sku).available for sku in batch.touched_skus}
@@ -225,17 +271,24 @@ class StockActor:
                 asyncio.ensure_future(hold_listener(cart_id, decisions))
 
     def _arm_timer(self) -> None:
-        while self._heap and self._stale(self._heap[0]):
+        """One timer, for the earliest live expiry; left alone when that has not changed."""
+        while self._heap and self._outdated(self._heap[0]):
             heapq.heappop(self._heap)
+        first = self._heap[0][0] if self._heap else 0
+        if self._timer and first == self._timer_at:
+            return
         if self._timer:
             self._timer.cancel()
             self._timer = None
-        if self._heap:
-            delay = max(0.0, self._heap[0][0] / 1000 - self.clock())
-            self._timer = asyncio.get_running_loop().call_later(
-                delay, lambda: asyncio.ensure_future(self.expire_due()))
+        if first:
+            self._timer_at = first
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, first / 1000 - self.clock()), self._fire)
 
-    def _stale(self, entry: tuple[int, str, str]) -> bool:
+    def _fire(self) -> None:
+        self._timer = None
+        asyncio.ensure_future(self.expire_due())
+
+    def _outdated(self, entry: tuple[int, str, str]) -> bool:
         hold = self.holds.get((entry[1], entry[2]))
         return hold is None or hold.expires_at != entry[0]
 
@@ -252,6 +305,11 @@ class StockActor:
         b.deletes.discard(key)
         b.touched_skus.add(hold.sku)
         heapq.heappush(self._heap, (hold.expires_at, hold.cart_id, hold.line_id))
+        if len(self._heap) > 2 * len(self.holds) + 1024:
+            # Each renewal leaves its old entry behind until it would have expired; a busy
+            # cart renews many times per TTL, so drop them now and then rather than keep them.
+            self._heap = [(h.expires_at, h.cart_id, h.line_id) for h in self.holds.values()]
+            heapq.heapify(self._heap)
 
     def _drop_hold(self, b: _Batch, key: HoldKey) -> HoldRow | None:
         hold = self.holds.pop(key, None)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 
 from redis.exceptions import RedisError
 
-from .stock import Decision, HoldKey, HoldListener, Level, LevelListener, StockError
+from .stock import Decision, HoldKey, HoldListener, Level, LevelListener, StockError, Want
 from .store import HoldRow
 from .store.redis import SET_ON_HAND, Keys, connect
 
@@ -267,6 +267,10 @@ class RedisStock:
         return holds
 
     # -- commands -----------------------------------------------------------------------
+
+    def reserve_now(self, cart_id: str, wants: dict[str, Want | None]) -> None:
+        """Redis decides, over the network: never at once (rooms use `reserve`/`release`)."""
+        return None
 
     async def reserve(self, cart_id: str, line_id: str, sku: str, qty: int) -> Decision:
         """Holds `qty` of `sku` for a line (as much as there is); raising or lowering adjusts the hold."""

@@ -99,9 +99,10 @@ class StockLog(Protocol):
 
     async def load_stock(self) -> tuple[dict[str, int], list[HoldRow]]:
         """On-hand per SKU and every live hold."""
-    async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
-                         deletes: list[tuple[str, str]]) -> None:
-        """Writes one batch of stock decisions in one transaction."""
+    def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
+                   deletes: list[tuple[str, str]]) -> Awaitable[None]:
+        """Queues one batch of stock decisions; the awaitable is done once it is committed, in
+        order with the cart appends around it (a plain function, like `Store.append`)."""
 
 
 def is_embedded(url: str) -> bool:
@@ -109,15 +110,16 @@ def is_embedded(url: str) -> bool:
     return url in ("sqlite", "") or url.startswith("sqlite:")
 
 
-def open_store(url: str, data_dir: Path) -> Store:
+def open_store(url: str, data_dir: Path, fsync: str = "everysec") -> Store:
     """`sqlite` (a file in the data dir), `sqlite:///path/to/file.db`, or a `redis://`/`rediss://`
-    URL (key prefix `livecart:` unless the URL says `?prefix=…`)."""
+    URL (key prefix `livecart:` unless the URL says `?prefix=…`). `fsync` is SQLite's (see
+    SqliteStore); Redis follows its own `appendfsync`."""
     from .sqlite import SqliteStore
 
     if url in ("sqlite", ""):
-        return SqliteStore(data_dir / "livecart.db")
+        return SqliteStore(data_dir / "livecart.db", fsync)
     if url.startswith("sqlite:///"):
-        return SqliteStore(Path(url.removeprefix("sqlite:///")))
+        return SqliteStore(Path(url.removeprefix("sqlite:///")), fsync)
     if url.startswith(("redis://", "rediss://")):
         from .redis import RedisStore
 

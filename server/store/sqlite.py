@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Awaitable, Callable, TypeVar, Union
 
 import orjson
 
 from . import CartLog, CartRecord, HoldRow
-from .batching import AppendBatcher
+from .batching import AppendBatcher, Retry, TickBatcher
 
 T = TypeVar("T")
+log = logging.getLogger("livecart.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS carts (
@@ -50,22 +52,37 @@ class StockWrite:
 Write = Union[tuple[str, bytes], StockWrite]  # a cart append (cartId, update), or stock
 
 
-class SqliteStore:
-    """All SQL runs on one thread, so the event loop never blocks on disk.
+FSYNC_MODES = ("everysec", "always")
 
-    WAL with synchronous=FULL: a commit is fsynced before `append` returns, so what
-    the room relays survives a crash of the process or of the machine. Cart appends
-    and stock batches that arrive while a commit is in flight are committed together
-    in the next one (group commit), which keeps fsyncs per second bounded whatever
-    the update rate.
+
+class SqliteStore:
+    """Cart appends and stock batches (the log) are written by their own connection; everything
+    else (loads, records, compaction) runs on one thread, so the event loop never waits on it.
+
+    `fsync="everysec"` (the default, as Redis's `appendfsync everysec`): WAL with
+    synchronous=NORMAL. The log is committed on the event loop's thread, one transaction for
+    whatever arrived in one turn of the loop, and each commit is in the OS before `append`
+    returns: a crash or SIGKILL of the server loses nothing it relayed. A checkpoint every
+    second (on the thread) fsyncs the WAL, so a power cut or kernel crash loses at most the
+    last second, which clients still hold and send again when they resync.
+    `fsync="always"`: synchronous=FULL and the log is committed on the thread, each group
+    commit fsynced before `append` returns (a power cut loses nothing; each commit waits for
+    the disk).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, fsync: str = "everysec", checkpoint_seconds: float = 1.0) -> None:
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}, not {fsync!r}")
+        self.path, self.fsync, self.checkpoint_seconds = path, fsync, checkpoint_seconds
         self._db: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._writes: AppendBatcher[Write] = AppendBatcher(lambda batch: self._run(self._write_batch, batch))
-        self._next_seq: dict[str, int] = {}  # per cart; touched only on the SQL thread
+        self._writes: AppendBatcher[Write] | TickBatcher[Write] = (
+            TickBatcher(self._write_now) if fsync == "everysec"
+            else AppendBatcher(lambda batch: self._run(self._write_batch, batch)))
+        self._next_seq: dict[str, int] = {}  # per cart; touched only by the log writer
+        self._unsynced = False  # the log has commits the last checkpoint has not fsynced
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -73,26 +90,82 @@ class SqliteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._run(self._connect)
+        if self.fsync == "everysec":
+            self._checkpointer = asyncio.ensure_future(self._checkpoint_every(self.checkpoint_seconds))
 
     def _connect(self) -> None:
+        on_loop = self.fsync == "everysec"
+        synchronous = "NORMAL" if on_loop else "FULL"
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
         db.executescript(SCHEMA)
-        self._db = db
+        # On the loop, the log writer never waits for a lock (TickBatcher retries instead) and
+        # never checkpoints (that fsyncs): the thread does, every second.
+        writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                 timeout=0 if on_loop else 5.0)
+        writer.execute(f"PRAGMA synchronous={synchronous}")
+        if on_loop:
+            writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._db, self._writer = db, writer
+
+    async def _checkpoint_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            if self._unsynced:
+                self._unsynced = False
+                try:
+                    await self._checkpoint()
+                except sqlite3.Error as exc:
+                    self._unsynced = True
+                    log.warning("WAL checkpoint failed (retried in %.0f s): %s", seconds, exc)
+
+    async def _checkpoint(self) -> None:
+        """Syncs the WAL and copies it into the database, so that the next commit starts it over.
+
+        With synchronous=NORMAL a checkpoint fsyncs the WAL first: this is the every-second sync.
+        The bulk is copied while the log writer goes on. But a checkpoint that commits keep landing
+        in never finishes the WAL, which then never restarts and grows for good: so the writer is
+        held back (appends queue, the loop runs on) while a second pass copies what came meanwhile.
+        """
+        await self._run(self._wal_checkpoint, "PASSIVE")
+        assert isinstance(self._writes, TickBatcher)
+        self._writes.pause()
+        try:
+            await self._run(self._wal_checkpoint, "RESTART")
+        finally:
+            self._writes.resume()
+
+    def _wal_checkpoint(self, mode: str) -> None:
+        self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
 
     async def close(self) -> None:
         await self._writes.idle()
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            self._checkpointer = None
         if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
+            await self._run(self._close_connections)
         self._thread.shutdown(wait=True)
+
+    def _close_connections(self) -> None:
+        assert self._db is not None and self._writer is not None
+        self._writer.close()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+        self._db = self._writer = None
 
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
+
+    @property
+    def writer(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
 
     # -- carts ----------------------------------------------------------------
 
@@ -141,15 +214,24 @@ class SqliteStore:
     def append(self, cart_id: str, update: bytes) -> asyncio.Future[int]:
         return self._writes.append((cart_id, update))
 
+    def _write_now(self, batch: list[Write]) -> list[int | None]:
+        """The log writer on the loop's thread: a busy database means try again, never wait."""
+        try:
+            return self._write_batch(batch)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                raise Retry() from None
+            raise
+
     def _write_batch(self, batch: list[Write]) -> list[int | None]:
         """One transaction: the appends get consecutive seqs per cart; stock writes give None."""
-        db = self.db
+        db = self.writer
         db.execute("BEGIN IMMEDIATE")
         rows, results = [], []
         try:
             for write in batch:
                 if isinstance(write, StockWrite):
-                    self._write_stock(write)
+                    self._write_stock(db, write)
                     results.append(None)
                     continue
                 cart_id, update = write
@@ -163,10 +245,11 @@ class SqliteStore:
             db.execute("ROLLBACK")
             self._next_seq.clear()  # recount from disk next time
             raise
+        self._unsynced = True
         return results
 
     def _last_seq(self, cart_id: str) -> int:
-        row = self.db.execute(
+        row = self.writer.execute(
             "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM cart_updates WHERE cart_id = ?"
             " UNION ALL SELECT upto_seq FROM cart_snapshots WHERE cart_id = ?)", (cart_id, cart_id)).fetchone()
         return row[0] or 0
@@ -258,18 +341,20 @@ class SqliteStore:
         holds = await self._run(self._query, "SELECT * FROM holds", ())
         return dict(stock), [HoldRow(*row) for row in holds]
 
-    async def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
-                         deletes: list[tuple[str, str]]) -> None:
-        if on_hand or upserts or deletes:
-            await self._writes.append(StockWrite(on_hand, upserts, deletes))
+    def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
+                   deletes: list[tuple[str, str]]) -> Awaitable[None]:
+        return self._writes.append(StockWrite(on_hand, upserts, deletes))
 
-    def _write_stock(self, write: StockWrite) -> None:
-        db = self.db
-        db.executemany("INSERT INTO stock VALUES (?, ?) ON CONFLICT(sku) DO UPDATE"
-                       " SET on_hand = excluded.on_hand", write.on_hand.items())
-        db.executemany("DELETE FROM holds WHERE cart_id = ? AND line_id = ?", write.deletes)
-        db.executemany("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
-                       [(h.cart_id, h.line_id, h.sku, h.qty, h.expires_at) for h in write.upserts])
+    def _write_stock(self, db: sqlite3.Connection, write: StockWrite) -> None:
+        # Most batches are one hold renewed: skip the statements with nothing to do.
+        if write.on_hand:
+            db.executemany("INSERT INTO stock VALUES (?, ?) ON CONFLICT(sku) DO UPDATE"
+                           " SET on_hand = excluded.on_hand", write.on_hand.items())
+        if write.deletes:
+            db.executemany("DELETE FROM holds WHERE cart_id = ? AND line_id = ?", write.deletes)
+        if write.upserts:
+            db.executemany("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
+                           [(h.cart_id, h.line_id, h.sku, h.qty, h.expires_at) for h in write.upserts])
 
     # -- catalog ------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ expiry exactly once, restarts, a state machine; and Redis processes racing each 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -270,7 +271,26 @@ class ActorMachine(RuleBasedStateMachine):
     @rule(cart=CARTS, line=LINES, sku=SKUS, qty=st.integers(0, 5))
     def reserve(self, cart: str, line: str, sku: str, qty: int) -> None:
         old = self.holds.get((cart, line))
-        d = self.run(self.actor.reserve(cart, line, sku, qty))
+        self.decided(cart, line, sku, qty, old, self.run(self.actor.reserve(cart, line, sku, qty)))
+
+    @rule(cart=CARTS, line=LINES, sku=SKUS, qty=st.integers(1, 5), release=st.booleans())
+    def reserve_at_once(self, cart: str, line: str, sku: str, qty: int, release: bool) -> None:
+        """What a room does per edit: decided on the spot, saved with the store's next commit."""
+        old = self.holds.get((cart, line))
+        async def at_once() -> dict[str, Decision] | None:  # inside the loop, as in a room
+            return self.actor.reserve_now(cart, {line: None if release else (sku, qty)})
+        decided = self.run(at_once())
+        if decided is None:  # Redis decides remotely: rooms then use reserve/release
+            assert isinstance(self.actor, RedisStock)
+            return
+        if release:
+            assert decided[line].status == "released"
+            self.holds.pop((cart, line), None)
+        else:
+            self.decided(cart, line, sku, qty, old, decided[line])
+
+    def decided(self, cart: str, line: str, sku: str, qty: int, old: tuple[str, int, float] | None,
+                d: Decision) -> None:
         if old and old[0] == sku and old[1] == qty:
             assert (d.status, d.qty) == ("held", qty)  # unchanged: same hold, same expiry
             return
@@ -348,6 +368,56 @@ def test_actor_state_machine(kind: str, tmp_path: Path) -> None:
     finally:
         if server is not None:
             server.kill()
+
+
+async def test_a_decision_made_at_once_is_saved_with_the_next_commit_and_heard_of_after_it(tmp_path: Path) -> None:
+    store = open_store("sqlite", tmp_path)
+    await store.open()
+    actor = StockActor(store, 60)  # type: ignore[arg-type]
+    await actor.start()
+    await actor.set_on_hand("A", 5)
+    heard: list[dict[str, int]] = []
+    actor.level_listeners.append(heard.append)
+    decided = actor.reserve_now("c1", {"l1": ("A", 3), "l2": ("A", 4)})
+    assert decided is not None
+    assert [(d.status, d.qty) for d in decided.values()] == [("held", 3), ("partial", 2)]
+    assert (actor.level("A").available, heard) == (0, [])  # decided, but nobody is told before the commit
+    assert await store.append("c1", b"the cart update that shows it") == 1  # the same group commit
+    assert heard == [{"A": 0}]
+    await actor.stop()
+    await store.close()
+    store = open_store("sqlite", tmp_path)  # what a restart finds
+    await store.open()
+    actor = StockActor(store, 60)  # type: ignore[arg-type]
+    await actor.start()
+    assert {line: h.qty for line, h in (await actor.holds_of("c1")).items()} == {"l1": 3, "l2": 2}
+    await actor.stop()
+    await store.close()
+
+
+async def test_a_lost_write_sends_decisions_back_through_the_queue_until_reloaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store("sqlite", tmp_path)
+    await store.open()
+    actor = StockActor(store, 60)  # type: ignore[arg-type]
+    await actor.start()
+    await actor.set_on_hand("A", 5)
+    real_write = store._write_batch  # type: ignore[attr-defined]
+
+    def disk_error(batch):  # the disk fails once (a fault, not a behaviour under test)
+        monkeypatch.setattr(store, "_write_batch", real_write)
+        raise sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(store, "_write_batch", disk_error)
+    assert actor.reserve_now("c1", {"l1": ("A", 2)}) is not None
+    with pytest.raises(sqlite3.OperationalError):
+        await store.append("c1", b"the cart update")  # it shared the commit, and failed with it
+    await asyncio.sleep(0)
+    assert actor.reserve_now("c1", {"l2": ("A", 1)}) is None  # memory may be ahead of the store
+    assert (await actor.reserve("c1", "l2", "A", 1)).qty == 1  # the queue reloads first
+    assert (await actor.levels(["A"]))["A"].held == 1  # the lost hold of l1 is not counted
+    assert actor.reserve_now("c1", {"l3": ("A", 1)}) is not None
+    await actor.stop()
+    await store.close()
 
 
 # -- Redis: several processes deciding at once ------------------------------------------------

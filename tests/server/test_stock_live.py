@@ -8,7 +8,10 @@ import orjson
 
 from harness import Livecart, make_config
 from livecart.server.appkeys import FEEDS
+from pycrdt import Doc, Map
+
 from livecart.crdt.cart import new_line
+from livecart.crdt.protocol import Kind, parse
 from yclient import eventually
 
 
@@ -79,6 +82,37 @@ async def test_removing_a_line_releases_and_lowering_qty_releases_at_once(lc: Li
     del client.lines["l1"]
     await eventually(lambda: reader.last("TEE", "available") == 4, what="released")
     await eventually(lambda: "l1" not in client.snapshot()["server"]["holds"], what="hold entry gone")
+    await reader.close()
+
+
+async def test_an_edit_reaches_the_others_with_its_hold_and_the_editor_gets_the_hold_alone(lc: Livecart) -> None:
+    """The embedded actor decides as the edit arrives: the other clients get one update carrying the
+    new quantity and the hold and price that follow it; the editor, who has the edit, gets the answer."""
+    await set_stock(lc, "TEE", 10)
+    reader = await FeedReader(lc, "TEE").start()
+    cart = await lc.cart()
+    editor, other = await lc.client(cart), await lc.client(cart)
+    editor.lines["l1"] = new_line("TEE", 2, "alice", "web", 1)
+    await eventually(lambda: other.snapshot()["server"]["holds"].get("l1", {}).get("qty") == 2, what="first hold")
+    await asyncio.sleep(0.1)
+    seen_by_editor, seen_by_other = len(editor.received), len(other.received)
+    editor.lines["l1"]["qty"] = 3
+
+    def shows_three(client) -> bool:
+        snap = client.snapshot()
+        return (snap["lines"]["l1"]["qty"], snap["server"]["holds"]["l1"]["qty"],
+                snap["server"]["pricing"]["lines"]["l1"]["qty"]) == (3, 3, 3)
+    await eventually(lambda: shows_three(other) and shows_three(editor), what="qty, hold and price of 3")
+    await eventually(lambda: reader.last("TEE", "available") == 7, what="level pushed")
+    await asyncio.sleep(0.1)  # nothing more is on its way
+    assert [parse(m).kind for m in other.received[seen_by_other:]] == [Kind.UPDATE]
+    answer = [parse(m) for m in editor.received[seen_by_editor:]]
+    assert [m.kind for m in answer] == [Kind.UPDATE]
+    probe = Doc()  # the answer alone writes `server` only: the editor's own edit is not echoed
+    probe.apply_update(answer[0].payload)
+    assert "lines" not in probe.keys() or not probe.get("lines", type=Map).keys()
+    status, stored = await lc.call("GET", f"/api/stock?skus=TEE")
+    assert stored["TEE"] == {"onHand": 10, "held": 3, "available": 7}
     await reader.close()
 
 

@@ -14,17 +14,18 @@ from livecart.server.store import CartLog, CartRecord, Store, open_store
 Opener = Callable[[], Store]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "sqlite-fsync-always", "redis"])
 def backend(request, tmp_path: Path) -> tuple[str, str]:
     """(kind, url): each `open_store(url)` is a fresh object over the same stored data."""
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
         return "sqlite", "sqlite"
     return "redis", request.getfixturevalue("redis_server").url
 
 
 @pytest.fixture
-def reopen(backend: tuple[str, str], tmp_path: Path) -> Opener:
-    return lambda: open_store(backend[1], tmp_path)
+def reopen(request, backend: tuple[str, str], tmp_path: Path) -> Opener:
+    fsync = "always" if request.node.callspec.params["backend"].endswith("always") else "everysec"
+    return lambda: open_store(backend[1], tmp_path, fsync)
 
 
 @pytest.fixture

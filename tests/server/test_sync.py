@@ -13,8 +13,8 @@ import pytest
 from pycrdt import Doc, Map
 
 from harness import Livecart, make_config
-from livecart.crdt.cart import new_line
-from livecart.server.appkeys import ROOMS
+from livecart.crdt.cart import CartDoc, new_line
+from livecart.server.appkeys import ROOMS, STORE
 from livecart.crdt.protocol import awareness_message, sync_step1, update_message
 from yclient import eventually
 
@@ -138,6 +138,17 @@ async def test_edits_survive_a_restart_on_the_same_data_dir(tmp_path, session) -
     await eventually(lambda: fresh.snapshot()["lines"] == seen, what="state after restart")
     await eventually(lambda: set(fresh.snapshot()["server"]["holds"]) == set(seen), what="every line has a hold")
     await second.stop()
+
+
+async def test_what_a_crash_would_leave_loads_after_an_edit_stock_has_nothing_to_answer(lc: Livecart) -> None:
+    cart = await lc.cart()
+    writer, reader = await lc.client(cart), await lc.client(cart)
+    add_line(writer, "l1")
+    writer.meta["note"] = "ring twice"  # touches no line: no hold to decide, no price to change
+    await eventually(lambda: reader.snapshot()["meta"].get("note") == "ring twice", what="relay")
+    log = await lc.app[STORE].load(cart)  # uncompacted, as a SIGKILL would leave it
+    assert log.updates and b"" not in log.updates
+    assert CartDoc(log.snapshot, log.updates).to_dict()["meta"]["note"] == "ring twice"
 
 
 async def test_room_unloads_after_the_grace_period_and_reloads_from_the_store(lc: Livecart) -> None:

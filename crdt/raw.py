@@ -1,0 +1,38 @@
+"""Reads of a doc's maps through pycrdt's compiled layer, for the per-edit path.
+
+pycrdt's Python wrappers open (or join) a transaction and wrap the value on every single read,
+about 2–5 µs each; checking one edited line takes a dozen reads. Here a line's fields come out
+in one pass inside one transaction. This leans on pycrdt internals (`Transaction._txn` and the
+compiled types' `get`/`keys`), which is why pyproject pins pycrdt to 0.14.x; the validation
+tests cover every rule read this way.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from pycrdt import Doc, Map
+from pycrdt._pycrdt import Map as RawMap  # the compiled type behind pycrdt.Map
+
+__all__ = ["RawMap", "fields", "reading", "writing"]
+
+
+@contextmanager
+def reading(doc: Doc) -> Iterator[Any]:
+    """One transaction (joining the current one, if any); yields the compiled transaction."""
+    with doc.transaction() as txn:
+        yield txn._txn
+
+
+@contextmanager
+def writing(doc: Doc, origin: Any) -> Iterator[Any]:
+    """A write transaction with an origin; yields the compiled transaction, for
+    `RawMap.insert(txn, key, plain_value)` and `RawMap.remove(txn, key)`."""
+    with doc.transaction(origin=origin) as txn:
+        yield txn._txn
+
+
+def fields(raw: RawMap, txn: Any) -> dict[str, Any]:
+    """A map's entries: plain values as they are, shared types as compiled objects
+    (so a type check tells a nested Y.Map, Y.Text or Y.Array from any plain value)."""
+    return {key: raw.get(txn, key) for key in raw.keys(txn)}
