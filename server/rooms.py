@@ -550,7 +550,10 @@ class Rooms:
     async def on_expired(self, cart_id: str, decisions: dict[str, Decision]) -> None:
         """The actor let holds run out: show it in the cart, loading it if nobody has it open."""
         room = await self.get(cart_id)
-        await room.set_holds({line: d.to_json() for line, d in decisions.items()})
+        # A line held again since (an edit decided at once while this was on its way) keeps
+        # its new hold: only lines with no hold now show `expired`.
+        held_now = await self.stock.holds_of(cart_id)
+        await room.set_holds({line: d.to_json() for line, d in decisions.items() if line not in held_now})
         if not room.conns:
             room.schedule_unload()
 

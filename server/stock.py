@@ -112,6 +112,7 @@ class StockActor:
         self.on_hand: dict[str, int] = {}
         self.held: dict[str, int] = {}
         self.holds: dict[HoldKey, HoldRow] = {}
+        self._lines: dict[str, set[str]] = {}  # cart -> its lines with a hold (an index of `holds`)
         self._heap: list[tuple[int, str, str]] = []
         self._queue: asyncio.Queue[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -133,9 +134,10 @@ class StockActor:
         on_hand, holds = await self.store.load_stock()
         self.on_hand = dict(on_hand)
         self.holds = {(h.cart_id, h.line_id): h for h in holds}
-        self.held = {}
+        self.held, self._lines = {}, {}
         for h in holds:
             self.held[h.sku] = self.held.get(h.sku, 0) + h.qty
+            self._lines.setdefault(h.cart_id, set()).add(h.line_id)
         self._heap = [(h.expires_at, h.cart_id, h.line_id) for h in holds]
         heapq.heapify(self._heap)
 
@@ -158,7 +160,10 @@ class StockActor:
         return {sku: self.level(sku) for sku in skus}
 
     async def holds_of(self, cart_id: str) -> dict[str, HoldRow]:
-        return {line: h for (cart, line), h in self.holds.items() if cart == cart_id}
+        return {line: self.holds[(cart_id, line)] for line in self._lines.get(cart_id, ())}
+
+    def _keys_of(self, cart_id: str) -> list[HoldKey]:
+        return [(cart_id, line) for line in self._lines.get(cart_id, ())]
 
     # -- commands -------------------------------------------------------------------
 
@@ -195,7 +200,7 @@ class StockActor:
         self._committed(batch)
 
     async def release_cart(self, cart_id: str) -> None:
-        await self._submit(lambda b: [self._release(b, k) for k in list(self.holds) if k[0] == cart_id])
+        await self._submit(lambda b: [self._release(b, k) for k in self._keys_of(cart_id)])
 
     async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]:
         """Turns the holds of these lines into sales: on-hand goes down, the holds end."""
@@ -300,6 +305,7 @@ class StockActor:
     def _put_hold(self, b: _Batch, hold: HoldRow) -> None:
         key = (hold.cart_id, hold.line_id)
         self.holds[key] = hold
+        self._lines.setdefault(hold.cart_id, set()).add(hold.line_id)
         self.held[hold.sku] = self.held.get(hold.sku, 0) + hold.qty
         b.upserts[key] = hold
         b.deletes.discard(key)
@@ -315,6 +321,10 @@ class StockActor:
         hold = self.holds.pop(key, None)
         if hold is None:
             return None
+        lines = self._lines[key[0]]
+        lines.discard(key[1])
+        if not lines:
+            del self._lines[key[0]]
         self.held[hold.sku] -= hold.qty
         b.upserts.pop(key, None)
         b.deletes.add(key)
@@ -381,8 +391,9 @@ class StockActor:
         return Decision("held" if qty == keep else "partial", qty, expires)
 
     def _extend(self, b: _Batch, cart_id: str, until_ms: int) -> None:
-        for key, hold in list(self.holds.items()):
-            if key[0] == cart_id and hold.expires_at < until_ms:
+        for key in self._keys_of(cart_id):
+            hold = self.holds[key]
+            if hold.expires_at < until_ms:
                 self._drop_hold(b, key)
                 self._put_hold(b, HoldRow(hold.cart_id, hold.line_id, hold.sku, hold.qty, until_ms))
 

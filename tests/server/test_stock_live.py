@@ -7,7 +7,8 @@ import time
 import orjson
 
 from harness import Livecart, make_config
-from livecart.server.appkeys import FEEDS
+from livecart.server.appkeys import FEEDS, ROOMS
+from livecart.server.stock import Decision
 from pycrdt import Doc, Map
 
 from livecart.crdt.cart import new_line
@@ -114,6 +115,20 @@ async def test_an_edit_reaches_the_others_with_its_hold_and_the_editor_gets_the_
     status, stored = await lc.call("GET", f"/api/stock?skus=TEE")
     assert stored["TEE"] == {"onHand": 10, "held": 3, "available": 7}
     await reader.close()
+
+
+async def test_a_late_expiry_notice_leaves_a_hold_taken_since_alone(lc: Livecart) -> None:
+    """An edit decided at once can renew a line's hold while the notice that its old hold lapsed
+    is still on its way to the room: the cart must keep showing the hold the actor has."""
+    await set_stock(lc, "TEE", 5)
+    cart = await lc.cart()
+    client = await lc.client(cart)
+    client.lines["l1"] = new_line("TEE", 2, "alice", "web", 1)
+    await eventually(lambda: client.snapshot()["server"]["holds"].get("l1", {}).get("status") == "held", what="held")
+    await lc.app[ROOMS].on_expired(cart, {"l1": Decision("expired", 0)})  # the old hold's notice, late
+    await asyncio.sleep(0.1)
+    assert client.snapshot()["server"]["holds"]["l1"]["status"] == "held"
+    assert client.snapshot()["server"]["pricing"]["lines"]["l1"]["qty"] == 2
 
 
 async def test_viewers_are_counted_per_sku(lc: Livecart) -> None:
