@@ -70,10 +70,12 @@ class SqliteStore:
     the disk).
     """
 
-    def __init__(self, path: Path, fsync: str = "everysec", checkpoint_seconds: float = 1.0) -> None:
+    def __init__(self, path: Path, fsync: str = "everysec", checkpoint_seconds: float = 1.0,
+                 restart_frames: int = 8192) -> None:
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}, not {fsync!r}")
         self.path, self.fsync, self.checkpoint_seconds = path, fsync, checkpoint_seconds
+        self.restart_frames = restart_frames  # a WAL this long (32 MiB of 4 KiB pages) starts over
         self._db: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -121,13 +123,18 @@ class SqliteStore:
                     log.warning("WAL checkpoint failed (retried in %.0f s): %s", seconds, exc)
 
     async def _checkpoint(self) -> None:
-        """Syncs the WAL and copies it into the database, so that the next commit starts it over.
+        """Syncs the WAL and copies it into the database; starts the WAL over when it is long.
 
-        With synchronous=NORMAL a checkpoint fsyncs the WAL first: this is the every-second sync.
-        The bulk is copied while the log writer goes on. But a checkpoint that commits keep landing
-        in never finishes the WAL, which then never restarts and grows for good: so the writer is
-        held back (appends queue, the loop runs on) while a second pass copies what came meanwhile.
+        With synchronous=NORMAL a checkpoint fsyncs the WAL first: this is the every-second
+        sync, and it runs while the log writer goes on. But under constant writes a commit
+        always lands during the checkpoint, so the WAL is never wholly copied and never starts
+        over: it would grow for good. Once it is long, a second pass copies what came during
+        the first, and a last one (RESTART), with the writer held back for it (appends queue,
+        the loop runs on), copies the few frames left and lets the next commit start over.
         """
+        frames = await self._run(self._wal_checkpoint, "PASSIVE")
+        if frames < self.restart_frames:
+            return
         await self._run(self._wal_checkpoint, "PASSIVE")
         assert isinstance(self._writes, TickBatcher)
         self._writes.pause()
@@ -136,8 +143,9 @@ class SqliteStore:
         finally:
             self._writes.resume()
 
-    def _wal_checkpoint(self, mode: str) -> None:
-        self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+    def _wal_checkpoint(self, mode: str) -> int:
+        """Runs a checkpoint; returns the frames the WAL holds."""
+        return int(self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1])
 
     async def close(self) -> None:
         await self._writes.idle()

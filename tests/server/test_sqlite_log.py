@@ -68,7 +68,7 @@ async def test_the_loops_writer_never_waits_for_a_lock_held_elsewhere(tmp_path: 
 async def test_the_wal_restarts_under_constant_writes(tmp_path: Path) -> None:
     """A checkpoint that runs while commits go on can never finish the WAL; without the
     RESTART step the WAL would never start over and its file would grow with every write."""
-    store = SqliteStore(tmp_path / "livecart.db", checkpoint_seconds=0.05)
+    store = SqliteStore(tmp_path / "livecart.db", checkpoint_seconds=0.05, restart_frames=256)
     await store.open()
     wal = Path(f"{store.path}-wal")
 
