@@ -90,7 +90,7 @@ class TickBatcher(Generic[Item]):
 
     async def idle(self) -> None:
         """Waits until nothing is queued (before closing the store)."""
-        while self._handle is not None or (self._queue and not self._paused):
+        while self._handle is not None or self._queue:
             await asyncio.sleep(0.005)
 
     def _flush(self) -> None:

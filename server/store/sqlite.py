@@ -148,10 +148,11 @@ class SqliteStore:
         return int(self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1])
 
     async def close(self) -> None:
-        await self._writes.idle()
-        if self._checkpointer is not None:
+        if self._checkpointer is not None:  # first: a checkpoint may be holding writes back
             self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
             self._checkpointer = None
+        await self._writes.idle()
         if self._db is not None:
             await self._run(self._close_connections)
         self._thread.shutdown(wait=True)
