@@ -245,8 +245,6 @@ class Room:
         keeps its order, and a remote authority (Redis) decides asynchronously."""
         if self._dirty_lines or (self._reconciling is not None and not self._reconciling.done()):
             return None
-        if not touched.issubset(wants):
-            return None
         decided = self.rooms.stock.reserve_now(self.id, {line_id: wants[line_id] for line_id in touched}) \
             if touched else {}
         if decided is None:
