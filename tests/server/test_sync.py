@@ -122,8 +122,9 @@ async def test_garbage_frame_closes_4400(lc: Livecart) -> None:
     assert code == 4400 and "y-protocols" in reason
 
 
-async def test_edits_survive_a_restart_on_the_same_data_dir(tmp_path, session) -> None:
-    config = make_config(tmp_path, compact_every=3)
+@pytest.mark.parametrize("fsync", ["everysec", "always"])
+async def test_edits_survive_a_restart_on_the_same_data_dir(tmp_path, session, fsync: str) -> None:
+    config = make_config(tmp_path, compact_every=3, fsync=fsync)
     first = await Livecart(config, session).start()
     await first.product("MUG", maxQty=5)
     cart = await first.cart()
