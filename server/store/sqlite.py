@@ -139,9 +139,18 @@ class SqliteStore:
         assert isinstance(self._writes, TickBatcher)
         self._writes.pause()
         try:
-            await self._run(self._wal_checkpoint, "RESTART")
+            await self._run(self._restart_wal)
         finally:
             self._writes.resume()
+
+    def _restart_wal(self) -> None:
+        # RESTART waits for readers; another process's reader (an admin's sqlite3 shell) must not
+        # hold our writes back for the whole 5 s busy timeout: give up after 100 ms, retry later.
+        self.db.execute("PRAGMA busy_timeout=100")
+        try:
+            self._wal_checkpoint("RESTART")
+        finally:
+            self.db.execute("PRAGMA busy_timeout=5000")
 
     def _wal_checkpoint(self, mode: str) -> int:
         """Runs a checkpoint; returns the frames the WAL holds."""
