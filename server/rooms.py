@@ -227,16 +227,18 @@ class Room:
             return  # all of it was known already
         self.report_edit(conn.who, *self.cart.last_added_removed(), wants)
         answer = self._answer_now(touched, wants) if touched or codes_changed else b""
-        if answer is None:  # stock decides in the background: relay now, holds and prices follow
-            await self.persist(update)
-            self.broadcast(update_message(update), exclude=conn)
+        if answer:
+            both = merge_updates(update, answer)  # stored and relayed as one update: one row, one apply
+            await self.persist(both)
+            self._relay_answered(conn, both, answer)
+            return
+        await self.persist(update)
+        self.broadcast(update_message(update), exclude=conn)
+        if answer is None:  # stock decides in the background: holds and prices follow the edit
             if touched:
                 self.want_holds(touched, wants)
             else:
                 self._reprice_soon()
-            return
-        await self.persist(*((update, answer) if answer else (update,)))
-        self._relay_answered(conn, update, answer)
 
     def _answer_now(self, touched: set[str], wants: dict[str, Want | None]) -> bytes | None:
         """The server's answer to an edit, when stock can decide at once: the touched lines'
@@ -252,16 +254,12 @@ class Room:
         return self.cart.settle({line_id: hold_entry(decision, wants[line_id]) for line_id, decision in decided.items()},
                                 self.rooms.catalog.get, self.rooms.shop_codes)
 
-    def _relay_answered(self, sender: Connection, update: bytes, answer: bytes) -> None:
-        """The edit and the server's answer to it reach the others as one update; the sender,
-        who has the edit, gets the answer alone."""
-        if not answer:
-            self.broadcast(update_message(update), exclude=sender)
-            return
-        answer_frame = binary_frame(update_message(answer))
-        both = binary_frame(update_message(merge_updates(update, answer)))  # one doc update to apply, not two
+    def _relay_answered(self, sender: Connection, both: bytes, answer: bytes) -> None:
+        """The others get the edit with the server's answer to it; the sender, who has the
+        edit, gets the answer alone."""
+        answer_frame, both_frame = binary_frame(update_message(answer)), binary_frame(update_message(both))
         for conn in self.conns:
-            conn.send_frame(answer_frame if conn is sender else both)
+            conn.send_frame(answer_frame if conn is sender else both_frame)
 
     # -- what the shop floor sees ---------------------------------------------------------
 
@@ -411,20 +409,17 @@ class Room:
 
     # -- durability -------------------------------------------------------------------
 
-    async def persist(self, *updates: bytes) -> None:
-        """Appends updates (in one group commit) and returns once they are stored."""
-        pending = [self.rooms.store.append(self.id, update) for update in updates]
-        self._last_write = pending[-1]
+    async def persist(self, update: bytes) -> None:
+        pending = self._last_write = self.rooms.store.append(self.id, update)
         try:
-            seqs = [await write for write in pending]
+            seq = await pending
         except Exception as exc:
             log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
             self.rooms.fail(self)
             raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
-        for seq, update in zip(seqs, updates):
-            self._mark(seq)
-            self.rooms.bus.publish_cart(self.id, "update", seq, update)
-        self._since_compact += len(updates)
+        self._mark(seq)
+        self.rooms.bus.publish_cart(self.id, "update", seq, update)
+        self._since_compact += 1
         if self._since_compact >= self.rooms.config.compact_every:
             self._since_compact = 0
             await self.compact()
