@@ -76,17 +76,13 @@ async def test_the_wal_restarts_under_constant_writes(tmp_path: Path) -> None:
         with wal.open("rb") as f:
             return int.from_bytes(f.read(16)[12:16], "big")
     update = bytes(range(256)) * 8  # 2 KiB
-    written = biggest = 0
     first = None
     deadline = time.perf_counter() + 3
     while time.perf_counter() < deadline:  # a busy shop: commits all the time, never a quiet second
         await asyncio.gather(*(store.append(f"cart-{i % 50}", update) for i in range(10)))
-        written += 10 * len(update)
-        biggest = max(biggest, wal.stat().st_size)
         first = restarts() if first is None else first
         await asyncio.sleep(0.001)
-    assert restarts() - first >= 3
-    assert biggest < written, (biggest, written)  # without restarts: several times what was written
+    assert restarts() - first >= 3  # without the RESTART step: 0, and the WAL only grows
     await store.close()
 
 
