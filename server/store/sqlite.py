@@ -76,11 +76,12 @@ class SqliteStore:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}, not {fsync!r}")
         self.path, self.fsync, self.checkpoint_seconds = path, fsync, checkpoint_seconds
         self.restart_frames = restart_frames  # a WAL this long (32 MiB of 4 KiB pages) starts over
+        self._on_loop = fsync == "everysec"  # the log is written on the event loop's thread
         self._db: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._writes: AppendBatcher[Write] | TickBatcher[Write] = (
-            TickBatcher(self._write_now) if fsync == "everysec"
+            TickBatcher(self._write_now) if self._on_loop
             else AppendBatcher(lambda batch: self._run(self._write_batch, batch)))
         self._next_seq: dict[str, int] = {}  # per cart; touched only by the log writer
         self._unsynced = False  # the log has commits the last checkpoint has not fsynced
@@ -92,12 +93,11 @@ class SqliteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._run(self._connect)
-        if self.fsync == "everysec":
+        if self._on_loop:
             self._checkpointer = asyncio.ensure_future(self._checkpoint_every(self.checkpoint_seconds))
 
     def _connect(self) -> None:
-        on_loop = self.fsync == "everysec"
-        synchronous = "NORMAL" if on_loop else "FULL"
+        synchronous = "NORMAL" if self._on_loop else "FULL"
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
@@ -105,9 +105,9 @@ class SqliteStore:
         # On the loop, the log writer never waits for a lock (TickBatcher retries instead) and
         # never checkpoints (that fsyncs): the thread does, every second.
         writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                 timeout=0 if on_loop else 5.0)
+                                 timeout=0 if self._on_loop else 5.0)
         writer.execute(f"PRAGMA synchronous={synchronous}")
-        if on_loop:
+        if self._on_loop:
             writer.execute("PRAGMA wal_autocheckpoint=0")
         self._db, self._writer = db, writer
 
