@@ -1,17 +1,18 @@
-"""Reads of a doc's maps through pycrdt's compiled layer, for the per-edit path.
+"""Reads and writes of a doc's maps through pycrdt's compiled layer, for the per-edit path.
 
 pycrdt's Python wrappers open (or join) a transaction and wrap the value on every single read,
 about 2–5 µs each; checking one edited line takes a dozen reads. Here a line's fields come out
-in one pass inside one transaction. This leans on pycrdt internals (`Transaction._txn` and the
-compiled types' `get`/`keys`), which is why pyproject pins pycrdt to 0.14.x; the validation
-tests cover every rule read this way.
+in one pass inside one transaction, and the server's plain-value writes skip the per-key
+wrapper too. This leans on pycrdt internals (`Transaction._txn` and the compiled types'
+`get`/`keys`/`insert`/`remove`), which is why pyproject pins pycrdt to 0.14.x; the
+validation and settle tests cover every rule and write made this way.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from pycrdt import Doc, Map
+from pycrdt import Doc
 from pycrdt._pycrdt import Map as RawMap  # the compiled type behind pycrdt.Map
 
 __all__ = ["RawMap", "fields", "reading", "writing"]

@@ -53,6 +53,7 @@ Write = Union[tuple[str, bytes], StockWrite]  # a cart append (cartId, update), 
 
 
 FSYNC_MODES = ("everysec", "always")
+BUSY_TIMEOUT_MS = 5000  # how long the thread's connection waits for a lock held elsewhere
 
 
 class SqliteStore:
@@ -98,14 +99,15 @@ class SqliteStore:
 
     def _connect(self) -> None:
         synchronous = "NORMAL" if self._on_loop else "FULL"
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                             timeout=BUSY_TIMEOUT_MS / 1000)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.executescript(SCHEMA)
         # On the loop, the log writer never waits for a lock (TickBatcher retries instead) and
         # never checkpoints (that fsyncs): the thread does, every second.
         writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                 timeout=0 if self._on_loop else 5.0)
+                                 timeout=0 if self._on_loop else BUSY_TIMEOUT_MS / 1000)
         writer.execute(f"PRAGMA synchronous={synchronous}")
         if self._on_loop:
             writer.execute("PRAGMA wal_autocheckpoint=0")
@@ -145,12 +147,12 @@ class SqliteStore:
 
     def _restart_wal(self) -> None:
         # RESTART waits for readers; another process's reader (an admin's sqlite3 shell) must not
-        # hold our writes back for the whole 5 s busy timeout: give up after 100 ms, retry later.
+        # hold our writes back for the whole busy timeout: give up after 100 ms, retry later.
         self.db.execute("PRAGMA busy_timeout=100")
         try:
             self._wal_checkpoint("RESTART")
         finally:
-            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _wal_checkpoint(self, mode: str) -> int:
         """Runs a checkpoint; returns the frames the WAL holds."""
