@@ -3,7 +3,8 @@
 pycrdt's Python wrappers open (or join) a transaction and wrap the value on every single read,
 about 2–5 µs each; checking one edited line takes a dozen reads. Here a line's fields come out
 in one pass inside one transaction, and the server's plain-value writes skip the per-key
-wrapper too. This leans on pycrdt internals (`Transaction._txn` and the compiled types'
+wrapper too. A client update is applied, and the state vector read, in one transaction.
+This leans on pycrdt internals (`Transaction._txn`, `Doc._doc` and the compiled types'
 `get`/`keys`/`insert`/`remove`), which is why pyproject pins pycrdt to 0.14.x; the
 validation and settle tests cover every rule and write made this way.
 """
@@ -15,7 +16,14 @@ from typing import Any, Iterator
 from pycrdt import Doc
 from pycrdt._pycrdt import Map as RawMap  # the compiled type behind pycrdt.Map
 
-__all__ = ["RawMap", "fields", "reading", "writing"]
+__all__ = ["RawMap", "apply_update", "fields", "reading", "writing"]
+
+
+def apply_update(doc: Doc, update: bytes) -> bytes:
+    """Applies an update and returns the doc's state vector after it: one transaction, not two."""
+    with doc.transaction() as txn:
+        doc._doc.apply_update(txn._txn, update)
+        return doc._doc.get_state(txn._txn)  # type: ignore[no-any-return]
 
 
 @contextmanager

@@ -49,15 +49,23 @@ class _Reader:
         return b
 
     def uint(self) -> int:
-        num = shift = 0
-        while True:
-            b = self.byte()
-            num |= (b & 0x7F) << shift
-            if b < 0x80:
-                return num
-            shift += 7
-            if shift > 70:
-                raise MalformedUpdate("varuint too long")
+        # Reads bytes straight from the buffer: this runs a few dozen times per edit.
+        buf, pos = self.buf, self.pos
+        try:
+            b = buf[pos]
+            pos += 1
+            num, shift = b & 0x7F, 7
+            while b >= 0x80:
+                if shift > 70:
+                    raise MalformedUpdate("varuint too long")
+                b = buf[pos]
+                pos += 1
+                num |= (b & 0x7F) << shift
+                shift += 7
+        except IndexError:
+            raise MalformedUpdate("update ends early") from None
+        self.pos = pos
+        return num
 
     def skip(self, n: int) -> None:
         if self.pos + n > len(self.buf):

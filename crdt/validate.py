@@ -125,12 +125,11 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
     watcher.reset()
     watcher.armed = True
     try:
-        doc.apply_update(update)
+        after = read_state_vector(raw.apply_update(doc, update))
     except Exception as exc:  # yrs refuses some malformed input itself
         return Rejected(f"malformed update: {exc}")
     finally:
         watcher.armed = False
-    after = read_state_vector(doc.get_state())
     reason = missing_dependencies(shape, after)
     if reason is not None:
         return Rejected(reason, missing=True)
