@@ -42,6 +42,7 @@ test-js:
 
 bench: $(BIN)/livecart
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/room.py
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules build *.egg-info
