@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +40,8 @@ from livecart.server.app import create_app
 from livecart.server.config import Config
 from livecart.server.rooms import Connection, Room
 
-SECRET = "bench-secret-" + "x" * 32
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import SECRET, token  # noqa: E402
 SKUS = [f"SKU-{i}" for i in range(5)]
 
 
@@ -75,19 +77,19 @@ class Editor:
 
 async def open_carts(client: TestClient, app: web.Application, config: Config,
                      carts: int) -> list[tuple[Room, list[tuple[Connection, Editor]]]]:
-    admin = {"Authorization": f"Bearer {auth.mint(SECRET, 'admin', 'admin')}"}
+    admin = {"Authorization": f"Bearer {token('admin', 'admin')}"}
     for i, sku in enumerate(SKUS):
         assert (await client.put(f"/api/catalog/{sku}", json={"name": sku, "price": 900 + i}, headers=admin)).ok
         assert (await client.put(f"/api/stock/{sku}", json={"onHand": 1_000_000}, headers=admin)).ok
     opened = []
     for c in range(carts):
-        token = auth.mint(SECRET, f"customer-{c}", "customer")
-        response = await client.post("/api/carts", json={}, headers={"Authorization": f"Bearer {token}"})
+        customer = token(f"customer-{c}")
+        response = await client.post("/api/carts", json={}, headers={"Authorization": f"Bearer {customer}"})
         cart_id = (await response.json())["cartId"]
         room = await app[ROOMS].get(cart_id)
         members = []
         for k in range(3):
-            conn = Connection(web.WebSocketResponse(), StubTransport(), auth.verify(SECRET, token),  # type: ignore[arg-type]
+            conn = Connection(web.WebSocketResponse(), StubTransport(), auth.verify(SECRET, customer),  # type: ignore[arg-type]
                               config, cart_id)
             room.conns.add(conn)
             editor = Editor(f"line-{c}-{k}")

@@ -198,7 +198,7 @@ class CartDoc:
         self._last_txn_update = b""
         holds_map, pricing_map, pricing_lines = (
             view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated)
-        with raw.writing(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
+        with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
             for line_id, entry in hold_changes.items():
                 if entry is None:
                     holds_map.remove(txn, line_id)

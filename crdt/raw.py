@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from pycrdt import Doc
 from pycrdt._pycrdt import Map as RawMap  # the compiled type behind pycrdt.Map
 
-__all__ = ["RawMap", "apply_update", "fields", "reading", "writing"]
+__all__ = ["RawMap", "apply_update", "fields", "transaction"]
 
 
 def apply_update(doc: Doc, update: bytes) -> bytes:
@@ -27,16 +27,10 @@ def apply_update(doc: Doc, update: bytes) -> bytes:
 
 
 @contextmanager
-def reading(doc: Doc) -> Iterator[Any]:
-    """One transaction (joining the current one, if any); yields the compiled transaction."""
-    with doc.transaction() as txn:
-        yield txn._txn
-
-
-@contextmanager
-def writing(doc: Doc, origin: Any) -> Iterator[Any]:
-    """A write transaction with an origin; yields the compiled transaction, for
-    `RawMap.insert(txn, key, plain_value)` and `RawMap.remove(txn, key)`."""
+def transaction(doc: Doc, origin: Any = None) -> Iterator[Any]:
+    """A transaction (joining the current one, if any), with an origin for writes; yields the
+    compiled transaction, for `RawMap.get/keys` and `RawMap.insert(txn, key, plain_value)` /
+    `RawMap.remove(txn, key)`."""
     with doc.transaction(origin=origin) as txn:
         yield txn._txn
 

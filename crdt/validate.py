@@ -147,7 +147,7 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
     unknown = (w.shape.roots if w.shape is not None else set(w.doc.keys())) - ROOTS
     if unknown:
         return f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)"
-    with raw.reading(w.doc) as txn:
+    with raw.transaction(w.doc) as txn:
         lines = w.lines.integrated
         if w.lines_added and lines.len(txn) > limits.max_lines:
             return f"too many lines (max {limits.max_lines})"
@@ -187,7 +187,7 @@ def check_line(line_id: str, line: Any, catalog: Catalog, limits: Limits) -> str
     """Schema of one line (a Y.Map): sku, qty, who/where/when, personalisation."""
     if not isinstance(line, Map):
         return f"line {line_id!r} must be a map"
-    with raw.reading(line.doc) as txn:
+    with raw.transaction(line.doc) as txn:
         return check_line_fields(line_id, raw.fields(line.integrated, txn), catalog, limits,
                                  lambda: line["personalisation"])
 
