@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { execSync } from 'node:child_process'
-import { Livecart, LivecartCluster, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor, threadCpu } from './lib/servers.mjs'
+import { Floor, Livecart, LivecartCluster, Reference, children, clockTicks, cpuSeconds, killAll, machineCpu, rssKiB, skuFor, threadCpu } from './lib/servers.mjs'
 import { startPySpy, summarizeProfile } from './lib/profile.mjs'
 import { fmtInt, makeClock, monoMs, sleep, summarize } from './lib/util.mjs'
 
@@ -34,7 +34,10 @@ Options:
   --quick                 ~5 s per measured window (loads 1, 2) and a short settle (3);
                           the whole run takes under 2 minutes
   --loads LIST            which loads, e.g. 1,2 (default 1,2,3,4)
-  --servers LIST          livecart,reference (default both; ratios need both)
+  --servers LIST          livecart,reference (default both; ratios need both), and any of
+                          py-relay, py-store, py-validate: the Python floor (floor.py), the
+                          reference's relay on aiohttp + pycrdt, then with livecart's store,
+                          then its validator too (where livecart's cost comes from)
   --duration S            measured window of loads 1 and 2, seconds (default 20, quick 5)
   --settle S              idle seconds before measuring load 3 RSS (default 5, quick 2)
   --stock N               on-hand set per SKU on livecart before the run (default 1000000, so
@@ -49,8 +52,9 @@ Options:
   --livecart-rev REV      bench the server/ and crdt/ of git commit REV (e.g. HEAD) instead of the
                           working tree: exported to a temp dir and run with the venv's python
   --out FILE              JSON results path (default bench/results/relay-<timestamp>.json)
-  --py-spy                sample livecart with py-spy (<venv>/bin/py-spy) during the windows of
-                          loads 1 and 2; the hottest functions are printed and saved with the JSON
+  --py-spy                sample livecart and the py-* servers with py-spy (<venv>/bin/py-spy)
+                          during the windows of loads 1 and 2; the hottest functions are printed
+                          and saved with the JSON
   --keep-logs             keep the servers' logs and data dirs (path printed at the end)
   --max-minutes M         abort the whole run after M minutes (default 30)
   --scaleout LIST         scale-out mode instead of the side-by-side: load 1 only, on livecart
@@ -120,9 +124,13 @@ const repeat = Math.floor(num(opt.repeat, 'repeat', 1))
 const connectConcurrency = Math.floor(num(opt['connect-concurrency'], 'connect-concurrency', 1))
 const drainMs = num(opt.drain, 'drain', 0) * 1000
 const loadsWanted = opt.loads.split(',').map((s) => s.trim()).filter(Boolean)
+const FLOOR_STEPS = ['relay', 'store', 'validate'] // bench/relay/floor.py
 const serversWanted = opt.servers.split(',').map((s) => s.trim()).filter(Boolean)
 for (const s of serversWanted) {
-  if (!['livecart', 'reference'].includes(s)) { console.error(`unknown server ${s}`); process.exit(2) }
+  if (!['livecart', 'reference', ...FLOOR_STEPS.map((step) => `py-${step}`)].includes(s)) {
+    console.error(`unknown server ${s}`)
+    process.exit(2)
+  }
 }
 const livecartBin = opt['livecart-bin'] || process.env.LIVECART_BIN || path.join(repo, '.venv', 'bin', 'livecart')
 
@@ -272,7 +280,10 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
     : serverName === 'livecart'
       ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
-      : new Reference({ runDir, tag })
+      : serverName.startsWith('py-')
+        ? new Floor({ python: path.join(path.dirname(livecartBin), 'python'), pythonPath: livecartSnapshot,
+          runDir, tag, step: serverName.slice(3) })
+        : new Reference({ runDir, tag })
   const label = `${L.key} ${cfg ? cfg.name : serverName}` + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
   log(`${label}: starting server`)
   await server.start()
@@ -371,9 +382,9 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       const wc0 = workers.map((w) => w.cpuSeconds())
       const own0 = process.cpuUsage()
       await Promise.all(workers.map((w) => w.call('resetEld')))
-      const profiling = opt['py-spy'] && serverName === 'livecart'
+      const profiling = opt['py-spy'] && serverName !== 'reference' // livecart and the Python floor
         ? startPySpy(path.join(path.dirname(livecartBin), 'py-spy'), server.pid, duration,
-          path.join(runDir, `${L.key}-livecart.pyspy.txt`))
+          path.join(runDir, `${L.key}-${serverName}.pyspy.txt`))
         : null
       // a timeline, one sample a second: server CPU, clients' CPU, other processes' CPU
       const timeline = []
@@ -471,7 +482,7 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         const file = await profiling
         if (file) {
           result.profile = summarizeProfile(file)
-          const keep = path.join(resultsDir, `relay-${runStamp}-${L.key}-livecart.pyspy.txt`)
+          const keep = path.join(resultsDir, `relay-${runStamp}-${L.key}-${serverName}.pyspy.txt`)
           fs.mkdirSync(resultsDir, { recursive: true })
           fs.copyFileSync(file, keep)
           result.profile.file = path.relative(repo, keep)
@@ -680,9 +691,10 @@ const printLoad = (L, res, out) => {
       out.push(`  ! ${s}: the hypervisor stole ${f(steal, 0)}% of the machine's CPU time during the window; figures are noisy`)
     }
   }
-  const prof = res.livecart?.profile
-  if (prof) {
-    out.push(`  livecart py-spy, ${fmtInt(prof.samples)} samples (${prof.file}); self time:`)
+  for (const s of servers) {
+    const prof = res[s].profile
+    if (!prof) continue
+    out.push(`  ${s} py-spy, ${fmtInt(prof.samples)} samples (${prof.file}); self time:`)
     for (const x of prof.self.slice(0, 8)) out.push(`    ${f(x.pct, 1).padStart(5)}%  ${x.fn}`)
     out.push('  self time by file:')
     for (const x of prof.selfByFile.slice(0, 8)) out.push(`    ${f(x.pct, 1).padStart(5)}%  ${x.fn}`)

@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { freePort, mintJwt, pool, sleep } from './util.mjs'
 
 const require = createRequire(import.meta.url)
@@ -328,6 +329,32 @@ export class Reference {
   version () {
     try { return require('@y/websocket-server/package.json').version } catch { return null }
   }
+}
+
+/** bench/relay/floor.py: the reference's relay in Python (aiohttp + pycrdt), then with
+ * livecart's store (`store`) and validator (`validate`) added; the server is named py-<step>. */
+export class Floor extends Reference {
+  constructor ({ python, pythonPath = null, runDir, tag, step }) {
+    super({ runDir, tag })
+    this.name = `py-${step}`
+    this.python = python
+    this.pythonPath = pythonPath
+    this.step = step
+  }
+
+  async start () {
+    this.port = await freePort()
+    this.logFile = path.join(this.runDir, `${this.name}-${this.tag}.log`)
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'floor.py')
+    this.child = startProcess(this.python, [script, '--port', String(this.port), '--step', this.step],
+      this.pythonPath ? { PYTHONPATH: this.pythonPath } : {}, this.logFile)
+    this.pid = this.child.pid
+    this.base = `http://127.0.0.1:${this.port}`
+    this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
+    await waitHttp(this.base, this.child, 20000, this.logFile)
+  }
+
+  version () { return null }
 }
 
 /** Machine-wide CPU jiffies from /proc/stat: {busy, idle, steal, total}. */
