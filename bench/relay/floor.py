@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import AsyncIterator
 
 from aiohttp import WSMsgType, web
 from pycrdt import Doc
@@ -36,6 +37,9 @@ from livecart.server.rooms import binary_frame
 from livecart.server.store.sqlite import SqliteStore
 
 STEPS = ("relay", "store", "validate")
+STEP = web.AppKey("step", str)
+ROOMS = web.AppKey("rooms", dict)
+STORE = web.AppKey("store", object)  # SqliteStore | None
 
 
 class FloorRoom:
@@ -81,11 +85,10 @@ def catalog(sku: str) -> Product:
 
 
 async def room_socket(request: web.Request) -> web.WebSocketResponse:
-    app = request.app
-    rooms: dict[str, FloorRoom] = app["rooms"]
+    rooms: dict[str, FloorRoom] = request.app[ROOMS]
     room_id = request.match_info["room"]
-    room = rooms.get(room_id) or rooms.setdefault(room_id, FloorRoom(room_id, app["step"]))
-    store: SqliteStore | None = app["store"]
+    room = rooms.get(room_id) or rooms.setdefault(room_id, FloorRoom(room_id, request.app[STEP]))
+    store = request.app[STORE]
     ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)
     transport = request.transport
@@ -101,7 +104,7 @@ async def room_socket(request: web.Request) -> web.WebSocketResponse:
                 transport.write(binary_frame(sync_step2(room.diff(m.payload))))
             elif m.kind in (Kind.SYNC_STEP2, Kind.UPDATE):
                 update = room.apply(m.payload)
-                if store is not None:
+                if isinstance(store, SqliteStore):
                     await store.append(room_id, update)
                 room.broadcast(update_message(update))
             elif m.kind is Kind.AWARENESS:
@@ -117,17 +120,18 @@ async def health(_: web.Request) -> web.Response:
 
 def create_app(step: str, data_dir: Path) -> web.Application:
     app = web.Application()
-    app["step"], app["rooms"], app["store"] = step, {}, None
+    app[STEP], app[ROOMS], app[STORE] = step, {}, None
     app.router.add_get("/", health)
     app.router.add_get("/ws/carts/{room}", room_socket)
 
-    async def store_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-        if step != "relay":
-            app["store"] = SqliteStore(data_dir / "floor.sqlite3")
-            await app["store"].open()
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = SqliteStore(data_dir / "floor.sqlite3") if step != "relay" else None
+        if store is not None:
+            await store.open()
+            app[STORE] = store
         yield
-        if app["store"] is not None:
-            await app["store"].close()
+        if store is not None:
+            await store.close()
 
     app.cleanup_ctx.append(store_ctx)
     return app

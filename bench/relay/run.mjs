@@ -648,16 +648,17 @@ const printLoad = (L, res, out) => {
   const servers = Object.keys(res)
   const lc = res.livecart
   const ref = res.reference
-  const p = (lc || ref).params
+  const any = res[servers[0]] // the load's own figures (the same for every server)
+  const p = any.params
   const head = `${L.key}: ${fmtInt(p.carts)} ${L.title}` +
-    (L.kind === 'relay' ? `, ${f((lc || ref).window.seconds, 0)} s window` : '') +
+    (L.kind === 'relay' ? `, ${f(any.window.seconds, 0)} s window` : '') +
     ` — ${fmtInt(p.clients)} clients, ${p.workers} client worker process(es)`
-  out.push('', head + ((lc || ref).combined ? ` — ${(lc || ref).combined}` : ''))
+  out.push('', head + (any.combined ? ` — ${any.combined}` : ''))
   const w0 = 36
   const w = 13
   const hdr = 'metric'.padEnd(w0) + servers.map((s) => s.padStart(w)).join('') + (lc && ref ? 'ratio'.padStart(9) : '')
   out.push(hdr, '-'.repeat(hdr.length))
-  for (const row of rowsFor(L, lc || ref)) {
+  for (const row of rowsFor(L, any)) {
     const vals = servers.map((s) => { try { return row.fn(res[s]) } catch { return null } })
     let line = row.name.padEnd(w0) + vals.map((v) => f(v, row.d).padStart(w)).join('')
     if (lc && ref) {
