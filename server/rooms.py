@@ -247,8 +247,7 @@ class Room:
         keeps its order, and a remote authority (Redis) decides asynchronously."""
         if self._dirty_lines or (self._reconciling is not None and not self._reconciling.done()):
             return None
-        decided = self.rooms.stock.reserve_now(self.id, {line_id: wants[line_id] for line_id in touched}) \
-            if touched else {}
+        decided = self.rooms.stock.reserve_now(self.id, wants) if touched else {}  # wants: one per touched line
         if decided is None:
             return None
         return self.cart.settle({line_id: hold_entry(decision, wants[line_id]) for line_id, decision in decided.items()},

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import tempfile
 from pathlib import Path
 from typing import AsyncIterator
@@ -45,9 +46,8 @@ STORE = web.AppKey("store", object)  # SqliteStore | None
 class FloorRoom:
     """A room as the reference keeps it: a doc and its sockets."""
 
-    def __init__(self, room_id: str, step: str) -> None:
-        self.id, self.step = room_id, step
-        self.cart = CartDoc() if step == "validate" else None
+    def __init__(self, validate: bool) -> None:
+        self.cart = CartDoc() if validate else None
         self.doc = Doc() if self.cart is None else None
         self.transports: set[asyncio.Transport] = set()
 
@@ -74,20 +74,19 @@ class FloorRoom:
 
 
 LIMITS = Limits()
-_products: dict[str, Product] = {}
 
 
+@functools.cache
 def catalog(sku: str) -> Product:
-    product = _products.get(sku)
-    if product is None:
-        product = _products[sku] = Product(sku, sku, 900)
-    return product
+    return Product(sku, sku, 900)
 
 
 async def room_socket(request: web.Request) -> web.WebSocketResponse:
     rooms: dict[str, FloorRoom] = request.app[ROOMS]
     room_id = request.match_info["room"]
-    room = rooms.get(room_id) or rooms.setdefault(room_id, FloorRoom(room_id, request.app[STEP]))
+    room = rooms.get(room_id)
+    if room is None:
+        room = rooms[room_id] = FloorRoom(validate=request.app[STEP] == "validate")
     store = request.app[STORE]
     ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)
