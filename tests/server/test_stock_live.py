@@ -112,7 +112,7 @@ async def test_an_edit_reaches_the_others_with_its_hold_and_the_editor_gets_the_
     probe = Doc()  # the answer alone writes `server` only: the editor's own edit is not echoed
     probe.apply_update(answer[0].payload)
     assert "lines" not in probe.keys() or not probe.get("lines", type=Map).keys()
-    status, stored = await lc.call("GET", f"/api/stock?skus=TEE")
+    _, stored = await lc.call("GET", "/api/stock?skus=TEE")
     assert stored["TEE"] == {"onHand": 10, "held": 3, "available": 7}
     await reader.close()
 

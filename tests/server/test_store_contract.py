@@ -12,20 +12,21 @@ from livecart.server.stock_redis import RedisStock
 from livecart.server.store import CartLog, CartRecord, Store, open_store
 
 Opener = Callable[[], Store]
+Backend = tuple[str, str, str]  # kind, url, fsync
 
 
 @pytest.fixture(params=["sqlite", "sqlite-fsync-always", "redis"])
-def backend(request, tmp_path: Path) -> tuple[str, str]:
-    """(kind, url): each `open_store(url)` is a fresh object over the same stored data."""
+def backend(request, tmp_path: Path) -> Backend:
+    """(kind, url, fsync): each `open_store(url)` is a fresh object over the same stored data;
+    `fsync` is the SQLite store's mode (Redis ignores it)."""
     if request.param.startswith("sqlite"):
-        return "sqlite", "sqlite"
-    return "redis", request.getfixturevalue("redis_server").url
+        return "sqlite", "sqlite", "always" if request.param.endswith("always") else "everysec"
+    return "redis", request.getfixturevalue("redis_server").url, "everysec"
 
 
 @pytest.fixture
-def reopen(request, backend: tuple[str, str], tmp_path: Path) -> Opener:
-    fsync = "always" if request.node.callspec.params["backend"].endswith("always") else "everysec"
-    return lambda: open_store(backend[1], tmp_path, fsync)
+def reopen(backend: Backend, tmp_path: Path) -> Opener:
+    return lambda: open_store(backend[1], tmp_path, backend[2])
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ async def store(reopen: Opener) -> AsyncIterator[Store]:
     await s.close()
 
 
-async def stock_over(backend: tuple[str, str], store: Store) -> StockAuthority:
+async def stock_over(backend: Backend, store: Store) -> StockAuthority:
     """The stock authority that goes with a store: the embedded actor, or the Redis scripts."""
     stock = StockActor(store, 60) if backend[0] == "sqlite" else RedisStock(backend[1], 60)  # type: ignore[arg-type]
     await stock.start()
@@ -134,7 +135,7 @@ async def test_reopening_after_full_compaction_keeps_numbering(reopen: Opener) -
 
 
 async def test_import_catalog_refuses_on_hand_below_what_carts_hold(
-        backend: tuple[str, str], store: Store) -> None:
+        backend: Backend, store: Store) -> None:
     await store.import_catalog({"MUG": {"name": "Mug", "price": 900}}, {"MUG": 5})
     stock = await stock_over(backend, store)
     assert (await stock.reserve("c1", "l1", "MUG", 3)).qty == 3
