@@ -36,8 +36,10 @@ async def json_errors(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the route has (RFC 9110 §15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")
