@@ -279,7 +279,7 @@ async def merge_route(request: web.Request) -> web.Response:
          result=obj(("cartId",), cartId=STRING))
 async def claim(request: web.Request) -> web.Response:
     who = auth.bearer(request)
-    if who.role != "customer":
+    if who.role != "customer" or who.sub.startswith("anon-"):
         raise ApiError(403, "forbidden", "only a signed-in customer claims carts")
     try:
         anonymous = auth.verify(request.app[CONFIG].jwt_secret, (await json_body(request)).get("anonymousToken"))
