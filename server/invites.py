@@ -34,7 +34,7 @@ async def create_invite(request: web.Request) -> web.Response:
     return web.json_response({"code": code, "expiresAt": int((time.time() + INVITE_TTL) * 1000)}, status=201)
 
 
-@api.add("POST", "/api/invites/{code}/accept", "Use an invite code", errors=(404, 409, 429),
+@api.add("POST", "/api/invites/{code}/accept", "Use an invite code", errors=(403, 404, 409, 429),
          auth="assistant (joins the cart), customer (claims a walk-in cart into their own)",
          result=obj(("cartId",), cartId=STRING))
 async def accept_invite(request: web.Request) -> web.Response:

@@ -40,3 +40,32 @@ async def test_a_method_a_route_lacks_is_405_with_allow(lc: Livecart, method: st
         assert r.status == 405
         assert {m.strip() for m in r.headers["Allow"].split(",")} == allowed
         assert (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+# -- what schemathesis found: the server accepted what /api/openapi.json says is invalid ---------------------
+
+@pytest.mark.parametrize("owner", ["", 5, None, ["alice"]])
+@pytest.mark.parametrize("sub,role", [("alice", "customer"), ("amy", "assistant"), ("root", "admin")])
+async def test_an_owner_given_must_be_a_customer_id(lc: Livecart, sub: str, role: str, owner: object) -> None:
+    status, body = await lc.call("POST", "/api/carts", lc.token(sub, role), json={"channel": "web", "owner": owner})
+    assert status == 400 and body["error"]["code"] == "bad_owner", body
+
+
+@pytest.mark.parametrize("field", [{"kind": "text", "maxLength": 0}, {"kind": "list", "maxItems": 0},
+                                   {"maxLength": -5}, {"maxLength": "12"}, {"maxItems": 2.5}, {"maxLength": True},
+                                   {"required": "no"}, {"kind": "number"}, []])
+async def test_a_personalisation_field_spec_is_checked(lc: Livecart, field: object) -> None:
+    body = {"name": "Card", "price": 300, "personalisation": {"message": field}}
+    status, answer = await lc.call("PUT", "/api/catalog/CARD", lc.token("root", "admin"), json=body)
+    assert status == 400 and answer["error"]["code"] == "bad_product", answer
+    assert "CARD" not in {p["sku"] for p in (await lc.call("GET", "/api/catalog"))[1]["products"]}
+
+
+async def test_a_whole_number_written_with_a_point_is_that_integer(lc: Livecart) -> None:
+    admin = lc.token("root", "admin")
+    status, level = await lc.call("PUT", "/api/stock/MUG", admin, data=b'{"onHand": 320.0}')
+    assert status == 200 and level["onHand"] == 320, level
+    status, rule = await lc.call("PUT", "/api/discounts/TEN", admin, data=b'{"percentOff": 1e1}')
+    assert status == 200 and rule["percentOff"] == 10, rule
+    for fraction in (b'{"onHand": 320.5}', b'{"onHand": 1e300}'):
+        assert (await lc.call("PUT", "/api/stock/MUG", admin, data=fraction))[0] == 400
