@@ -31,7 +31,8 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
         raise fail("currency must be a 3-letter code")
     if not isinstance(max_qty, int) or isinstance(max_qty, bool) or not 1 <= max_qty <= 10_000:
         raise fail("maxQty must be an integer in 1..10000")
-    fields = data.get("personalisation") or {}
+    fields = data.get("personalisation")
+    fields = {} if fields is None else fields  # null: none; false, [] or "" are mistakes, not "none"
     if not isinstance(fields, dict):
         raise fail("personalisation must be an object of field specs")
     specs = {}
@@ -127,7 +128,7 @@ async def _stock_call(call: Awaitable[Level]) -> web.Response:
 
 @api.add("PUT", "/api/catalog/{sku}", "Create or replace a product", auth="admin", result=PRODUCT,
          body=obj(("name", "price"), name=NON_EMPTY, price=MONEY, currency=string(3, 3), maxQty=QTY,
-                  personalisation={"type": "object", "additionalProperties": FIELD}))
+                  personalisation={"type": ["object", "null"], "additionalProperties": FIELD}))
 async def put_product(request: web.Request) -> web.Response:
     _admin(request)
     product = product_from_json(request.match_info["sku"], await json_body(request))

@@ -61,6 +61,14 @@ async def test_a_personalisation_field_spec_is_checked(lc: Livecart, field: obje
     assert "CARD" not in {p["sku"] for p in (await lc.call("GET", "/api/catalog"))[1]["products"]}
 
 
+@pytest.mark.parametrize("fields", [False, [], "", 0])
+async def test_personalisation_is_an_object_or_null(lc: Livecart, fields: object) -> None:
+    admin = lc.token("root", "admin")
+    status, answer = await lc.call("PUT", "/api/catalog/CARD", admin, json={"name": "Card", "price": 3, "personalisation": fields})
+    assert status == 400 and answer["error"]["code"] == "bad_product", answer
+    assert (await lc.call("PUT", "/api/catalog/CARD", admin, json={"name": "Card", "price": 3, "personalisation": None}))[0] == 200
+
+
 async def test_a_whole_number_written_with_a_point_is_that_integer(lc: Livecart) -> None:
     admin = lc.token("root", "admin")
     status, level = await lc.call("PUT", "/api/stock/MUG", admin, data=b'{"onHand": 320.0}')
