@@ -24,9 +24,6 @@ TRANSITIONS = {"confirmed": {"dispatched", "cancelled"}, "dispatched": {"deliver
                "awaiting_payment": {"cancelled"}}
 
 
-CHECKED_OUT = obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER)
-
-
 class DiscountBook:
     """Shop-wide codes a shopper may type (kept in the store; every process keeps a copy)."""
 
@@ -61,6 +58,7 @@ def _code(body: dict[str, Any]) -> str:
 # exactly one of the two; a null is as good as leaving it out (discount_rule reads them with .get)
 DISCOUNT = {"oneOf": [obj(("percentOff",), percentOff=integer(1, 100), amountOff={"type": "null"}),
                       obj(("amountOff",), amountOff=integer(1, MONEY_MAX), percentOff={"type": "null"})]}
+CHECKED_OUT = obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER)
 ORDER = obj(("id", "cartId", "customerId", "state", "lines", "total", "history"), id=STRING, cartId=STRING,
             customerId=STRING, state=STRING, lines={"type": "array"}, total=INTEGER, history={"type": "array"})
 
