@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import zlib
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
@@ -25,8 +27,20 @@ def _call(base: str, method: str, path: str, token: str, body: dict[str, Any] | 
         return json.loads(r.read())
 
 
+@dataclass(frozen=True)
+class Shop:
+    server: ServerProcess
+    cart: str  # alice's, with a line in it
+
+    def aim(self, case: schemathesis.Case) -> None:
+        """Sends about half the cases about a cart to alice's, so they reach the handler behind the 404."""
+        drawn = (case.path_parameters or {}).get("cartId")
+        if isinstance(drawn, str) and drawn and zlib.crc32(drawn.encode()) % 2 == 0:
+            case.path_parameters["cartId"] = self.cart
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """A real server with a catalog, stock and a cart of alice's with a line in it."""
     proc = ServerProcess(tmp_path_factory.mktemp("schemathesis") / "data", "--room-grace", "0.2").start()
     try:
@@ -35,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             _call(proc.base, "PUT", f"/api/stock/{sku}", ADMIN, {"onHand": 100})
         cart = _call(proc.base, "POST", "/api/carts", ALICE, {"channel": "web"})["cartId"]
         _call(proc.base, "POST", f"/api/carts/{cart}/lines", ALICE, {"sku": "MUG", "qty": 1})
-        yield proc
+        yield Shop(proc, cart)
     finally:
         proc.stop()
         log = (proc.data_dir.parent / f"server-{proc.port}.log").read_text()
@@ -91,18 +105,20 @@ def overflows(value: Any, key: str = "") -> bool:
     return False
 
 
-def test_the_document_tested_is_the_one_served(server: ServerProcess) -> None:
-    with urllib.request.urlopen(server.base + "/api/openapi.json", timeout=30) as r:
+def test_the_document_tested_is_the_one_served(shop: Shop) -> None:
+    with urllib.request.urlopen(shop.server.base + "/api/openapi.json", timeout=30) as r:
         assert json.loads(r.read()) == DOCUMENT
 
 
 @as_admin.parametrize()
-def test_api_as_admin(case: schemathesis.Case, server: ServerProcess) -> None:
+def test_api_as_admin(case: schemathesis.Case, shop: Shop) -> None:
     if not overflows(case.body):
-        case.call_and_validate(base_url=server.base)
+        shop.aim(case)
+        case.call_and_validate(base_url=shop.server.base)
 
 
 @as_customer.parametrize()
-def test_api_as_a_customer(case: schemathesis.Case, server: ServerProcess) -> None:
+def test_api_as_a_customer(case: schemathesis.Case, shop: Shop) -> None:
     if not overflows(case.body):
-        case.call_and_validate(base_url=server.base)
+        shop.aim(case)
+        case.call_and_validate(base_url=shop.server.base)
