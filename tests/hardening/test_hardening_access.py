@@ -18,116 +18,14 @@ from processes import ServerProcess
 from yclient import YClient
 
 
-async def invite(lc: Livecart, cart: str, by: str, role: str = "customer") -> str:
-    status, body = await lc.call("POST", f"/api/carts/{cart}/invites", lc.token(by, role))
-    assert status == 201, body
-    return body["code"]
-
-
-async def walk_in_cart(lc: Livecart, assistant: str = "wally") -> str:
-    status, body = await lc.call("POST", "/api/carts", lc.token(assistant, "assistant"), json={"channel": "store"})
-    assert status == 201, body
-    return body["cartId"]
-
-
-# -- defect 11: only an assistant (joins) or a customer claiming a walk-in cart may use a code -------------
-
-@pytest.mark.parametrize("sub,role", [("otto", "operator"), ("root", "admin"), ("k1", "kiosk"),
-                                      ("alice", "customer"), ("bob", "customer"), ("anon-x", "customer")])
-async def test_a_code_to_a_customers_cart_is_refused_to_all_but_assistants_and_kept(
-        lc: Livecart, sub: str, role: str) -> None:
-    cart = await lc.cart("alice")
-    code = await invite(lc, cart, "alice")
-    status, body = await lc.call("POST", f"/api/invites/{code}/accept", lc.token(sub, role))
-    assert status == 403 and body["error"]["code"] == "forbidden", body
-    # the code was not used up: the assistant it was meant for still joins with it
-    amy = lc.token("amy", "assistant")
-    assert await lc.call("POST", f"/api/invites/{code}/accept", amy) == (200, {"cartId": cart})
-    assert (await lc.call("GET", f"/api/carts/{cart}", amy))[0] == 200
-
-
-@pytest.mark.parametrize("sub,role", [("otto", "operator"), ("root", "admin"), ("k1", "kiosk")])
-async def test_a_walk_in_code_is_refused_to_staff_that_cannot_claim_and_kept(lc: Livecart, sub: str, role: str) -> None:
-    walk_in = await walk_in_cart(lc)
-    code = await invite(lc, walk_in, "wally", "assistant")
-    status, body = await lc.call("POST", f"/api/invites/{code}/accept", lc.token(sub, role))
-    assert status == 403 and body["error"]["code"] == "forbidden", body
-    # the customer standing at the till still claims it
-    status, body = await lc.call("POST", f"/api/invites/{code}/accept", lc.token("carol"))
-    assert status == 200 and body["cartId"] != walk_in
-    status, cart = await lc.call("GET", f"/api/carts/{body['cartId']}", lc.token("carol"))
-    assert status == 200 and cart["owner"] == "carol"
-
-
-# -- defect 12: an order is its customer's, an operator's who looked them up, an admin's, or staff's on its cart --
-
-async def ordered_cart(lc: Livecart, owner: str, cart: str | None = None) -> tuple[str, str]:
-    """A cart of `owner` with one held line, checked out: (cartId, orderId)."""
-    admin, tok = lc.token("root", "admin"), lc.token(owner)
-    assert (await lc.call("PUT", "/api/stock/TEE", admin, json={"onHand": 1000}))[0] == 200
-    cart = cart or await lc.cart(owner)
-    status, line = await lc.call("POST", f"/api/carts/{cart}/lines", tok, json={"sku": "TEE", "qty": 1})
-    assert status == 201, line
-
-    for _ in range(400):  # the stock authority decides the hold just after the edit: a bounded wait for it
-        holds = (await lc.call("GET", f"/api/carts/{cart}", tok))[1]["holds"]
-        if holds.get(line["lineId"], {}).get("status") == "held":
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"the line was never held: {holds}")
-    status, order = await lc.call("POST", f"/api/carts/{cart}/checkout", tok)
-    assert status == 201, order
-    return cart, order["orderId"]
-
-
-async def test_an_assistant_sees_only_orders_of_the_carts_it_helps_with(lc: Livecart) -> None:
-    helped = await lc.cart("alice")
-    _, other_order = await ordered_cart(lc, "alice")  # another cart of the same customer
-    amy = lc.token("amy", "assistant")
-    assert (await lc.call("POST", f"/api/invites/{await invite(lc, helped, 'alice')}/accept", amy))[0] == 200
-    status, body = await lc.call("GET", f"/api/orders/{other_order}", amy)
-    assert status == 403 and body["error"]["code"] == "forbidden", body
-    _, helped_order = await ordered_cart(lc, "alice", helped)
-    assert (await lc.call("GET", f"/api/orders/{helped_order}", amy))[0] == 200
-    # and the others the contract names: the customer, an operator only after a lookup, an admin
-    assert (await lc.call("GET", f"/api/orders/{other_order}", lc.token("alice")))[0] == 200
-    assert (await lc.call("GET", f"/api/orders/{other_order}", lc.token("bob")))[0] == 403
-    otto = lc.token("otto", "operator")
-    assert (await lc.call("GET", f"/api/orders/{other_order}", otto))[0] == 403
-    assert (await lc.call("GET", "/api/customers/alice", otto))[0] == 200  # the lookup
-    assert (await lc.call("GET", f"/api/orders/{other_order}", otto))[0] == 200
-    assert (await lc.call("GET", f"/api/orders/{other_order}", lc.token("root", "admin")))[0] == 200
-
-
-# -- the role × route matrix ------------------------------------------------------------------------------
-# Every route of /api/openapi.json × every kind of caller, derived from DESIGN.md's role table. Each cell
-# gets a world of its own (a fresh customer, cart, staff and kiosk) on a server shared by the module, so a
-# cell that changes state (a lookup, a used invite, a sign-out, a payment) cannot change another's answer.
-
-ROLES = ("owner", "other-customer", "anonymous", "no-token", "assistant-invited", "assistant",
-         "operator-before-lookup", "operator-after-lookup", "kiosk-signed-in", "kiosk-signed-out", "admin")
-OPENERS = ("owner", "assistant-invited", "operator-after-lookup", "kiosk-signed-in", "admin")  # may open the cart
-CUSTOMERS = ("owner", "other-customer", "anonymous")
-SEE_CUSTOMER = ("owner", "assistant-invited", "operator-before-lookup", "operator-after-lookup", "admin")
-
-
-def only(ok: int, *allowed: str) -> dict[str, int]:
-    """`ok` for the allowed callers, 401 without a token, 403 for everyone else."""
-    return {role: ok if role in allowed else 401 if role == "no-token" else 403 for role in ROLES}
-
-
-def everyone(ok: int) -> dict[str, int]:
-    return dict.fromkeys(ROLES, ok)
-
-
 class World:
-    """One cell's customer and the people and things around them; each made when first needed."""
+    """A customer and the people and things around them, each made when first needed: every defect test
+    and every cell of the matrix below starts from one of its own."""
 
-    def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
+    def __init__(self, base: str, http: aiohttp.ClientSession, customer: str | None = None) -> None:
         self.base, self.http = base, http
         self.n = secrets.token_hex(4)
-        self.customer = f"cust-{self.n}"
+        self.customer = customer or f"cust-{self.n}"
         self._made: dict[str, Any] = {}
 
     @staticmethod
@@ -165,7 +63,7 @@ class World:
     async def held(self, cart: str) -> str:
         """`cart` with a line the stock authority holds, ready to check out."""
         line = await self.line(cart)
-        for _ in range(400):  # the hold is decided just after the edit: a bounded wait for it
+        for _ in range(1200):  # the hold is decided just after the edit: a bounded (60 s), generous wait for it
             holds = (await self.ok(200, "GET", f"/api/carts/{cart}", self.token(self.customer)))["holds"]
             if holds.get(line, {}).get("status") == "held":
                 return cart
@@ -178,6 +76,11 @@ class World:
 
     async def invite(self, cart: str, by: str, role: str = "customer") -> str:
         return (await self.ok(201, "POST", f"/api/carts/{cart}/invites", self.token(by, role)))["code"]
+
+    async def walk_in(self, assistant: str) -> str:
+        """A cart an assistant starts for a shopper who has not signed in."""
+        body = await self.ok(201, "POST", "/api/carts", self.token(assistant, "assistant"), {"channel": "store"})
+        return body["cartId"]
 
     async def kiosk_code(self) -> str:
         return (await self.ok(201, "POST", "/api/kiosk-codes", self.token(self.customer)))["code"]
@@ -223,6 +126,81 @@ class World:
             return self.token(gone, "kiosk")
         assert role == "admin", role
         return self.token(f"root-{n}", "admin")
+
+
+# -- defect 11: only an assistant (joins) or a customer claiming a walk-in cart may use a code -------------
+
+@pytest.mark.parametrize("sub,role", [("otto", "operator"), ("root", "admin"), ("k1", "kiosk"),
+                                      ("alice", "customer"), ("bob", "customer"), ("anon-x", "customer")])
+async def test_a_code_to_a_customers_cart_is_refused_to_all_but_assistants_and_kept(
+        lc: Livecart, sub: str, role: str) -> None:
+    world = World(lc.base, lc.session, "alice")
+    cart = await world.cart()
+    code = await world.invite(cart, "alice")
+    status, body = await world.call("POST", f"/api/invites/{code}/accept", lc.token(sub, role))
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    # the code was not used up: the assistant it was meant for still joins with it
+    amy = lc.token("amy", "assistant")
+    assert await world.call("POST", f"/api/invites/{code}/accept", amy) == (200, {"cartId": cart})
+    assert (await world.call("GET", f"/api/carts/{cart}", amy))[0] == 200
+
+
+@pytest.mark.parametrize("sub,role", [("otto", "operator"), ("root", "admin"), ("k1", "kiosk")])
+async def test_a_walk_in_code_is_refused_to_staff_that_cannot_claim_and_kept(lc: Livecart, sub: str, role: str) -> None:
+    world = World(lc.base, lc.session, "carol")
+    walk_in = await world.walk_in("wally")
+    code = await world.invite(walk_in, "wally", "assistant")
+    status, body = await world.call("POST", f"/api/invites/{code}/accept", lc.token(sub, role))
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    # the customer standing at the till still claims it
+    status, body = await world.call("POST", f"/api/invites/{code}/accept", lc.token("carol"))
+    assert status == 200 and body["cartId"] != walk_in
+    status, cart = await world.call("GET", f"/api/carts/{body['cartId']}", lc.token("carol"))
+    assert status == 200 and cart["owner"] == "carol"
+
+
+# -- defect 12: an order is its customer's, an operator's who looked them up, an admin's, or staff's on its cart --
+
+async def test_an_assistant_sees_only_orders_of_the_carts_it_helps_with(lc: Livecart) -> None:
+    await lc.call("PUT", "/api/stock/TEE", lc.token("root", "admin"), json={"onHand": 1000})
+    world = World(lc.base, lc.session, "alice")
+    helped = await world.cart()
+    other_order = await world.order(await world.new_cart())  # another cart of the same customer
+    amy = lc.token("amy", "assistant")
+    assert (await lc.call("POST", f"/api/invites/{await world.invite(helped, 'alice')}/accept", amy))[0] == 200
+    status, body = await lc.call("GET", f"/api/orders/{other_order}", amy)
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    helped_order = await world.order(helped)
+    assert (await lc.call("GET", f"/api/orders/{helped_order}", amy))[0] == 200
+    # and the others the contract names: the customer, an operator only after a lookup, an admin
+    assert (await lc.call("GET", f"/api/orders/{other_order}", lc.token("alice")))[0] == 200
+    assert (await lc.call("GET", f"/api/orders/{other_order}", lc.token("bob")))[0] == 403
+    otto = lc.token("otto", "operator")
+    assert (await lc.call("GET", f"/api/orders/{other_order}", otto))[0] == 403
+    assert (await lc.call("GET", "/api/customers/alice", otto))[0] == 200  # the lookup
+    assert (await lc.call("GET", f"/api/orders/{other_order}", otto))[0] == 200
+    assert (await lc.call("GET", f"/api/orders/{other_order}", lc.token("root", "admin")))[0] == 200
+
+
+# -- the role × route matrix ------------------------------------------------------------------------------
+# Every route of /api/openapi.json × every kind of caller, derived from DESIGN.md's role table. Each cell
+# gets a world of its own (a fresh customer, cart, staff and kiosk) on a server shared by the module, so a
+# cell that changes state (a lookup, a used invite, a sign-out, a payment) cannot change another's answer.
+
+ROLES = ("owner", "other-customer", "anonymous", "no-token", "assistant-invited", "assistant",
+         "operator-before-lookup", "operator-after-lookup", "kiosk-signed-in", "kiosk-signed-out", "admin")
+OPENERS = ("owner", "assistant-invited", "operator-after-lookup", "kiosk-signed-in", "admin")  # may open the cart
+CUSTOMERS = ("owner", "other-customer", "anonymous")
+SEE_CUSTOMER = ("owner", "assistant-invited", "operator-before-lookup", "operator-after-lookup", "admin")
+
+
+def only(ok: int, *allowed: str) -> dict[str, int]:
+    """`ok` for the allowed callers, 401 without a token, 403 for everyone else."""
+    return {role: ok if role in allowed else 401 if role == "no-token" else 403 for role in ROLES}
+
+
+def everyone(ok: int) -> dict[str, int]:
+    return dict.fromkeys(ROLES, ok)
 
 
 Make = Callable[[World], Awaitable[Any]]
@@ -285,9 +263,7 @@ async def invite_code(w: World) -> str:
 
 
 async def walk_in_code(w: World) -> str:
-    wally = f"wally-{w.n}"
-    walk_in = (await w.ok(201, "POST", "/api/carts", w.token(wally, "assistant"), {"channel": "store"}))["cartId"]
-    return await w.invite(walk_in, wally, "assistant")
+    return await w.invite(await w.walk_in(f"wally-{w.n}"), f"wally-{w.n}", "assistant")
 
 
 async def into_another_cart(w: World) -> dict[str, str]:
