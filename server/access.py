@@ -51,3 +51,12 @@ async def may_see_customer(store: Store, who: Identity, customer_id: str) -> boo
         grants = await store.list_records("grant", f"{who.sub}|")
         return any(grant_key(who, c.id) in grants for c in carts)
     return False
+
+
+async def may_see_order(store: Store, who: Identity, order: dict) -> bool:
+    """An order: its customer, an admin, and whoever may open the cart it was bought from (an operator
+    who looked the customer up, an assistant or a kiosk with access to that very cart)."""
+    if who.role in ("admin", "customer"):
+        return who.is_admin or order["customerId"] == who.sub
+    record = await store.get_cart(order["cartId"])
+    return record is not None and await may_open(store, who, record)

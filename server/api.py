@@ -9,7 +9,7 @@ from aiohttp import web
 from . import auth
 from .appkeys import CONFIG, ROOMS
 from .feeds import admin_events, me_events
-from .openapi import STRING, api, obj
+from .openapi import COUNT, EVENTS, SSE, STRING, api, obj
 from .rooms import Rooms
 
 
@@ -20,14 +20,16 @@ def _version() -> str:
         return "0.0.0"
 
 
-@api.add("GET", "/healthz", "Liveness and what this process serves", auth=None)
+@api.add("GET", "/healthz", "Liveness and what this process serves", auth=None,
+         result=obj(("ok", "rooms", "connections"), ok={"type": "boolean"}, rooms=COUNT, connections=COUNT))
 async def healthz(request: web.Request) -> web.Response:
     rooms: Rooms = request.app[ROOMS]
     return web.json_response({"ok": True, "rooms": len(rooms.rooms),
                               "connections": sum(len(r.conns) for r in rooms.rooms.values())})
 
 
-@api.add("GET", "/api/openapi.json", "This document", auth=None)
+@api.add("GET", "/api/openapi.json", "This document", auth=None,
+         result=obj(("openapi", "info", "paths"), openapi=STRING, info={"type": "object"}, paths={"type": "object"}))
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(api.spec(_version()))
 
@@ -41,6 +43,6 @@ async def anonymous_session(request: web.Request) -> web.Response:
 
 
 api.add("GET", "/api/admin/events", "The shop-floor feed as Server-Sent Events (?token= works too)",
-        auth="admin")(admin_events)
+        auth="admin", media=SSE, result=EVENTS)(admin_events)
 api.add("GET", "/api/me/events", "A customer's own feed as Server-Sent Events (?token= works too)",
-        auth="customer")(me_events)
+        auth="customer", media=SSE, result=EVENTS)(me_events)

@@ -14,6 +14,7 @@ from .errors import ApiError
 
 ROLES = ("customer", "assistant", "operator", "kiosk", "admin")
 ALGORITHM = "HS256"
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def verify(secret: str, token: str | None) -> Identity:
         raise TokenError("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"invalid token: {exc}") from None
+    # PyJWT reads times with int(), so "exp": "1893456000" would pass; RFC 7519 says a NumericDate is a JSON number.
+    for name in TIME_CLAIMS:
+        if name in claims and type(claims[name]) not in (int, float):  # bool is no number here
+            raise TokenError(f"invalid token: {name} must be a number (RFC 7519 NumericDate)")
     role = claims["role"]
     if role not in ROLES or not isinstance(claims["sub"], str) or not claims["sub"]:
         raise TokenError("invalid token: bad sub or role")

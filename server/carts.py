@@ -18,7 +18,7 @@ from .access import grant_cart, may_open, record_lookup
 from .appkeys import CATALOG, CONFIG, ROOMS, STOCK, STORE
 from .errors import ApiError, busy_as_409, json_body
 from .feeds import shop_event
-from .openapi import INTEGER, STRING, api, obj
+from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
 from .rooms import Room
 from .stock import StockError
 from .store import CartRecord
@@ -56,15 +56,17 @@ async def active_cart(app: web.Application, owner: str, channel: str) -> str:
 
 # -- routes ----------------------------------------------------------------------------
 
-@api.add("POST", "/api/carts", "Create a cart", ok=201, result=obj(("cartId",), cartId=STRING),
-         auth="customer (own), assistant (a walk-in cart), operator and admin (for `owner`)",
-         body=obj(channel={"enum": list(CHANNELS)}, owner=STRING))
+@api.add("POST", "/api/carts", "Create a cart", ok=201, result=obj(("cartId", "owner"), cartId=STRING, owner=STRING),
+         auth="customer (own), assistant (a walk-in cart), operator and admin (for `owner`, which they must give)",
+         body=obj(channel={"enum": list(CHANNELS)}, owner=NON_EMPTY))
 async def create_cart(request: web.Request) -> web.Response:
     who = auth.bearer(request)
     body = await json_body(request)
     channel = body.get("channel", ROLE_CHANNEL.get(who.role, "web"))
     if channel not in CHANNELS:
         raise ApiError(400, "bad_channel", f"channel must be one of {', '.join(CHANNELS)}")
+    if "owner" in body and (not isinstance(body["owner"], str) or not body["owner"]):
+        raise ApiError(400, "bad_owner", "owner is a customer id (a non-empty string)")
     store = request.app[STORE]
     if who.role == "customer":
         owner = who.sub
@@ -96,7 +98,9 @@ async def open_record(request: web.Request) -> tuple[auth.Identity, CartRecord]:
     return who, record
 
 
-@api.add("GET", "/api/carts/{cartId}", "The cart as JSON", auth="whoever may open it", errors=(404,))
+@api.add("GET", "/api/carts/{cartId}", "The cart as JSON", auth="whoever may open it", errors=(404,),
+         result=obj(("id", "owner", "channel", "createdAt", "lines", "status"), id=STRING, owner=STRING,
+                    channel=STRING, createdAt=INTEGER, lines={"type": "object"}, status=STRING))
 async def get_cart(request: web.Request) -> web.Response:
     _, record = await open_record(request)
     room = request.app[ROOMS].rooms.get(record.id)
@@ -110,7 +114,9 @@ async def get_cart(request: web.Request) -> web.Response:
 
 
 @api.add("GET", "/api/carts", "Carts of an owner", auth="the owner, operator (records a lookup), admin",
-         query={"owner": "customer id (defaults to the caller)"})
+         query={"owner": "customer id (defaults to the caller)"},
+         result=obj(("carts",), carts={"type": "array", "items": obj(("id", "owner", "status"), id=STRING,
+                                                                     owner=STRING, status=STRING)}))
 async def list_carts(request: web.Request) -> web.Response:
     who = auth.bearer(request)
     owner = request.query.get("owner", who.sub)
@@ -143,7 +149,7 @@ def _line_check(request: web.Request, line_id: str) -> Any:
 
 @api.add("POST", "/api/carts/{cartId}/lines", "Add a line (reaches live clients like any edit)", ok=201,
          auth="whoever may open the cart", errors=(404, 409),
-         body=obj(("sku", "qty"), sku=STRING, qty=INTEGER, personalisation={"type": "object"}),
+         body=obj(("sku", "qty"), sku=STRING, qty=QTY, personalisation={"type": "object"}),
          result=obj(("lineId",), lineId=STRING))
 async def add_line(request: web.Request) -> web.Response:
     who, room = await editable_room(request)
@@ -163,7 +169,8 @@ async def add_line(request: web.Request) -> web.Response:
 
 
 @api.add("PATCH", "/api/carts/{cartId}/lines/{lineId}", "Change a line's quantity",
-         auth="whoever may open the cart", errors=(404, 409), body=obj(("qty",), qty=INTEGER))
+         auth="whoever may open the cart", errors=(404, 409), body=obj(("qty",), qty=QTY),
+         result=obj(("lineId", "qty"), lineId=STRING, qty=QTY))
 async def set_qty(request: web.Request) -> web.Response:
     who, room = await editable_room(request)
     line_id = request.match_info["lineId"]
@@ -178,7 +185,8 @@ async def set_qty(request: web.Request) -> web.Response:
 
 
 @api.add("DELETE", "/api/carts/{cartId}/lines/{lineId}", "Remove a line (its hold goes back at once)",
-         auth="whoever may open the cart", errors=(404, 409))
+         auth="whoever may open the cart", errors=(404, 409),
+         result=obj(("lineId", "removed"), lineId=STRING, removed={"type": "boolean"}))
 async def remove_line(request: web.Request) -> web.Response:
     who, room = await editable_room(request)
     line_id = request.match_info["lineId"]
@@ -259,7 +267,7 @@ def _mergeable(source: Room, target: Room) -> MergePlan:
 
 
 @api.add("POST", "/api/carts/{cartId}/merge", "Merge this cart into another", errors=(404, 409),
-         auth="whoever may open both carts", body=obj(("into",), into=STRING), result=obj(cartId=STRING))
+         auth="whoever may open both carts", body=obj(("into",), into=NON_EMPTY), result=obj(("cartId",), cartId=STRING))
 async def merge_route(request: web.Request) -> web.Response:
     who, source = await open_record(request)
     into = (await json_body(request)).get("into")
@@ -276,10 +284,10 @@ async def merge_route(request: web.Request) -> web.Response:
 
 @api.add("POST", "/api/sessions/claim", "Merge an anonymous shopper's open carts into the caller's cart",
          auth="customer (signed in)", body=obj(("anonymousToken",), anonymousToken=STRING),
-         result=obj(("cartId",), cartId=STRING))
+         result=obj(("cartId",), cartId=STRING), errors=(409,))
 async def claim(request: web.Request) -> web.Response:
     who = auth.bearer(request)
-    if who.role != "customer":
+    if who.role != "customer" or who.sub.startswith("anon-"):
         raise ApiError(403, "forbidden", "only a signed-in customer claims carts")
     try:
         anonymous = auth.verify(request.app[CONFIG].jwt_secret, (await json_body(request)).get("anonymousToken"))

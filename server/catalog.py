@@ -11,7 +11,7 @@ from . import auth
 from .appkeys import CATALOG, STOCK
 from .errors import ApiError, json_body
 from .feeds import stock_events
-from .openapi import INTEGER, STRING, api, obj
+from .openapi import COUNT, COUNT_MAX, EVENTS, MONEY, NON_EMPTY, QTY, SSE, STRING, api, integer, obj, param, string
 from .stock import Level, StockError
 from .store import Store
 
@@ -31,19 +31,21 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
         raise fail("currency must be a 3-letter code")
     if not isinstance(max_qty, int) or isinstance(max_qty, bool) or not 1 <= max_qty <= 10_000:
         raise fail("maxQty must be an integer in 1..10000")
-    fields = data.get("personalisation") or {}
+    fields = data.get("personalisation")
+    fields = {} if fields is None else fields  # null: none; false, [] or "" are mistakes, not "none"
     if not isinstance(fields, dict):
         raise fail("personalisation must be an object of field specs")
     specs = {}
     for fname, spec in fields.items():
         if not isinstance(spec, dict) or spec.get("kind", "text") not in ("text", "list"):
             raise fail(f"personalisation field {fname!r} needs kind text or list")
-        try:
-            specs[fname] = FieldSpec(
-                kind=spec.get("kind", "text"), max_length=int(spec.get("maxLength", 500)),
-                max_items=int(spec.get("maxItems", 200)), required=bool(spec.get("required", False)))
-        except (TypeError, ValueError):
-            raise fail(f"personalisation field {fname!r} has a bad bound") from None
+        max_length, max_items = spec.get("maxLength", 500), spec.get("maxItems", 200)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (max_length, max_items)):
+            raise fail(f"personalisation field {fname!r}: maxLength and maxItems are integers of at least 1")
+        if not isinstance(spec.get("required", False), bool):
+            raise fail(f"personalisation field {fname!r}: required is true or false")
+        specs[fname] = FieldSpec(kind=spec.get("kind", "text"), max_length=max_length, max_items=max_items,
+                                 required=spec.get("required", False))
     return Product(sku, name, price, currency.upper(), max_qty, specs)
 
 
@@ -96,6 +98,14 @@ class CatalogCache:
 
 # -- HTTP: catalog and stock ------------------------------------------------------------
 
+FIELD = {"type": "object", "properties": {"kind": {"enum": ["text", "list"]}, "maxLength": integer(1),
+                                          "maxItems": integer(1), "required": {"type": "boolean"}}}
+PRODUCT = obj(("sku", "name", "price", "currency", "maxQty", "personalisation"), sku=STRING, name=STRING,
+              price=MONEY, currency=STRING, maxQty=QTY, personalisation={"type": "object"})
+LEVEL = obj(("onHand", "held", "available"), onHand=COUNT, held=COUNT, available=COUNT)
+SKUS = param("comma-separated SKUs", string(1, pattern="[^,]"), required=True)
+
+
 def _admin(request: web.Request) -> None:
     if not auth.bearer(request).is_admin:
         raise ApiError(403, "forbidden", "only an admin may change the catalog or stock")
@@ -116,9 +126,9 @@ async def _stock_call(call: Awaitable[Level]) -> web.Response:
     return web.json_response(level.to_json())
 
 
-@api.add("PUT", "/api/catalog/{sku}", "Create or replace a product", auth="admin",
-         body=obj(("name", "price"), name=STRING, price=INTEGER, currency=STRING, maxQty=INTEGER,
-                  personalisation={"type": "object"}))
+@api.add("PUT", "/api/catalog/{sku}", "Create or replace a product", auth="admin", result=PRODUCT,
+         body=obj(("name", "price"), name=NON_EMPTY, price=MONEY, currency=string(3, 3), maxQty=QTY,
+                  personalisation={"type": ["object", "null"], "additionalProperties": FIELD}))
 async def put_product(request: web.Request) -> web.Response:
     _admin(request)
     product = product_from_json(request.match_info["sku"], await json_body(request))
@@ -126,7 +136,8 @@ async def put_product(request: web.Request) -> web.Response:
     return web.json_response(product_to_json(product))
 
 
-@api.add("GET", "/api/catalog", "Every product with its availability", auth=None)
+@api.add("GET", "/api/catalog", "Every product with its availability", auth=None,
+         result=obj(("products",), products={"type": "array", "items": PRODUCT}))
 async def list_products(request: web.Request) -> web.Response:
     products = request.app[CATALOG].all()
     levels = await request.app[STOCK].levels([p.sku for p in products])
@@ -134,8 +145,10 @@ async def list_products(request: web.Request) -> web.Response:
         {**product_to_json(p), "available": levels[p.sku].available} for p in products]})
 
 
-@api.add("PUT", "/api/stock/{sku}", "Set on-hand (never below what carts hold)", auth="admin",
-         body=obj(("onHand",), onHand=INTEGER), errors=(409,))
+# `(?!events$)`: the stock feed's own path is not a SKU, so /api/stock/events has only GET (and a 405 says so)
+@api.add("PUT", "/api/stock/{sku:(?!events$)[^/]+}", "Set on-hand (never below what carts hold)", auth="admin",
+         params={"sku": {**NON_EMPTY, "not": {"const": "events"}}}, body=obj(("onHand",), onHand=COUNT),
+         errors=(405, 409), result=LEVEL)
 async def put_stock(request: web.Request) -> web.Response:
     _admin(request)
     on_hand = _int_field(await json_body(request), "onHand")
@@ -143,7 +156,8 @@ async def put_stock(request: web.Request) -> web.Response:
 
 
 @api.add("POST", "/api/stock/{sku}/adjust", "An in-store sale (-) or a delivery (+)", auth="admin",
-         body=obj(("delta", "reason"), delta=INTEGER, reason=STRING), errors=(409,))
+         body=obj(("delta", "reason"), delta=integer(-COUNT_MAX, COUNT_MAX), reason=NON_EMPTY), errors=(409,),
+         result=LEVEL)
 async def adjust_stock(request: web.Request) -> web.Response:
     _admin(request)
     body = await json_body(request)
@@ -154,7 +168,7 @@ async def adjust_stock(request: web.Request) -> web.Response:
 
 
 @api.add("GET", "/api/stock", "On-hand, held and available per SKU", auth=None,
-         query={"skus": "comma-separated SKUs"})
+         query={"skus": SKUS}, result={"type": "object", "additionalProperties": LEVEL})
 async def get_stock(request: web.Request) -> web.Response:
     skus = [s for s in request.query.get("skus", "").split(",") if s]
     if not skus:
@@ -164,4 +178,4 @@ async def get_stock(request: web.Request) -> web.Response:
 
 
 api.add("GET", "/api/stock/events", "Stock feed as Server-Sent Events", auth=None,
-        query={"skus": "comma-separated SKUs"})(stock_events)
+        query={"skus": SKUS}, errors=(400,), media=SSE, result=EVENTS)(stock_events)

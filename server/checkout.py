@@ -9,12 +9,12 @@ from aiohttp import web
 from ..crdt import CartDoc
 from ..crdt.cart import compute_pricing, plain, write_pricing
 from . import auth, webhooks
-from .access import may_see_customer
+from .access import may_see_order
 from .appkeys import CATALOG, DISCOUNTS, ROOMS, STOCK, STORE
 from .carts import new_id, open_record
 from .errors import ApiError, busy_as_409, json_body
 from .feeds import customer_event, shop_event
-from .openapi import INTEGER, STRING, api, obj
+from .openapi import INTEGER, MONEY_MAX, STRING, api, integer, obj, string
 from .rooms import Room
 from .store import Store
 
@@ -55,6 +55,14 @@ def _code(body: dict[str, Any]) -> str:
     return code.strip().upper()
 
 
+# exactly one of the two; a null is as good as leaving it out (discount_rule reads them with .get)
+DISCOUNT = {"oneOf": [obj(("percentOff",), percentOff=integer(1, 100), amountOff={"type": "null"}),
+                      obj(("amountOff",), amountOff=integer(1, MONEY_MAX), percentOff={"type": "null"})]}
+CHECKED_OUT = obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER)
+ORDER = obj(("id", "cartId", "customerId", "state", "lines", "total", "history"), id=STRING, cartId=STRING,
+            customerId=STRING, state=STRING, lines={"type": "array"}, total=INTEGER, history={"type": "array"})
+
+
 def _admin(request: web.Request) -> auth.Identity:
     who = auth.bearer(request)
     if not who.is_admin:
@@ -63,7 +71,7 @@ def _admin(request: web.Request) -> auth.Identity:
 
 
 @api.add("PUT", "/api/discounts/{code}", "Define a shop-wide code shoppers may type", auth="admin",
-         body=obj(percentOff=INTEGER, amountOff=INTEGER))
+         body={"type": "object", **DISCOUNT}, result=obj(("code",), code=STRING))
 async def put_discount(request: web.Request) -> web.Response:
     _admin(request)
     code, rule = request.match_info["code"].strip().upper(), discount_rule(await json_body(request))
@@ -73,7 +81,8 @@ async def put_discount(request: web.Request) -> web.Response:
 
 
 @api.add("POST", "/api/carts/{cartId}/discounts", "Offer a discount into a cart, live", auth="admin", ok=201,
-         errors=(404, 409), body=obj(("code",), code=STRING, percentOff=INTEGER, amountOff=INTEGER))
+         errors=(404, 409), body={**obj(("code",), code=string(1, 64, pattern=r"\S")), **DISCOUNT},
+         result=obj(("cartId", "code", "pricing"), cartId=STRING, code=STRING, pricing={"type": "object"}))
 async def offer_discount(request: web.Request) -> web.Response:
     _, record = await open_record(request)
     _admin(request)
@@ -96,7 +105,8 @@ async def offer_discount(request: web.Request) -> web.Response:
 # -- checkout ---------------------------------------------------------------------------------
 
 @api.add("POST", "/api/carts/{cartId}/checkout/step", "Record the checkout step (kept across visits and devices)",
-         auth="whoever may open the cart", errors=(404, 409), body=obj(("step",), step={"enum": list(STEPS)}))
+         auth="whoever may open the cart", errors=(404, 409), body=obj(("step",), step={"enum": list(STEPS)}),
+         result=obj(("cartId", "step"), cartId=STRING, step={"enum": list(STEPS)}))
 async def checkout_step(request: web.Request) -> web.Response:
     who, record = await open_record(request)
     step = (await json_body(request)).get("step")
@@ -142,7 +152,7 @@ def order_lines(room: Room, pricing: dict[str, Any]) -> list[dict[str, Any]]:
 
 @api.add("POST", "/api/carts/{cartId}/checkout", "Check out: re-price on the server, freeze, create the order",
          auth="whoever may open the cart", ok=201, errors=(404, 409),
-         result=obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER))
+         result=CHECKED_OUT, also={200: CHECKED_OUT})  # 200: the cart had checked out already, the same order
 async def checkout(request: web.Request) -> web.Response:
     who, record = await open_record(request)
     app = request.app
@@ -219,7 +229,8 @@ async def _move(app: web.Application, order: dict[str, Any], state: str, who: st
 
 @api.add("POST", "/api/orders/{orderId}/payment", "The platform reports a payment (idempotent)",
          auth="admin (the host platform)", errors=(404, 409),
-         body=obj(("status",), status={"enum": ["paid", "failed"]}, reference=STRING))
+         body=obj(("status",), status={"enum": ["paid", "failed"]}, reference={"description": "kept as given"}),
+         result=ORDER)
 async def payment(request: web.Request) -> web.Response:
     who = _admin(request)
     body = await json_body(request)
@@ -262,7 +273,8 @@ async def _payment(app: web.Application, who: auth.Identity, order: dict[str, An
 
 
 @api.add("POST", "/api/orders/{orderId}/status", "Move an order on: dispatched, delivered, cancelled",
-         auth="admin", errors=(404, 409), body=obj(("status",), status={"enum": ["dispatched", "delivered", "cancelled"]}))
+         auth="admin", errors=(404, 409), result=ORDER,
+         body=obj(("status",), status={"enum": ["dispatched", "delivered", "cancelled"]}))
 async def order_status(request: web.Request) -> web.Response:
     who = _admin(request)
     target = (await json_body(request)).get("status")
@@ -297,10 +309,11 @@ def _units(order: dict[str, Any]) -> dict[str, int]:
     return units
 
 
-@api.add("GET", "/api/orders/{orderId}", "An order", auth="its customer, operator, admin", errors=(404,))
+@api.add("GET", "/api/orders/{orderId}", "An order", errors=(404,), result=ORDER,
+         auth="its customer, admin, and whoever may open its cart (operator after a lookup, assistant, kiosk)")
 async def get_order(request: web.Request) -> web.Response:
     who = auth.bearer(request)
     order = await _order(request)
-    if not await may_see_customer(request.app[STORE], who, order["customerId"]):
+    if not await may_see_order(request.app[STORE], who, order):
         raise ApiError(403, "forbidden", "not your order")
     return web.json_response(order)

@@ -10,9 +10,10 @@ from . import auth
 from .access import may_see_customer, record_lookup
 from .appkeys import CATALOG, STOCK, STORE
 from .errors import ApiError
-from .openapi import api
+from .openapi import STRING, api, obj
 from .store import Store
 
+SKU_LIST = {"type": "array", "items": STRING}
 RECENT_ORDERS = 5
 SUGGESTIONS = 6
 
@@ -57,7 +58,9 @@ async def _allowed(request: web.Request) -> tuple[auth.Identity, str]:
 
 
 @api.add("GET", "/api/customers/{customerId}", "Profile: favourites, recent orders, suggestions",
-         auth="the customer, an assistant helping them, operator (records a lookup), admin")
+         auth="the customer, an assistant helping them, operator (records a lookup), admin",
+         result=obj(("id", "favourites", "recentOrders", "suggestions", "carts"), id=STRING, favourites=SKU_LIST,
+                    recentOrders={"type": "array"}, suggestions=SKU_LIST, carts={"type": "array"}))
 async def profile(request: web.Request) -> web.Response:
     _, customer_id = await _allowed(request)
     store = request.app[STORE]
@@ -76,7 +79,8 @@ async def profile(request: web.Request) -> web.Response:
 
 
 @api.add("GET", "/api/customers/{customerId}/orders", "Order history, newest first",
-         auth="the customer, an assistant helping them, operator, admin")
+         auth="the customer, an assistant helping them, operator (records a lookup), admin",
+         result=obj(("orders",), orders={"type": "array"}))
 async def orders(request: web.Request) -> web.Response:
     _, customer_id = await _allowed(request)
     return web.json_response({"orders": await orders_of(request.app[STORE], customer_id)})
@@ -97,12 +101,12 @@ async def _favourites(request: web.Request, add: bool) -> web.Response:
 
 
 @api.add("PUT", "/api/customers/{customerId}/favourites/{sku}", "Add a favourite", auth="the customer, admin",
-         errors=(404,))
+         errors=(404,), result=obj(("favourites",), favourites=SKU_LIST))
 async def add_favourite(request: web.Request) -> web.Response:
     return await _favourites(request, add=True)
 
 
 @api.add("DELETE", "/api/customers/{customerId}/favourites/{sku}", "Remove a favourite",
-         auth="the customer, admin")
+         auth="the customer, admin", result=obj(("favourites",), favourites=SKU_LIST))
 async def remove_favourite(request: web.Request) -> web.Response:
     return await _favourites(request, add=False)

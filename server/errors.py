@@ -1,8 +1,10 @@
 """HTTP errors as `{"error": {"code", "message"}}` with the right status, for every route."""
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -36,17 +38,25 @@ async def json_errors(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the route has (RFC 9110 §15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")
 
 
+def _number(text: str) -> float | int:
+    """JSON has one kind of number: 320.0 is the integer 320, as JavaScript and JSON Schema read it."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
+
+
 async def json_body(request: web.Request) -> dict:
     """The request's JSON object, or a 400 saying what is wrong with it."""
     try:
-        body = await request.json()
+        body = await request.json(loads=partial(json.loads, parse_float=_number))
     except ValueError:
         raise ApiError(400, "bad_json", "request body must be JSON") from None
     if not isinstance(body, dict):

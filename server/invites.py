@@ -34,11 +34,13 @@ async def create_invite(request: web.Request) -> web.Response:
     return web.json_response({"code": code, "expiresAt": int((time.time() + INVITE_TTL) * 1000)}, status=201)
 
 
-@api.add("POST", "/api/invites/{code}/accept", "Use an invite code", errors=(404, 409, 429),
+@api.add("POST", "/api/invites/{code}/accept", "Use an invite code", errors=(403, 404, 409, 429),
          auth="assistant (joins the cart), customer (claims a walk-in cart into their own)",
          result=obj(("cartId",), cartId=STRING))
 async def accept_invite(request: web.Request) -> web.Response:
     who = auth.bearer(request)
+    if who.role not in ("assistant", "customer"):  # refused before the code is even looked at, let alone taken
+        raise ApiError(403, "forbidden", "an assistant joins a cart with a code; a customer claims a walk-in cart")
     store = request.app[STORE]
     if await store.hit(f"invite-guess:{who.role}:{who.sub}", 60) > GUESSES_PER_MINUTE:
         raise ApiError(429, "too_many_attempts", f"at most {GUESSES_PER_MINUTE} invite codes a minute")
@@ -47,11 +49,11 @@ async def accept_invite(request: web.Request) -> web.Response:
     record = await store.get_cart(invite["cartId"]) if invite else None
     if invite is None or record is None:
         raise ApiError(404, "no_invite", "no such invite code (or it expired, or it was used)")
-    claiming = who.role == "customer" and record.owner != who.sub
+    claiming = who.role == "customer"
     if claiming and not record.owner.startswith("walkin-"):
-        raise ApiError(403, "forbidden", "this code opens another customer's cart")
-    if who.role == "kiosk":
-        raise ApiError(403, "forbidden", "a kiosk signs customers in with a kiosk code")
+        mine = record.owner == who.sub
+        raise ApiError(403, "forbidden", "this code is for the assistant who helps you with your own cart" if mine
+                       else "this code opens another customer's cart")
     if await store.take_record("invite", code) is None:  # single use: someone was quicker
         raise ApiError(404, "no_invite", "no such invite code (or it expired, or it was used)")
     if who.role == "assistant":

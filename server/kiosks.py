@@ -60,7 +60,9 @@ async def sign_in(request: web.Request) -> web.Response:
                               "idleSeconds": int(idle)}, status=201)
 
 
-@api.add("GET", "/api/kiosks/{kioskId}/sessions", "Who is signed in here", auth="the kiosk", errors=(404,))
+@api.add("GET", "/api/kiosks/{kioskId}/sessions", "Who is signed in here", auth="the kiosk", errors=(404,),
+         result=obj(("cartId", "customerId", "idleSecondsLeft"), cartId=STRING, customerId=STRING,
+                    idleSecondsLeft=INTEGER))
 async def current(request: web.Request) -> web.Response:
     _, kiosk_id = _kiosk(request)
     session = await request.app[STORE].get_record("kiosk", kiosk_id)
@@ -73,7 +75,7 @@ async def current(request: web.Request) -> web.Response:
 
 
 @api.add("POST", "/api/kiosks/{kioskId}/sessions/ping", "The customer is still there (resets the idle clock)",
-         auth="the kiosk", errors=(404,))
+         auth="the kiosk", errors=(404,), result=obj(("idleSeconds",), idleSeconds=INTEGER))
 async def ping(request: web.Request) -> web.Response:
     _, kiosk_id = _kiosk(request)
     if not await touch(request.app, kiosk_id, force=True):
@@ -82,7 +84,7 @@ async def ping(request: web.Request) -> web.Response:
 
 
 @api.add("DELETE", "/api/kiosks/{kioskId}/sessions", "Sign out: the kiosk loses the cart at once",
-         auth="the kiosk")
+         auth="the kiosk", result=obj(("signedOut",), signedOut={"type": "boolean"}))
 async def sign_out_route(request: web.Request) -> web.Response:
     _, kiosk_id = _kiosk(request)
     signed_out = await sign_out(request.app, kiosk_id, "signed out")

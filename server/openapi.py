@@ -21,30 +21,35 @@ class ApiRoutes:
 
     def add(self, method: str, path: str, summary: str, *, auth: str | None = "any",
             body: dict[str, Any] | None = None, ok: int = 200, result: dict[str, Any] | None = None,
-            query: dict[str, str] | None = None, errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
+            query: dict[str, str | dict[str, Any]] | None = None, params: dict[str, dict[str, Any]] | None = None,
+            errors: tuple[int, ...] = (), also: dict[int, dict[str, Any]] | None = None,
+            media: str = "application/json") -> Callable[[Handler], Handler]:
+        """`path` may give a path value a regex (`{sku:...}`, aiohttp's syntax); the document shows `{sku}`.
+        `query` maps a name to a description or to a whole parameter (`param(...)`), `params` gives a path
+        value its schema, `also` other success statuses with their schemas, `media` the success body's type."""
         def register(handler: Handler) -> Handler:
             self.routes.route(method, path)(handler)
+            doc_path = re.sub(r"{(\w+):[^}]*}", r"{\1}", path)
             op: dict[str, Any] = {"summary": summary, "operationId": handler.__name__}
-            params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for n in re.findall(r"{(\w+)}", path)]
-            params += [{"name": n, "in": "query", "description": d, "schema": {"type": "string"}}
-                       for n, d in (query or {}).items()]
-            if params:
-                op["parameters"] = params
+            parameters = [{"name": n, "in": "path", "required": True,
+                           "schema": (params or {}).get(n, NON_EMPTY)} for n in re.findall(r"{(\w+)}", doc_path)]
+            parameters += [{"name": n, "in": "query", **(param(d) if isinstance(d, str) else d)}
+                           for n, d in (query or {}).items()]
+            if parameters:
+                op["parameters"] = parameters
             if auth:
                 op["security"] = [{"bearer": []}]
                 op["description"] = f"Roles: {auth}."
             if body is not None:
                 op["requestBody"] = {"required": True,
                                      "content": {"application/json": {"schema": body}}}
-            responses: dict[str, Any] = {
-                str(ok): {"description": "OK",
-                          "content": {"application/json": {"schema": result or {"type": "object"}}}}}
+            responses: dict[str, Any] = {str(status): {"description": "OK", "content": {media: {"schema": schema}}}
+                                         for status, schema in {ok: result or {"type": "object"}, **(also or {})}.items()}
             for status in sorted({400, *errors, *((401, 403) if auth else ())}):
                 responses[str(status)] = {"description": "error",
                                           "content": {"application/json": {"schema": ERROR}}}
             op["responses"] = responses
-            self.paths.setdefault(path, {})[method.lower()] = op
+            self.paths.setdefault(doc_path, {})[method.lower()] = op
             return handler
         return register
 
@@ -71,8 +76,31 @@ def obj(required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(required), "properties": props}
 
 
+def param(description: str, schema: dict[str, Any] | None = None, required: bool = False) -> dict[str, Any]:
+    """A query parameter: a string unless `schema` says otherwise."""
+    return {"description": description, "required": required, "schema": schema or {"type": "string"}}
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> dict[str, Any]:
+    bounds = {"minimum": minimum, "maximum": maximum}
+    return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}
+
+
+def string(min_length: int = 0, max_length: int | None = None, **more: Any) -> dict[str, Any]:
+    bounds = {"minLength": min_length or None, "maxLength": max_length}
+    return {"type": "string", **{k: v for k, v in bounds.items() if v is not None}, **more}
+
+
 STRING: dict[str, Any] = {"type": "string"}
+NON_EMPTY: dict[str, Any] = string(1)
 INTEGER: dict[str, Any] = {"type": "integer"}
+COUNT_MAX = 2**53 - 1  # the largest integer every JSON reader (JavaScript's included) keeps exact
+MONEY_MAX = 10**12  # minor units: ten billion in a currency of cents
+COUNT = integer(0, COUNT_MAX)
+MONEY = integer(0, MONEY_MAX)
+QTY = integer(1, 10_000)  # a product's maxQty is at most 10,000 (catalog.product_from_json)
+SSE = "text/event-stream"
+EVENTS: dict[str, Any] = obj(("data",), data=STRING, event=STRING, id=STRING)  # each `data:` holds a JSON event
 
 
 api = ApiRoutes()  # every module with HTTP routes registers them here
