@@ -301,3 +301,11 @@ async def test_a_feed_socket_closes_4401_when_its_token_expires(lc: Livecart, pa
         f"ws://{lc.config.host}:{lc.config.port}{path}?token={lc.token('pat', role, ttl_seconds=2)}")
     code, reason = await close_of(ws, timeout=30)
     assert code == 4401 and "expired" in reason, (code, reason)
+
+
+@pytest.mark.parametrize("path,role", [("/api/admin/events", "admin"), ("/api/me/events", "customer")])
+async def test_an_event_stream_ends_when_its_token_expires(lc: Livecart, path: str, role: str) -> None:
+    url = f"{lc.base}{path}?token={lc.token('pat', role, ttl_seconds=2)}"
+    async with lc.session.get(url, timeout=aiohttp.ClientTimeout(total=60)) as response:
+        assert response.status == 200
+        await asyncio.wait_for(response.content.read(), 30)  # returns once the server ends the stream
