@@ -59,11 +59,10 @@ def _read_entry(reader: _Reader, limits: AwarenessLimits) -> Entry:
     client_id, clock = reader.uint(), reader.uint()
     if client_id > MAX_SAFE_INTEGER or clock > MAX_SAFE_INTEGER:
         raise BadAwareness("awareness client id or clock over 2^53 - 1")
-    size = reader.uint()
+    size, start = reader.uint(), reader.pos
+    reader.skip(size)  # a length past the end is a malformed update, not a large one
     if size > limits.max_state_bytes:
         raise BadAwareness(f"awareness state over {limits.max_state_bytes} bytes", too_large=True)
-    start = reader.pos
-    reader.skip(size)
     text = reader.buf[start:reader.pos]
     return Entry(client_id, clock, text, judge_state(text, limits) is None)
 

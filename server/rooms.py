@@ -86,7 +86,7 @@ class Connection:
 
     def send_frame(self, frame: bytes) -> None:
         transport = self.transport
-        if self.closing or transport.is_closing():
+        if self.closing or transport.is_closing() or getattr(self.ws, "refusing", False):
             return
         if transport.get_write_buffer_size() > self._buffer_limit:
             log.info("cart %s: %s reads too slowly; connection reset", self.room_id, self.who.sub)

@@ -3,11 +3,10 @@ with a reason (whatever its size), and a socket closes 4401 when its token expir
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from typing import Callable
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from .auth import Identity
 
@@ -37,6 +36,7 @@ class LimitedSocket(web.WebSocketResponse):
     def __init__(self, request: web.Request, max_bytes: int, **kwargs: object) -> None:
         super().__init__(max_msg_size=max_bytes + 1, **kwargs)  # type: ignore[arg-type]
         self._request, self.max_bytes = request, max_bytes
+        self.refusing = False  # its close frame is out: whoever writes to its transport must stop
 
     async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
         refused = self._refusal(code)  # only aiohttp's reader closes with these codes
@@ -57,11 +57,12 @@ class LimitedSocket(web.WebSocketResponse):
     async def _linger(self, code: int, message: bytes) -> None:
         """Sends the close frame and half-closes, then waits for the peer to hang up: a socket
         closed with unread input resets the connection, and the peer loses the close frame."""
-        transport = self._request.transport
-        if transport is None or transport.is_closing():
+        transport, writer = self._request.transport, self._writer
+        if transport is None or transport.is_closing() or writer is None:
             return
+        self.refusing = True
         try:
-            await self.send_frame(struct.pack("!H", code) + message, WSMsgType.CLOSE)
+            await writer.close(code, message)  # the close frame; aiohttp sends nothing more after it
             if transport.can_write_eof():
                 transport.write_eof()
         except (ConnectionError, RuntimeError):
