@@ -14,6 +14,7 @@ import pytest
 from pycrdt import get_update
 
 from harness import Livecart
+from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import Kind, awareness_message, parse, update_message
 from livecart.server.appkeys import ROOMS
 from livecart.server.rooms import Room
@@ -280,6 +281,24 @@ async def test_raw_frames_over_the_limit_close_4413(lc: Livecart, shape: str) ->
     code, reason = await raw.close_frame()
     raw.close()
     assert code == 4413 and str(LIMIT) in reason, (code, reason)
+
+
+async def test_relays_skip_a_socket_that_is_being_refused(lc: Livecart, caplog: pytest.LogCaptureFixture) -> None:
+    lc.config.max_message_bytes = LIMIT
+    cart = await lc.cart()
+    a, b = await lc.client(cart), await lc.client(cart)
+    raw = await RawSocket.open(lc.config.host, lc.config.port, f"/ws/carts/{cart}?token={lc.token('alice')}")
+    await eventually(lambda: len(lc.app[ROOMS].rooms[cart].conns) == 3, what="three sockets in the room")
+    raw.send(client_frame(0x2, b"\x00" * 1000, declared=1 << 40))  # then it neither reads nor hangs up
+    code, _ = await raw.close_frame()
+    assert code == 4413
+    with caplog.at_level(logging.WARNING, logger="livecart"):
+        a.lines["l1"] = new_line("MUG", 1, "alice", "web", 0)  # relayed to every socket of the room
+        await a.set_presence({"user": {"name": "Ann"}})
+        await eventually(lambda: "l1" in b.lines and a.awareness.client_id in b.awareness.states, what="relays")
+    raw.close()
+    assert not a.closed.is_set() and not b.closed.is_set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 # -- tokens run out ------------------------------------------------------------------------------------
