@@ -25,7 +25,8 @@ def test_what_a_stock_client_sends_is_read_back_as_sent() -> None:
 
 
 def test_null_is_a_removal() -> None:
-    assert [e.removal for e in read_update(update((1, 2, "null"), (3, 1, " null "), (4, 1, "{}")))] == [True, True, False]
+    entries = read_update(update((1, 2, "null"), (3, 1, " null "), (4, 1, "{}")))
+    assert [e.removal for e in entries] == [True, True, False]
 
 
 @pytest.mark.parametrize("state", ["NaN", "-Infinity", '{"x":Infinity}', '{"x":1e999}', "", "{'a':1}", "{",

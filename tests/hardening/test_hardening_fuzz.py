@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import aiohttp
-from pycrdt import Doc, Map, write_var_uint
+from pycrdt import Doc, Map
 
 from crdt.ytools import mutate_with
 from harness import SECRET
@@ -169,7 +169,7 @@ class Attacker:
     async def rejected_update(self) -> None:
         doc = Doc()
         updates: list[bytes] = []
-        sub = doc.observe(lambda e: updates.append(e.update))  # noqa: F841 (kept alive until used)
+        self._sub = doc.observe(lambda e: updates.append(e.update))  # pycrdt drops an observer nobody holds
         how = self.rng.randrange(4)
         with doc.transaction():
             if how == 0:

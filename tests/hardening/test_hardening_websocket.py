@@ -41,7 +41,8 @@ def awareness_seen(client: YClient) -> list[tuple[int, str]]:
         if msg.kind is Kind.AWARENESS:
             decoder = Decoder(msg.payload)
             for _ in range(decoder.read_var_uint()):
-                client_id, _clock = decoder.read_var_uint(), decoder.read_var_uint()
+                client_id = decoder.read_var_uint()
+                decoder.read_var_uint()  # clock
                 seen.append((client_id, decoder.read_var_string()))
     return seen
 
@@ -186,8 +187,10 @@ async def test_a_tab_that_hides_and_shows_itself_again_and_again_stays_connected
 
 # A line written by client 1601, and the same bytes with two bytes changed: it claims items the cart
 # already has, so validation asks pycrdt for the new part, and pycrdt raises "Cannot diff updates".
-LINE = bytes.fromhex("0103c10c002701056c696e6573026c31012800c10c0003736b750177034d55472800c10c0003717479017c3f80000000")
-UNDIFFABLE = bytes.fromhex("0103c10c002701056c696e6573026c31012800c10c0003736b750177034d55472800c10c0003f27421017c3f80000000")
+LINE = bytes.fromhex("0103c10c002701056c696e6573026c31012800c10c0003736b7501"
+                     "77034d55472800c10c0003717479017c3f80000000")
+UNDIFFABLE = bytes.fromhex("0103c10c002701056c696e6573026c31012800c10c0003736b7501"
+                           "77034d55472800c10c0003f27421017c3f80000000")
 
 
 async def test_an_update_pycrdt_cannot_diff_closes_4400(lc: Livecart, caplog: pytest.LogCaptureFixture) -> None:
