@@ -32,7 +32,7 @@ from ws_attack import RawSocket, awareness_frame, client_frame, close_of
 from yclient import YClient, eventually
 
 SEED = int(os.environ.get("LIVECART_FUZZ_SEED", "16"))
-ATTACKS = 800  # attacker sockets in all, each with its few frames (a flood: until closed, at most RATE * 10)
+ATTACKS = 1000  # attacker sockets in all, each with its few frames (a flood: until closed, at most RATE * 10)
 CARTS, HONEST, ATTACKERS = 3, 2, 3  # honest clients and attacker slots per cart
 LIMIT, RATE = 64 * 1024, 40  # --max-message-bytes, --max-messages-per-second
 SKUS = ("MUG", "TEE", "PEN")
