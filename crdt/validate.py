@@ -121,7 +121,10 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
         # process that has not seen the originals yet would take a forged copy as the
         # truth: only the new part is kept, stored and relayed. (Items in the server's
         # own name are always checked so: its writes do not keep `state_vector` current.)
-        watcher.accepted = get_update(update, doc.get_state())
+        try:
+            watcher.accepted = get_update(update, doc.get_state())
+        except ValueError as exc:  # "Cannot diff updates": pycrdt cannot read it either
+            return Rejected(f"malformed update: {exc}")
     watcher.reset()
     watcher.armed = True
     try:

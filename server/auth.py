@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
@@ -21,6 +21,7 @@ TIME_CLAIMS = ("exp", "iat", "nbf")
 class Identity:
     sub: str
     role: str
+    exp: float | None = field(default=None, compare=False)  # when the token runs out (Unix seconds)
 
     @property
     def is_admin(self) -> bool:
@@ -68,7 +69,7 @@ def verify(secret: str, token: str | None) -> Identity:
     role = claims["role"]
     if role not in ROLES or not isinstance(claims["sub"], str) or not claims["sub"]:
         raise TokenError("invalid token: bad sub or role")
-    return Identity(claims["sub"], role)
+    return Identity(claims["sub"], role, float(claims["exp"]))
 
 
 def bearer(request: web.Request) -> Identity:

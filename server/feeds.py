@@ -14,6 +14,7 @@ from . import auth
 from .appkeys import CONFIG, EVENTS, FEEDS, STOCK
 from .bus import Bus
 from .errors import ApiError
+from .sockets import LimitedSocket, close_at_expiry, close_ws
 
 MAX_SKUS = 500
 
@@ -183,7 +184,7 @@ async def _drain_incoming(ws: web.WebSocketResponse) -> None:
 async def stock_socket(request: web.Request) -> web.StreamResponse:
     """GET /ws/stock?skus=a,b: `{sku, available, at}` on every change, `{sku, viewers}` as they come and go."""
     skus = _skus(request)
-    ws = web.WebSocketResponse(heartbeat=30.0)
+    ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
     feed = request.app[FEEDS]
     sub = feed.subscribe(skus)
@@ -278,19 +279,20 @@ def _identity(request: web.Request) -> auth.Identity:
         raise ApiError(401, "unauthorized", str(exc)) from None
 
 
-def _reader(request: web.Request, admin: bool) -> str | None:
+def _reader(request: web.Request, admin: bool) -> tuple[auth.Identity, str | None]:
+    """Who reads, and whose events (None: the whole shop)."""
     who = _identity(request)
     if admin and not who.is_admin:
         raise ApiError(403, "forbidden", "the shop floor feed is for admins")
     if not admin and who.role != "customer":
         raise ApiError(403, "forbidden", "this feed is a customer's own")
-    return None if admin else who.sub
+    return who, None if admin else who.sub
 
 
 async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse:
-    ws = web.WebSocketResponse(heartbeat=30.0)
+    ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
     try:
-        customer = _reader(request, admin)
+        who, customer = _reader(request, admin)
     except ApiError as exc:
         await ws.prepare(request)
         await ws.close(code=4401 if exc.status == 401 else 4403, message=exc.message.encode()[:120])
@@ -298,22 +300,28 @@ async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse
     await ws.prepare(request)
     feed = request.app[EVENTS]
     sub = feed.subscribe(customer)
+    expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
     try:
         await pump(sub, ws.send_str, _drain_incoming(ws))
     finally:
+        if expiry is not None:
+            expiry.cancel()
         feed.unsubscribe(sub)
         await ws.close()
     return ws
 
 
 async def _event_stream(request: web.Request, admin: bool) -> web.StreamResponse:
-    customer = _reader(request, admin)
+    who, customer = _reader(request, admin)
     feed = request.app[EVENTS]
     sub = feed.subscribe(customer)
+    expiry = close_at_expiry(who, lambda code, reason: sub.close())  # the stream ends with its token
     try:
         async with sse_response(request) as sse:
             await pump(sub, sse.send, sse.wait())
     finally:
+        if expiry is not None:
+            expiry.cancel()
         feed.unsubscribe(sub)
     return sse
 

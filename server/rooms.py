@@ -9,6 +9,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pycrdt import Awareness, Decoder, Doc, merge_updates
 
 from ..crdt import CartDoc, Rejected
+from ..crdt.awareness import AwarenessLimits, BadAwareness, Entry, read_update, write_update
 from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
     update_message,
@@ -18,6 +19,7 @@ from .access import may_open
 from .auth import Identity, TokenError, verify
 from .bus import Bus, CartMessage
 from .feeds import shop_event
+from .sockets import LimitedSocket, close_at_expiry, close_ws
 from .catalog import CatalogCache
 from .config import Config
 from .stock import Decision, StockAuthority, Want
@@ -29,6 +31,7 @@ log = logging.getLogger("livecart.rooms")
 REJECTED, UNAUTHORIZED, FORBIDDEN, NO_CART, GONE, TOO_LARGE, TOO_FAST = (
     4400, 4401, 4403, 4404, 4409, 4413, 4429)
 
+AWARENESS = AwarenessLimits()
 UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
 
 
@@ -68,20 +71,22 @@ class Connection:
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, who: Identity,
                  config: Config, room_id: str) -> None:
         self.ws, self.transport, self.who, self.room_id = ws, transport, who, room_id
-        self.awareness_ids: set[int] = set()
+        self.awareness_ids: set[int] = set()  # the awareness client ids it owns now
+        self.introduced: set[int] = set()  # every one it has owned (at most AWARENESS.max_clients)
         self._buffer_limit = config.send_buffer_bytes
         self._rate = float(config.max_messages_per_second)
         self._tokens = self._rate
         self._last = asyncio.get_running_loop().time()
         self._closer: asyncio.Future[None] | None = None
         self.closing: Close | None = None
+        self._expiry = close_at_expiry(who, self.close_soon)
 
     def send(self, message: bytes) -> None:
         self.send_frame(binary_frame(message))
 
     def send_frame(self, frame: bytes) -> None:
         transport = self.transport
-        if self.closing or transport.is_closing():
+        if self.closing or transport.is_closing() or getattr(self.ws, "refusing", False):
             return
         if transport.get_write_buffer_size() > self._buffer_limit:
             log.info("cart %s: %s reads too slowly; connection reset", self.room_id, self.who.sub)
@@ -113,17 +118,13 @@ class Connection:
 
     async def finish(self) -> None:
         """Waits (bounded) for a close in progress to be sent."""
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._closer is not None and not self._closer.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._closer), timeout=5)
             except asyncio.TimeoutError:
                 self._closer.cancel()
-
-
-async def close_ws(ws: web.WebSocketResponse, code: int, reason: str) -> None:
-    # A close reason may hold at most 123 bytes of UTF-8.
-    data = reason.encode()[:123].decode("utf-8", "ignore").encode()
-    await ws.close(code=code, message=data)
 
 
 class Room:
@@ -288,9 +289,11 @@ class Room:
         """Who has the cart open, from awareness: name, role, channel, focused or away."""
         present = []
         for client_id, state in self.awareness.states.items():
+            if not isinstance(state, dict):  # judged on the way in; a process of an older version may not have
+                continue
             user = state.get("user") if isinstance(state.get("user"), dict) else {}
-            present.append({"clientId": client_id, "name": user.get("name"), "role": user.get("role"),
-                            "channel": user.get("channel"), "focus": state.get("focus", True) is not False})
+            present.append({"clientId": client_id, "name": _text(user.get("name")), "role": _text(user.get("role")),
+                            "channel": _text(user.get("channel")), "focus": state.get("focus", True) is not False})
         return present
 
     def _presence_changed(self) -> None:
@@ -350,9 +353,13 @@ class Room:
 
     def client_awareness(self, conn: Connection, payload: bytes) -> None:
         try:
-            changed = self._apply_awareness(payload, conn)
-        except Exception:
-            raise Close(REJECTED, "malformed awareness update") from None
+            entries = read_update(payload, AWARENESS)
+        except BadAwareness as exc:
+            raise Close(TOO_LARGE if exc.too_large else REJECTED, str(exc)) from None
+        # A removal of a client the room never heard of changes nothing: not kept, not relayed.
+        entries = [e for e in entries if not e.removal or e.client_id in self.awareness.meta]
+        self._count_introduced(conn, entries)
+        changed = self._apply_awareness(write_update(entries), conn) if entries else []
         for client_id in changed:
             # A connection owns the presence it introduced, never the states of others
             # that the stock client echoes back (else its leaving would remove them all).
@@ -365,6 +372,16 @@ class Room:
                 conn.awareness_ids.discard(client_id)
         if changed:
             self._relay_awareness(changed)
+
+    def _count_introduced(self, conn: Connection, entries: list[Entry]) -> None:
+        """A connection may bring in a few awareness clients of its own, over its whole life
+        (so it cannot cycle through ids either); closes it with 4400 past that."""
+        meta = self.awareness.meta
+        new = {e.client_id for e in entries if not e.removal and self._aw_owner.get(e.client_id) is None
+               and e.clock > meta.get(e.client_id, {}).get("clock", 0)}
+        if len(conn.introduced | new) > AWARENESS.max_clients:
+            raise Close(REJECTED, f"too many awareness clients on one connection (max {AWARENESS.max_clients})")
+        conn.introduced |= new
 
     def _apply_awareness(self, payload: bytes, origin: Any) -> list[int]:
         """Applies an awareness update; returns the client ids it really advanced.
@@ -608,8 +625,7 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
     config: Config = request.app[CONFIG]
     rooms: Rooms = request.app[ROOMS]
-    ws = web.WebSocketResponse(
-        max_msg_size=config.max_message_bytes * 4, heartbeat=30.0, compress=False)
+    ws = LimitedSocket(request, config.max_message_bytes, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:
         who = verify(config.jwt_secret, request.query.get("token"))
@@ -633,22 +649,26 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
     if request.transport is None:
         return ws  # the client is gone already
     conn = Connection(ws, request.transport, who, config, room.id)
-    room.join(conn)
     try:
+        room.join(conn)
         await serve_connection(room, conn, config)
     finally:
         try:
             room.leave(conn)
-        finally:
-            await conn.finish()
+        except Exception:  # never an HTTP 500 written into the upgraded socket
+            log.exception("cart %s: error when %s left", room.id, who.sub)
+        await conn.finish()
     return ws
 
 
 async def serve_connection(room: Room, conn: Connection, config: Config) -> None:
+    """Reads the socket until it closes; every way it can fail ends in a close code."""
     try:
         async for msg in conn.ws:
             if conn.closing:
                 return
+            if msg.type is WSMsgType.ERROR:
+                return  # the socket closed itself (LimitedSocket: 4413 or 4400)
             if msg.type is not WSMsgType.BINARY:
                 raise Close(REJECTED, "binary y-protocols frames only")
             if len(msg.data) > config.max_message_bytes:
@@ -658,3 +678,11 @@ async def serve_connection(room: Room, conn: Connection, config: Config) -> None
             await room.receive(conn, msg.data)
     except Close as close:
         conn.close_soon(close.code, close.reason)
+    except Exception:
+        log.exception("cart %s: error serving %s", room.id, conn.who.sub)
+        conn.close_soon(WSCloseCode.INTERNAL_ERROR, "server error; reconnect")
+
+
+def _text(value: Any) -> str | None:
+    """A presence field as the shop-floor feed shows it: a string, or nothing."""
+    return value if isinstance(value, str) else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from hypothesis import strategies as st
 from pycrdt import Doc, Map
@@ -40,16 +40,23 @@ def catalog(sku: str) -> Product | None:
 
 def mutate(update: bytes, data: Any, max_edits: int) -> bytes:
     """1..max_edits random byte flips, deletions and insertions, drawn from hypothesis `data`."""
+    return mutate_with(update, lambda lo, hi: data.draw(st.integers(lo, hi)), max_edits)
+
+
+def mutate_with(update: bytes, integer: Callable[[int, int], int], max_edits: int) -> bytes:
+    """`mutate` with numbers from `integer(lo, hi)` (e.g. a seeded `random.Random().randint`)."""
     u = bytearray(update)
-    for _ in range(data.draw(st.integers(1, max_edits))):
-        i = data.draw(st.integers(0, len(u) - 1))
-        how = data.draw(st.sampled_from(["flip", "del", "ins"]))
+    for _ in range(integer(1, max_edits)):
+        if not u:
+            break
+        i = integer(0, len(u) - 1)
+        how = ("flip", "del", "ins")[integer(0, 2)]
         if how == "flip":
-            u[i] = data.draw(st.integers(0, 255))
+            u[i] = integer(0, 255)
         elif how == "del":
             del u[i]
         else:
-            u.insert(i, data.draw(st.integers(0, 255)))
+            u.insert(i, integer(0, 255))
     return bytes(u)
 
 
