@@ -241,30 +241,41 @@ async def _payment(app: web.Application, who: auth.Identity, order: dict[str, An
                    reference: Any) -> web.Response:
     outcome = {"paid": "confirmed", "failed": "payment_failed"}[status]
     if order["state"] != "awaiting_payment":
-        if order["state"] == outcome or (status == "paid" and order["state"] in ("dispatched", "delivered")):
-            return web.json_response(order)  # the same report twice changes nothing
+        if order["state"] == outcome:  # the same report twice changes nothing, but a crash may have
+            await _show_outcome(app, order, status)  # cut the first short before the cart showed it
+            return web.json_response(order)
+        if status == "paid" and order["state"] in ("dispatched", "delivered"):
+            return web.json_response(order)
         raise ApiError(409, "bad_transition", f"order is {order['state']}; payment {status} does not apply")
-    room = await app[ROOMS].get(order["cartId"])
     if status == "paid":
-        sold = await _sell(app, room, order)
+        sold = await _sell(app, await app[ROOMS].get(order["cartId"]), order)
         order = await _move(app, order, "confirmed", who.sub, payment={"reference": reference, "sold": sold})
-        cart_status, checkout_state = "ordered", "confirmed"
-        await app[STORE].put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
     else:
         order = await _move(app, order, "payment_failed", who.sub, payment={"reference": reference})
-        cart_status, checkout_state = "open", "payment_failed"
+    await _show_outcome(app, order, status)
+    return web.json_response(order)
+
+
+async def _show_outcome(app: web.Application, order: dict[str, Any], status: str) -> None:
+    """The cart of an order whose payment was reported: ordered (its lines sold), or open again
+    with its holds. Only while the cart still waits for this order's payment."""
+    room = await app[ROOMS].get(order["cartId"])
+    checkout = plain(room.cart.server.get("checkout") or {})
+    if room.cart.status != "checking_out" or checkout.get("orderId") != order["id"]:
+        return
+    paid = status == "paid"
+    if paid:
+        await app[STORE].put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
+    else:
         room.want_holds(set(room.cart.lines.keys()))  # the holds stay; their clocks start again on edits
 
     def settle(cart: CartDoc) -> None:
-        cart.server["status"] = cart_status
-        cart.server["checkout"] = {**plain(cart.server.get("checkout") or {}), "state": checkout_state}
-        if status == "paid":
-            holds = cart.server.get("holds")
-            for line in order["lines"]:
-                if holds is not None:
-                    holds[line["lineId"]] = {"status": "sold", "qty": line["qty"], "expiresAt": None}
+        cart.server["status"] = "ordered" if paid else "open"
+        cart.server["checkout"] = {**checkout, "state": order["state"]}
+        holds = cart.server.get("holds")
+        for line in order["lines"] if paid and holds is not None else ():
+            holds[line["lineId"]] = {"status": "sold", "qty": line["qty"], "expiresAt": None}
     await room.write(settle)
-    return web.json_response(order)
 
 
 async def _sell(app: web.Application, room: Room, order: dict[str, Any]) -> dict[str, int]:

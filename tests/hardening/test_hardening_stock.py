@@ -18,7 +18,7 @@ import pytest
 
 from harness import Livecart, free_port, make_config
 from livecart.crdt.cart import new_line
-from livecart.server.appkeys import ROOMS, STOCK
+from livecart.server.appkeys import ROOMS, STOCK, STORE
 from yclient import eventually
 
 ADMIN_SUB = "root"
@@ -213,6 +213,26 @@ async def test_a_repeated_payment_report_sells_once(shop: Shop) -> None:
     status, paid = await pay(lc, order["orderId"])  # the platform tries again
     assert status == 200 and paid["payment"]["sold"] == {line: 2}
     assert await stock_of(lc) == {"onHand": 1, "held": 0, "available": 1}  # not sold a second time
+
+
+async def test_a_payment_report_repeated_after_a_crash_finishes_the_cart(shop: Shop) -> None:
+    lc = await shop.start()
+    await open_shop(lc, on_hand=1)
+    cart, line = await held_cart(lc, "alice")
+    status, created = await lc.call("POST", f"/api/carts/{cart}/checkout", lc.token("alice"))
+    assert status == 201, created
+    # The first report sold and confirmed the order, and the process died before the cart said so.
+    assert await lc.app[STOCK].sell(cart, {line: ("MUG", 1)}, 0) == {line: 1}
+    store = lc.app[STORE]
+    order = await store.get_record("order", created["orderId"])
+    await store.put_record("order", order["id"], {**order, "state": "confirmed"})
+    lc = await shop.restart()
+    assert (await cart_json(lc, cart, "alice"))["status"] == "checking_out"
+    status, again = await pay(lc, order["id"])
+    assert status == 200 and again["state"] == "confirmed"
+    body = await cart_json(lc, cart, "alice")
+    assert body["status"] == "ordered" and body["holds"][line]["status"] == "sold"
+    assert await stock_of(lc) == {"onHand": 0, "held": 0, "available": 0}
 
 
 # -- defect 7: holds of lines removed just before a crash ----------------------------------------------
