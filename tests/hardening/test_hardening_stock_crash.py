@@ -34,15 +34,6 @@ async def call(s: aiohttp.ClientSession, method: str, url: str, tok: str = ADMIN
         return r.status, await r.json()
 
 
-async def wait_for(check: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def stock(s: aiohttp.ClientSession, base: str) -> dict[str, int]:
     status, levels = await call(s, "GET", f"{base}/api/stock?skus=MUG")
     assert status == 200, levels
@@ -104,7 +95,7 @@ async def test_kill_9_just_after_holds_expire_never_oversells(backend: str, tmp_
 
             async def expiring() -> bool:
                 return (await stock(s, base))["held"] < UNITS
-            await wait_for(expiring, what="the holds to expire")
+            await eventually(expiring, timeout=20, what="the holds to expire")
             for p in procs:
                 p.kill()  # within milliseconds of the expiry: the carts are usually not told yet
             for p in procs:
@@ -114,7 +105,7 @@ async def test_kill_9_just_after_holds_expire_never_oversells(backend: str, tmp_
 
             async def expired() -> bool:  # any hold not yet given back runs out at the restart
                 return await stock(s, base) == {"onHand": UNITS, "held": 0, "available": UNITS}
-            await wait_for(expired, what="every hold back in stock")
+            await eventually(expired, timeout=20, what="every hold back in stock")
             for cart, owner in stale:  # no cart shows a hold the authority does not have
                 live = {k: v for k, v in (await shown(s, base, cart, owner)).items()
                         if v.get("status") in ("held", "partial")}
