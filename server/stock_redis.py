@@ -348,7 +348,10 @@ class RedisStock:
         marked lines count as sold when the report is repeated, which finishes it."""
         if any(qty < 1 for _, qty in wants.values()):
             raise StockError("bad_qty", "a line sells at least one unit")
-        markers = await self.r.mget([self._sold_key(sku, cart_id, line) for line, (sku, _) in wants.items()])
+        async with self.r.pipeline(transaction=False) as pipe:  # one GET per slot, as Cluster wants
+            for line, (sku, _) in wants.items():
+                pipe.get(self._sold_key(sku, cart_id, line))
+            markers = await pipe.execute()
         sold = {line: int(qty) for line, qty in zip(wants, markers) if qty is not None}
         fresh = {line: want for line, want in wants.items() if line not in sold}
         changed: dict[str, int] = {}
