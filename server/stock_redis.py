@@ -202,13 +202,12 @@ class RedisStock:
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def stop(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        while sweeper is not None and not sweeper.done():
+            # Asked again until it ends: a cancel that lands inside a redis-py call can be
+            # swallowed there, and the sweeper would then sweep on for ever.
+            sweeper.cancel()
+            await asyncio.wait({sweeper}, timeout=0.5)
         await self.r.aclose()
 
     async def _sweep_forever(self) -> None:
