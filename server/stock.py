@@ -81,8 +81,7 @@ class StockAuthority(Protocol):
         once (a payment report repeated after a crash). Each sale is recorded with the units it
         takes off on-hand, in the same step. If a line cannot be covered, nothing is sold: the
         lines that can be are left held until at least `until_ms`, the others as they were, and
-        StockError("out_of_stock") names them. Sales of one cart must not run concurrently (the
-        payment holds the order's lease)."""
+        StockError("out_of_stock") names them."""
     async def set_on_hand(self, sku: str, on_hand: int) -> Level: ...
     async def adjust(self, sku: str, delta: int) -> Level: ...
     async def transfer(self, src: HoldKey, dst: HoldKey, keep: int) -> Decision: ...
@@ -130,6 +129,7 @@ class StockActor:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0  # ms, when the armed timer fires
         self._stale = False  # a write failed: memory is ahead of the store until reloaded
+        self._selling = asyncio.Lock()
         self.hold_listeners: list[HoldListener] = []
         self.level_listeners: list[LevelListener] = []
 
@@ -215,8 +215,9 @@ class StockActor:
 
     async def sell(self, cart_id: str, wants: dict[str, Want], until_ms: int) -> dict[str, int]:
         """See `StockAuthority.sell`: one actor step, so it is all or nothing."""
-        sold = await self.store.sales_of(cart_id)  # sold before; this cart's sales are not concurrent
-        return await self._submit(lambda b: self._sell(b, cart_id, dict(wants), sold, until_ms))
+        async with self._selling:  # one sale at a time: each reads the sales before it (a payment is rare)
+            sold = await self.store.sales_of(cart_id)
+            return await self._submit(lambda b: self._sell(b, cart_id, dict(wants), sold, until_ms))
 
     async def set_on_hand(self, sku: str, on_hand: int) -> Level:
         return await self._submit(lambda b: self._set_on_hand(b, sku, on_hand))

@@ -344,7 +344,9 @@ class RedisStock:
         line in order (as the actor): every line not sold before is covered first, and only then
         sold, each sale with its marker. A line whose cover was taken between the steps (nothing
         in livecart touches the holds of a cart awaiting payment) leaves the sale part done: the
-        marked lines count as sold when the report is repeated, which finishes it."""
+        marked lines count as sold when the report is repeated, which finishes it. Two sales of
+        one cart at once (the payment's lease keeps them apart) still sell each line once: the
+        script checks the marker; a line the later one covered again stays held until it runs out."""
         if any(qty < 1 for _, qty in wants.values()):
             raise StockError("bad_qty", "a line sells at least one unit")
         async with self.r.pipeline(transaction=False) as pipe:  # one GET per slot, as Cluster wants
