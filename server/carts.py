@@ -15,10 +15,11 @@ from ..crdt.merge import (
 from ..crdt.validate import check_line
 from . import auth
 from .access import grant_cart, may_open, record_lookup
-from .appkeys import CATALOG, CONFIG, ROOMS, STOCK, STORE
+from .appkeys import CATALOG, CONFIG, DISCOUNTS, ROOMS, STOCK, STORE
 from .errors import ApiError, busy_as_409, json_body
 from .feeds import shop_event
 from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
+from .reconcile import sync_of
 from .rooms import Room
 from .stock import StockError
 from .store import CartRecord
@@ -109,6 +110,11 @@ async def get_cart(request: web.Request) -> web.Response:
     else:
         stored = await request.app[STORE].load(record.id)
         cart = CartDoc(stored.snapshot, stored.updates)
+        # Shown as the authority holds them (a crash may have left the stored doc behind it);
+        # not stored: the room writes the same when it next loads.
+        sync = sync_of(cart, await request.app[STOCK].holds_of(record.id), now_ms())
+        if sync.show:
+            cart.settle(dict(sync.show), request.app[CATALOG].get, request.app[DISCOUNTS].get)
     return web.json_response({"id": record.id, "owner": record.owner, "channel": record.channel,
                               "createdAt": record.created_at, **cart.to_dict()})
 

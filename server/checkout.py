@@ -16,7 +16,8 @@ from .errors import ApiError, busy_as_409, json_body
 from .feeds import customer_event, shop_event
 from .openapi import INTEGER, MONEY_MAX, STRING, api, integer, obj, string
 from .rooms import Room
-from .store import Store
+from .stock import StockError
+from .store import HoldRow, Store
 
 STEPS = ("personalise", "details", "payment")
 # order state -> the states an admin may move it to
@@ -122,18 +123,19 @@ async def checkout_step(request: web.Request) -> web.Response:
     return web.json_response({"cartId": record.id, "step": step})
 
 
-def problems(room: Room, catalog: Any) -> list[dict[str, str]]:
-    """Why a cart cannot be bought now, line by line (empty: it can)."""
+def problems(room: Room, catalog: Any, held: dict[str, HoldRow]) -> list[dict[str, str]]:
+    """Why a cart cannot be bought now, line by line (empty: it can). `held`: what the stock
+    authority holds for the cart, the only truth about holds (the doc may lag behind it)."""
     out = []
     with room.cart.doc.transaction():
         holds = plain(room.cart.server.get("holds") or {})
         for line_id, line in room.cart.lines.items():
             data = plain(line)
-            hold = holds.get(line_id) or {}
-            if hold.get("status") != "held" or hold.get("qty") != data.get("qty"):
-                state = hold.get("status", "not yet decided")
+            hold = held.get(line_id)
+            if hold is None or hold.sku != data.get("sku") or hold.qty != data.get("qty"):
+                state = (holds.get(line_id) or {}).get("status", "not yet decided")
                 out.append({"lineId": line_id, "sku": data.get("sku"),
-                            "problem": f"only {hold.get('qty', 0)} of {data.get('qty')} held ({state})"})
+                            "problem": f"only {hold.qty if hold else 0} of {data.get('qty')} held ({state})"})
             product = catalog(str(data.get("sku")))
             for field, spec in (product.personalisation.items() if product else ()):
                 value = (data.get("personalisation") or {}).get(field)
@@ -169,16 +171,20 @@ async def _checkout(app: web.Application, who: auth.Identity, record: Any, room:
         raise ApiError(409, "not_open", f"cart is {room.cart.status}")
     if not len(room.cart.lines):
         raise ApiError(409, "empty_cart", "the cart has no lines")
-    found = problems(room, app[CATALOG].get)
+    now = int(time.time() * 1000)
+    # The payment window first, then what is held: nothing read below runs out before payment.
+    await stock.extend(record.id, now + int(rooms.config.hold_ttl_seconds * 1000))
+    held = await stock.holds_of(record.id)
+    await room.show_holds(held)  # the doc says what the authority holds, so the price follows it
+    found = problems(room, app[CATALOG].get, held)
     if found:
         raise ApiError(409, "not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
     pricing = compute_pricing(room.cart, app[CATALOG].get, app[DISCOUNTS].get)
-    order_id, now = new_id("o-"), int(time.time() * 1000)
+    order_id = new_id("o-")
     order = {"id": order_id, "cartId": record.id, "customerId": record.owner, "state": "awaiting_payment",
              "lines": order_lines(room, pricing), "currency": pricing["currency"],
              "subtotal": pricing["subtotal"], "discounts": pricing["discounts"], "total": pricing["total"],
              "createdAt": now, "history": [{"state": "awaiting_payment", "at": now, "by": who.sub}]}
-    await stock.extend(record.id, now + int(rooms.config.hold_ttl_seconds * 1000))  # the payment window
     await store.put_record("order", order_id, order)
     await store.put_record("customer-order", f"{record.owner}|{now:013d}|{order_id}", {"orderId": order_id})
 
@@ -246,30 +252,62 @@ async def _payment(app: web.Application, who: auth.Identity, order: dict[str, An
                    reference: Any) -> web.Response:
     outcome = {"paid": "confirmed", "failed": "payment_failed"}[status]
     if order["state"] != "awaiting_payment":
-        if order["state"] == outcome or (status == "paid" and order["state"] in ("dispatched", "delivered")):
-            return web.json_response(order)  # the same report twice changes nothing
+        if order["state"] == outcome:  # the same report twice changes nothing, but a crash may have
+            await _show_outcome(app, order, status)  # cut the first short before the cart showed it
+            return web.json_response(order)
+        if status == "paid" and order["state"] in ("dispatched", "delivered"):
+            return web.json_response(order)
         raise ApiError(409, "bad_transition", f"order is {order['state']}; payment {status} does not apply")
-    room = await app[ROOMS].get(order["cartId"])
     if status == "paid":
-        sold = await app[STOCK].commit(order["cartId"], [line["lineId"] for line in order["lines"]])
+        sold = await _sell(app, await app[ROOMS].get(order["cartId"]), order)
         order = await _move(app, order, "confirmed", who.sub, payment={"reference": reference, "sold": sold})
-        cart_status, checkout_state = "ordered", "confirmed"
-        await app[STORE].put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
     else:
         order = await _move(app, order, "payment_failed", who.sub, payment={"reference": reference})
-        cart_status, checkout_state = "open", "payment_failed"
+    await _show_outcome(app, order, status)
+    return web.json_response(order)
+
+
+async def _show_outcome(app: web.Application, order: dict[str, Any], status: str) -> None:
+    """The cart of an order whose payment was reported: ordered (its lines sold), or open again
+    with its holds. Only while the cart still waits for this order's payment."""
+    room = await app[ROOMS].get(order["cartId"])
+    checkout = plain(room.cart.server.get("checkout") or {})
+    if room.cart.status != "checking_out" or checkout.get("orderId") != order["id"]:
+        return
+    paid = status == "paid"
+    if paid:
+        await app[STORE].put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
+    else:
         room.want_holds(set(room.cart.lines.keys()))  # the holds stay; their clocks start again on edits
 
     def settle(cart: CartDoc) -> None:
-        cart.server["status"] = cart_status
-        cart.server["checkout"] = {**plain(cart.server.get("checkout") or {}), "state": checkout_state}
-        if status == "paid":
-            holds = cart.server.get("holds")
-            for line in order["lines"]:
-                if holds is not None:
-                    holds[line["lineId"]] = {"status": "sold", "qty": line["qty"], "expiresAt": None}
+        cart.server["status"] = "ordered" if paid else "open"
+        cart.server["checkout"] = {**checkout, "state": order["state"]}
+        holds = cart.server.get("holds")
+        for line in order["lines"] if paid and holds is not None else ():
+            holds[line["lineId"]] = {"status": "sold", "qty": line["qty"], "expiresAt": None}
     await room.write(settle)
-    return web.json_response(order)
+
+
+async def _sell(app: web.Application, room: Room, order: dict[str, Any]) -> dict[str, int]:
+    """Sells the order's lines in the stock authority, never from what the cart doc shows: a hold
+    that ran out is taken again from available stock in the same step. Without enough stock
+    nothing is sold, the order stays `awaiting_payment` (409 `out_of_stock`) and the cart shows
+    what is still held: the platform refunds (payment `failed` reopens the cart) or reports `paid`
+    again once restocked."""
+    stock, cart_id = app[STOCK], order["cartId"]
+    wants = {line["lineId"]: (line["sku"], line["qty"]) for line in order["lines"] if line["qty"] > 0}
+    window = int((time.time() + app[ROOMS].config.hold_ttl_seconds) * 1000)
+    try:
+        return await stock.sell(cart_id, wants, window)
+    except StockError as exc:
+        if exc.code != "out_of_stock":
+            raise
+        await room.show_holds(await stock.holds_of(cart_id))
+        lines = ", ".join(f"{line} ({wants[line][0]})" for line in exc.lines)
+        raise ApiError(409, "out_of_stock", f"no longer held and not in stock: {lines}; nothing was sold and the "
+                       "order is still awaiting_payment (report failed to refund, or paid again once restocked)"
+                       ) from None
 
 
 @api.add("POST", "/api/orders/{orderId}/status", "Move an order on: dispatched, delivered, cancelled",

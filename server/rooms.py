@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -22,8 +23,9 @@ from .feeds import shop_event
 from .sockets import LimitedSocket, close_at_expiry, close_ws
 from .catalog import CatalogCache
 from .config import Config
+from .reconcile import sync_of
 from .stock import Decision, StockAuthority, Want
-from .store import Store
+from .store import HoldRow, Store
 
 log = logging.getLogger("livecart.rooms")
 
@@ -142,6 +144,8 @@ class Room:
         self._presence_timer: asyncio.TimerHandle | None = None
         self._repricing: asyncio.Future[None] | None = None
         self._reconciling: asyncio.Future[None] | None = None
+        self._audit = False  # a check of the shown holds against stock is asked for
+        self._audit_before: dict[str, HoldRow] | None = None  # the holds it found before the doc was read
         self._unload: asyncio.TimerHandle | None = None
         self.awareness = Awareness(Doc())
         self._aw_owner: dict[int, Connection] = {}  # awareness client id -> the socket it came from
@@ -316,12 +320,24 @@ class Room:
         if self._reconciling is None or self._reconciling.done():
             self._reconciling = asyncio.ensure_future(self._reconcile())
 
+    def audit_holds(self, before: dict[str, HoldRow] | None = None) -> None:
+        """Has the background check that `server.holds` says what the stock authority holds (a
+        crash can leave the doc behind it) run in turn with the holds edits ask for; holds whose
+        line is gone go back. `before`: the cart's holds, read before its document was loaded."""
+        self._audit, self._audit_before = True, before
+        self.want_holds(())
+
     async def _reconcile(self) -> None:
         stock = self.rooms.stock
-        while self._dirty_lines:
-            wanted, self._dirty_lines = self._dirty_lines, {}
+        while self._dirty_lines or self._audit:
             if self.cart.status in ("merged", "closed"):
+                self._dirty_lines, self._audit = {}, False
                 return  # its holds moved or went back with the merge; reserving now would strand stock
+            if self._audit:
+                self._audit, before, self._audit_before = False, self._audit_before, None
+                await self._audit_holds(before)
+                continue
+            wanted, self._dirty_lines = self._dirty_lines, {}
             unread = {line_id for line_id, want in wanted.items() if want is UNREAD}
             if unread:
                 wanted.update(self.cart.wanted(unread))
@@ -343,6 +359,33 @@ class Room:
                     continue
                 decisions[line_id] = hold_entry(result, want)
             await self.set_holds(decisions)
+
+    async def _audit_holds(self, before: dict[str, HoldRow] | None) -> None:
+        stock = self.rooms.stock
+        try:
+            if before is None:  # the holds first, then the doc: a hold seen here has its line stored
+                before = await stock.holds_of(self.id)
+                await self.catch_up()
+            after = await stock.holds_of(self.id)  # and after the doc: a hold it shows is not missed
+        except Exception as exc:  # the authority is away: a reconnect audits again
+            log.warning("cart %s: holds not checked against stock: %s", self.id, exc)
+            return
+        pending = set(self._dirty_lines)  # decided next anyway
+        gone = set(before) - set(self.cart.lines.keys()) - pending
+        self.want_holds(await self.show_holds(after, pending) | gone)
+
+    async def show_holds(self, held: dict[str, HoldRow], skip: Iterable[str] = ()) -> set[str]:
+        """Writes into `server.holds` what the authority holds (`held`: its `holds_of` this cart) for
+        the cart's lines but `skip`; returns the lines whose hold the authority must put right."""
+        sync = sync_of(self.cart, held, int(time.time() * 1000), skip)
+        if sync.show:
+            await self.set_holds(dict(sync.show))
+        return sync.reserve
+
+    def busy(self) -> bool:
+        """Work in flight that an unload would cut short (holds being decided, a write)."""
+        return any(isinstance(f, asyncio.Future) and not f.done()
+                   for f in (self._reconciling, self._repricing, self._last_write))
 
     async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
         """Writes hold outcomes (none: just reprice) into `server`, persisted and relayed."""
@@ -535,22 +578,29 @@ class Rooms:
         self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, cart_id: str) -> Room:
+        """The cart's room, loaded if need be. A room nobody is connected to (loaded for an HTTP
+        request, an expiry, a merge) unloads `--room-grace` seconds after its last use; a socket
+        joining keeps it."""
         room = self.rooms.get(cart_id)
-        if room is not None:
-            return room
-        loading = self._loading.get(cart_id)
-        if loading is None:
-            loading = self._loading[cart_id] = asyncio.ensure_future(self._load(cart_id))
-            loading.add_done_callback(lambda _: self._loading.pop(cart_id, None))
-        return await asyncio.shield(loading)
+        if room is None:
+            loading = self._loading.get(cart_id)
+            if loading is None:
+                loading = self._loading[cart_id] = asyncio.ensure_future(self._load(cart_id))
+                loading.add_done_callback(lambda _: self._loading.pop(cart_id, None))
+            room = await asyncio.shield(loading)
+        if not room.conns:
+            room.schedule_unload()
+        return room
 
     async def _load(self, cart_id: str) -> Room:
+        before = await self.stock.holds_of(cart_id)  # read before the doc: each of them has its line stored
         stored = await self.store.load(cart_id)
         room = Room(cart_id, CartDoc(stored.snapshot, stored.updates), stored.last_seq, self)
         await self.bus.join_cart(cart_id, room.on_bus)
         self.rooms[cart_id] = room
         await room.catch_up()  # what was stored between our load and our subscription
         self.bus.publish_cart(cart_id, "awareness?", 0, b"")
+        room.audit_holds(before)  # a crash may have parted the doc from the authority
         unheld = room.cart.lines_without_hold()
         if unheld:  # a reconcile cut short by a crash or restart: finish it
             room.want_holds(unheld)
@@ -563,11 +613,12 @@ class Rooms:
         # its new hold: only lines with no hold now show `expired`.
         held_now = await self.stock.holds_of(cart_id)
         await room.set_holds({line: d.to_json() for line, d in decisions.items() if line not in held_now})
-        if not room.conns:
-            room.schedule_unload()
 
     def unload_soon(self, room: Room) -> None:
         if room.conns or self.rooms.get(room.id) is not room:
+            return
+        if room.busy():  # holds still being decided or written: look again after another grace
+            room.schedule_unload()
             return
         del self.rooms[room.id]
         self._spawn(room.compact())
@@ -591,7 +642,11 @@ class Rooms:
             room.close_clients(GONE, str(event.get("reason")))
 
     async def catch_up_all(self) -> None:
+        """After a bus outage: every loaded room catches up, and checks its holds against stock
+        (another process may have died between a line's removal and its release)."""
         await asyncio.gather(*(room.catch_up() for room in list(self.rooms.values())))
+        for room in list(self.rooms.values()):
+            room.audit_holds()
 
     def fail(self, room: Room) -> None:
         """Drops a room whose writes failed; the next connection reloads it from the store."""

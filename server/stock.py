@@ -8,17 +8,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
-from .store import HoldRow, StockLog
+from .store import HoldRow, SaleRow, StockLog
 
 log = logging.getLogger("livecart.stock")
 
 
 class StockError(Exception):
-    """A stock command that cannot be carried out (the state is unchanged)."""
+    """A stock command that cannot be carried out (the state is unchanged, unless the command says
+    otherwise); `lines` names the lines it failed for, where it is about lines."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, lines: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.code = code
+        self.code, self.lines = code, lines
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,15 @@ class StockAuthority(Protocol):
         """Decides these lines' holds at once (a want of None releases), or returns None when
         this authority can only decide asynchronously (`reserve`/`release` then)."""
     async def release_cart(self, cart_id: str) -> None: ...
-    async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]: ...
+    async def sell(self, cart_id: str, wants: dict[str, Want], until_ms: int) -> dict[str, int]:
+        """Sells what each line wants, all or nothing, and says how many units each line sold.
+
+        A line's hold is what it sells, topped up from available stock when the hold ran out or
+        fell short (a hold of another SKU goes back first); a line sold before counts as sold,
+        once (a payment report repeated after a crash). Each sale is recorded with the units it
+        takes off on-hand, in the same step. If a line cannot be covered, nothing is sold: the
+        lines that can be are left held until at least `until_ms`, the others as they were, and
+        StockError("out_of_stock") names them."""
     async def set_on_hand(self, sku: str, on_hand: int) -> Level: ...
     async def adjust(self, sku: str, delta: int) -> Level: ...
     async def transfer(self, src: HoldKey, dst: HoldKey, keep: int) -> Decision: ...
@@ -88,14 +97,15 @@ class _Batch:
     on_hand: dict[str, int] = field(default_factory=dict)
     upserts: dict[HoldKey, HoldRow] = field(default_factory=dict)
     deletes: set[HoldKey] = field(default_factory=set)
+    sales: list[SaleRow] = field(default_factory=list)
     touched_skus: set[str] = field(default_factory=set)
     expired: dict[str, dict[str, Decision]] = field(default_factory=dict)
 
     def save(self, store: StockLog) -> Awaitable[None] | None:
         """Queues what changed with the store (None: nothing to write)."""
-        if not (self.on_hand or self.upserts or self.deletes):
+        if not (self.on_hand or self.upserts or self.deletes or self.sales):
             return None
-        return store.save_stock(self.on_hand, list(self.upserts.values()), list(self.deletes))
+        return store.save_stock(self.on_hand, list(self.upserts.values()), list(self.deletes), self.sales)
 
 
 class StockActor:
@@ -119,6 +129,7 @@ class StockActor:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0  # ms, when the armed timer fires
         self._stale = False  # a write failed: memory is ahead of the store until reloaded
+        self._selling = asyncio.Lock()
         self.hold_listeners: list[HoldListener] = []
         self.level_listeners: list[LevelListener] = []
 
@@ -202,10 +213,11 @@ class StockActor:
     async def release_cart(self, cart_id: str) -> None:
         await self._submit(lambda b: [self._release(b, k) for k in self._keys_of(cart_id)])
 
-    async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]:
-        """Turns the holds of these lines into sales: on-hand goes down, the holds end."""
-        wanted = list(lines)
-        return await self._submit(lambda b: self._commit(b, cart_id, wanted))
+    async def sell(self, cart_id: str, wants: dict[str, Want], until_ms: int) -> dict[str, int]:
+        """See `StockAuthority.sell`: one actor step, so it is all or nothing."""
+        async with self._selling:  # one sale at a time: each reads the sales before it (a payment is rare)
+            sold = await self.store.sales_of(cart_id)
+            return await self._submit(lambda b: self._sell(b, cart_id, dict(wants), sold, until_ms))
 
     async def set_on_hand(self, sku: str, on_hand: int) -> Level:
         return await self._submit(lambda b: self._set_on_hand(b, sku, on_hand))
@@ -352,16 +364,38 @@ class StockActor:
         self._drop_hold(b, key)
         return Decision("released", 0)
 
-    def _commit(self, b: _Batch, cart_id: str, lines: list[str]) -> dict[str, int]:
-        committed: dict[str, int] = {}
-        for line_id in lines:
-            hold = self._drop_hold(b, (cart_id, line_id))
-            if hold is None:
-                continue
-            self.on_hand[hold.sku] -= hold.qty
-            b.on_hand[hold.sku] = self.on_hand[hold.sku]
-            committed[line_id] = hold.qty
-        return committed
+    def _sell(self, b: _Batch, cart_id: str, wants: dict[str, Want], sold: dict[str, int],
+              until_ms: int) -> dict[str, int]:
+        if any(qty < 1 for _, qty in wants.values()):
+            raise StockError("bad_qty", "a line sells at least one unit")
+        fresh = {line_id: want for line_id, want in wants.items() if line_id not in sold}
+        short = tuple(line_id for line_id, (sku, qty) in fresh.items()
+                      if not self._cover(b, (cart_id, line_id), sku, qty, until_ms))
+        if short:  # the batch keeps what was covered: those lines stay held for the payment window
+            raise StockError("out_of_stock", f"not in stock any more: {', '.join(short)}", short)
+        for line_id, (sku, qty) in fresh.items():
+            self._drop_hold(b, (cart_id, line_id))
+            self.on_hand[sku] -= qty
+            b.on_hand[sku] = self.on_hand[sku]
+            b.sales.append(SaleRow(cart_id, line_id, sku, qty))
+            sold[line_id] = qty
+        return {line_id: sold[line_id] for line_id in wants}
+
+    def _cover(self, b: _Batch, key: HoldKey, sku: str, qty: int, until_ms: int) -> bool:
+        """Makes the line hold exactly `qty` of `sku` until at least `until_ms`, from its hold and
+        available stock; False (the hold left as it was) when there is not enough."""
+        hold = self.holds.get(key)
+        if hold is not None and hold.sku != sku:
+            self._drop_hold(b, key)  # another SKU's units go back first, as a reserve does
+            hold = None
+        if hold is not None and hold.qty == qty and hold.expires_at >= until_ms:
+            return True
+        if qty - (hold.qty if hold else 0) > self.level(sku).available:
+            return False
+        if hold is not None:
+            self._drop_hold(b, key)
+        self._put_hold(b, HoldRow(key[0], key[1], sku, qty, max(until_ms, hold.expires_at if hold else 0)))
+        return True
 
     def _set_on_hand(self, b: _Batch, sku: str, on_hand: int) -> Level:
         held = self.held.get(sku, 0)

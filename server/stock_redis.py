@@ -48,6 +48,33 @@ local function put_hold(field, qty, expires)
 end
 """
 
+# ARGV: field, qty, till (ms). Makes the line hold exactly qty until at least `till`, from its
+# hold and available stock. -> 'kept' | 'held' (changed) | 'short' (unchanged), available, earliest
+COVER = LIB + """
+local field, qty, till = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local old, old_expires = get_hold(field)
+if old == qty and old_expires >= till then return {'kept', available(), earliest()} end
+if qty - (old or 0) > available() then return {'short', available(), earliest()} end
+if old then drop_hold(field, old) end
+put_hold(field, qty, math.max(till, old_expires or 0))
+return {'held', available(), earliest()}
+"""
+
+# KEYS[4]: the line's sale marker. ARGV: field, qty, marker ttl (ms). Sells qty (the line's hold,
+# topped up from available stock) and records the sale with it; a line sold before sells nothing more.
+# -> units the line sold (0: not enough), 1 if sold now, available, earliest
+SELL = LIB + """
+local sold = redis.call('GET', KEYS[4])
+if sold then return {tonumber(sold), 0, available(), earliest()} end
+local field, qty = ARGV[1], tonumber(ARGV[2])
+local old = get_hold(field)
+if qty - (old or 0) > available() then return {0, 0, available(), earliest()} end
+if old then drop_hold(field, old) end
+redis.call('HINCRBY', KEYS[1], 'onHand', -qty)
+redis.call('SET', KEYS[4], qty, 'PX', ARGV[3])
+return {qty, 1, available(), earliest()}
+"""
+
 # ARGV: field, qty, expiresAt for a new hold. -> status, qty, expiresAt, changed, available, earliest
 RESERVE = LIB + """
 local field, qty = ARGV[1], tonumber(ARGV[2])
@@ -67,15 +94,6 @@ RELEASE = LIB + """
 local qty = get_hold(ARGV[1])
 if qty then drop_hold(ARGV[1], qty) end
 return {qty or 0, available(), earliest()}
-"""
-
-# ARGV: field. -> units sold (onHand goes down by them), available, earliest
-COMMIT = LIB + """
-local qty = get_hold(ARGV[1])
-if not qty then return {0, available(), earliest()} end
-drop_hold(ARGV[1], qty)
-redis.call('HINCRBY', KEYS[1], 'onHand', -qty)
-return {qty, available(), earliest()}
 """
 
 # ARGV: src field, dst field, keep. -> status, qty, expiresAt, available, earliest
@@ -135,6 +153,7 @@ return old
 
 EXPIRE_BATCH = 1000
 INDEX_MARGIN_MS = 86_400_000  # the index outlives every hold in it by a day, then tidies itself away
+SOLD_TTL_MS = 30 * 86_400_000  # a sale marker outlives any repeat of the payment report that made it
 
 
 class RedisStock:
@@ -143,7 +162,7 @@ class RedisStock:
 
     Two things live outside a SKU's slot and are therefore only hints, kept safe by their order:
 
-    - `{c:<cart>}:holds` (line -> sku) lets release/commit/holds_of find a line's SKU. It is
+    - `{c:<cart>}:holds` (line -> sku) lets release/sell/holds_of find a line's SKU. It is
       written *before* the SKU script that takes a hold, and is only ever overwritten once the
       line's hold on the old SKU has been released; entries are not removed when holds end (a
       stale entry points at a SKU that no longer holds the line, which the scripts read as
@@ -169,7 +188,7 @@ class RedisStock:
         self.hold_listeners: list[HoldListener] = []
         self.level_listeners: list[LevelListener] = []
         self._scripts = {name: self.r.register_script(body) for name, body in (
-            ("reserve", RESERVE), ("release", RELEASE), ("commit", COMMIT), ("transfer", TRANSFER),
+            ("reserve", RESERVE), ("release", RELEASE), ("cover", COVER), ("sell", SELL), ("transfer", TRANSFER),
             ("extend", EXTEND), ("expire", EXPIRE), ("set_on_hand", SET_ON_HAND), ("index", INDEX))}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -183,13 +202,12 @@ class RedisStock:
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def stop(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        while sweeper is not None and not sweeper.done():
+            # Asked again until it ends: a cancel that lands inside a redis-py call can be
+            # swallowed there, and the sweeper would then sweep on for ever.
+            sweeper.cancel()
+            await asyncio.wait({sweeper}, timeout=0.5)
         await self.r.aclose()
 
     async def _sweep_forever(self) -> None:
@@ -216,6 +234,10 @@ class RedisStock:
 
     async def _run(self, name: str, sku: str, *args: Any) -> list[Any]:
         return await self._scripts[name](self._sku_keys(sku), list(args))
+
+    def _sold_key(self, sku: str, cart_id: str, line_id: str) -> str:
+        """The line's sale marker, in the SKU's slot so that a script sells and marks in one step."""
+        return self.keys.sku(sku, f"sold:{cart_id}|{line_id}")
 
     async def _index(self, cart_id: str, line_id: str, sku: str, force: bool = False) -> str | None:
         """Points the line at `sku` (before the SKU script runs) and says where it pointed before."""
@@ -276,17 +298,9 @@ class RedisStock:
         """Holds `qty` of `sku` for a line (as much as there is); raising or lowering adjusts the hold."""
         if qty < 0:
             raise StockError("bad_qty", "qty must not be negative")
-        changed: dict[str, int] = {}
         field = f"{cart_id}|{line_id}"
         expires = self._now_ms() + int(self.hold_ttl * 1000)
-        # The hint goes down before the hold exists too, so a crash right after the script
-        # cannot leave the hold unswept (a hint earlier than needed only costs an empty sweep).
-        old_sku, _ = await asyncio.gather(self._index(cart_id, line_id, sku), self._hint(sku, expires))
-        if old_sku not in (None, sku):  # the line changed SKU: its old hold goes back first
-            released, available, _ = await self._run("release", old_sku, field)
-            if released:
-                changed[old_sku] = available
-            await self._index(cart_id, line_id, sku, force=True)
+        changed = await self._point(cart_id, line_id, sku, expires)
         status, granted, expires_at, touched, available, earliest = await self._run(
             "reserve", sku, field, qty, expires)
         if touched:
@@ -295,6 +309,20 @@ class RedisStock:
             await self._hint(sku, earliest)  # again after: a sweep may have raised it meanwhile
         self._tell_levels(changed)
         return Decision(status.decode(), granted, int(expires_at) if expires_at is not None else None)
+
+    async def _point(self, cart_id: str, line_id: str, sku: str, expires: int) -> dict[str, int]:
+        """Before a hold of `sku` is taken for the line: the index points the line at it, the `due`
+        hint is lowered, and a hold of another SKU goes back first. Returns the levels changed."""
+        changed: dict[str, int] = {}
+        # The hint goes down before the hold exists too, so a crash right after the script
+        # cannot leave the hold unswept (a hint earlier than needed only costs an empty sweep).
+        old_sku, _ = await asyncio.gather(self._index(cart_id, line_id, sku), self._hint(sku, expires))
+        if old_sku not in (None, sku):  # the line changed SKU: its old hold goes back first
+            released, available, _ = await self._run("release", old_sku, f"{cart_id}|{line_id}")
+            if released:
+                changed[old_sku] = available
+            await self._index(cart_id, line_id, sku, force=True)
+        return changed
 
     async def release(self, cart_id: str, line_id: str) -> Decision:
         sku = (await self._line_skus(cart_id, [line_id])).get(line_id)
@@ -311,17 +339,50 @@ class RedisStock:
         self._tell_levels({sku: available for sku, (released, available, _)
                            in zip(line_skus.values(), results) if released})
 
-    async def commit(self, cart_id: str, lines: Iterable[str]) -> dict[str, int]:
-        """Turns the holds of these lines into sales: on-hand goes down, the holds end."""
-        line_skus = await self._line_skus(cart_id, lines)
-        results = await asyncio.gather(*(
-            self._run("commit", sku, f"{cart_id}|{line}") for line, sku in line_skus.items()))
-        committed, changed = {}, {}
-        for (line, sku), (sold, available, _) in zip(line_skus.items(), results):
-            if sold:
-                committed[line], changed[sku] = sold, available
+    async def sell(self, cart_id: str, wants: dict[str, Want], until_ms: int) -> dict[str, int]:
+        """See `StockAuthority.sell`. SKUs live in different slots, so it takes two steps, line by
+        line in order (as the actor): every line not sold before is covered first, and only then
+        sold, each sale with its marker. A line whose cover was taken between the steps (nothing
+        in livecart touches the holds of a cart awaiting payment) leaves the sale part done: the
+        marked lines count as sold when the report is repeated, which finishes it. Two sales of
+        one cart at once (the payment's lease keeps them apart) still sell each line once: the
+        script checks the marker; a line the later one covered again stays held until it runs out."""
+        if any(qty < 1 for _, qty in wants.values()):
+            raise StockError("bad_qty", "a line sells at least one unit")
+        async with self.r.pipeline(transaction=False) as pipe:  # one GET per slot, as Cluster wants
+            for line, (sku, _) in wants.items():
+                pipe.get(self._sold_key(sku, cart_id, line))
+            markers = await pipe.execute()
+        sold = {line: int(qty) for line, qty in zip(wants, markers) if qty is not None}
+        fresh = {line: want for line, want in wants.items() if line not in sold}
+        changed: dict[str, int] = {}
+        short = await self._cover_all(cart_id, fresh, until_ms, changed)
+        for line_id, (sku, qty) in ({} if short else fresh).items():
+            keys = [*self._sku_keys(sku), self._sold_key(sku, cart_id, line_id)]
+            units, now, available, _ = await self._scripts["sell"](keys, [f"{cart_id}|{line_id}", qty, SOLD_TTL_MS])
+            if not units:
+                short.append(line_id)
+            sold[line_id] = units
+            if now:
+                changed[sku] = available
         self._tell_levels(changed)
-        return committed
+        if short:
+            raise StockError("out_of_stock", f"not in stock any more: {', '.join(short)}", tuple(short))
+        return {line: sold[line] for line in wants}
+
+    async def _cover_all(self, cart_id: str, wants: dict[str, Want], until_ms: int,
+                         changed: dict[str, int]) -> list[str]:
+        """The first step of `sell`: each line held in full until `until_ms`; returns the short ones."""
+        short = []
+        for line_id, (sku, qty) in wants.items():
+            changed.update(await self._point(cart_id, line_id, sku, until_ms))
+            status, available, earliest = await self._run("cover", sku, f"{cart_id}|{line_id}", qty, until_ms)
+            if status == b"short":
+                short.append(line_id)
+            elif status == b"held":
+                changed[sku] = available
+                await self._hint(sku, earliest)
+        return short
 
     async def set_on_hand(self, sku: str, on_hand: int) -> Level:
         return await self._set(sku, "set", on_hand)

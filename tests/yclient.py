@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+import inspect
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 from pycrdt import Awareness, Doc, Map
@@ -95,11 +96,17 @@ class YClient:
             return {"lines": plain(self.lines), "meta": plain(self.meta), "server": plain(self.server)}
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Waits, bounded, until `check()` holds."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0,
+                     what: str = "condition") -> None:
+    """Waits, bounded, until `check()` holds (a coroutine function is awaited each time)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not check():
+    while not await _holds(check):
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = check()
+    return bool(await result) if inspect.isawaitable(result) else bool(result)

@@ -6,7 +6,7 @@ from pathlib import Path
 import asyncio
 import secrets
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ class HoldRow:
     sku: str
     qty: int
     expires_at: int
+
+
+@dataclass(frozen=True)
+class SaleRow:
+    """Units of a SKU a cart line sold (on-hand went down by them): kept so a line sells once."""
+
+    cart_id: str
+    line_id: str
+    sku: str
+    qty: int
 
 
 @dataclass(frozen=True)
@@ -100,9 +110,11 @@ class StockLog(Protocol):
     async def load_stock(self) -> tuple[dict[str, int], list[HoldRow]]:
         """On-hand per SKU and every live hold."""
     def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
-                   deletes: list[tuple[str, str]]) -> Awaitable[None]:
+                   deletes: list[tuple[str, str]], sales: Sequence[SaleRow] = ()) -> Awaitable[None]:
         """Queues one batch of stock decisions; the awaitable is done once it is committed, in
         order with the cart appends around it (a plain function, like `Store.append`)."""
+    async def sales_of(self, cart_id: str) -> dict[str, int]:
+        """Units each line of the cart sold (lineId -> qty)."""
 
 
 def is_embedded(url: str) -> bool:

@@ -8,11 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar, Union
+from typing import Any, Awaitable, Callable, Sequence, TypeVar, Union
 
 import orjson
 
-from . import CartLog, CartRecord, HoldRow
+from . import CartLog, CartRecord, HoldRow, SaleRow
 from .batching import AppendBatcher, Retry, TickBatcher
 
 T = TypeVar("T")
@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, on_hand INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS holds (
     cart_id TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
     expires_at INTEGER NOT NULL, PRIMARY KEY (cart_id, line_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sales (
+    cart_id TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
+    PRIMARY KEY (cart_id, line_id)) WITHOUT ROWID;
 """
 
 
@@ -47,6 +50,7 @@ class StockWrite:
     on_hand: dict[str, int]
     upserts: list[HoldRow]
     deletes: list[tuple[str, str]]
+    sales: list[SaleRow]
 
 
 Write = Union[tuple[str, bytes], StockWrite]  # a cart append (cartId, update), or stock
@@ -362,8 +366,12 @@ class SqliteStore:
         return dict(stock), [HoldRow(*row) for row in holds]
 
     def save_stock(self, on_hand: dict[str, int], upserts: list[HoldRow],
-                   deletes: list[tuple[str, str]]) -> Awaitable[None]:
-        return self._writes.append(StockWrite(on_hand, upserts, deletes))
+                   deletes: list[tuple[str, str]], sales: Sequence[SaleRow] = ()) -> Awaitable[None]:
+        return self._writes.append(StockWrite(on_hand, upserts, deletes, list(sales)))
+
+    async def sales_of(self, cart_id: str) -> dict[str, int]:
+        rows = await self._run(self._query, "SELECT line_id, qty FROM sales WHERE cart_id = ?", (cart_id,))
+        return dict(rows)
 
     def _write_stock(self, db: sqlite3.Connection, write: StockWrite) -> None:
         # Most batches are one hold renewed: skip the statements with nothing to do.
@@ -375,6 +383,9 @@ class SqliteStore:
         if write.upserts:
             db.executemany("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
                            [(h.cart_id, h.line_id, h.sku, h.qty, h.expires_at) for h in write.upserts])
+        if write.sales:
+            db.executemany("INSERT INTO sales VALUES (?, ?, ?, ?)",
+                           [(s.cart_id, s.line_id, s.sku, s.qty) for s in write.sales])
 
     # -- catalog ------------------------------------------------------------------
 

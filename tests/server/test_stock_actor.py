@@ -76,7 +76,7 @@ async def test_reserve_partial_unavailable_lower_raise_release(backend: Backend)
     await shut(a)
 
 
-async def test_adjust_never_goes_below_held_and_commit_lowers_on_hand(backend: Backend) -> None:
+async def test_adjust_never_goes_below_held_and_a_sale_lowers_on_hand(backend: Backend) -> None:
     a = await backend.start(Clock())
     await a.set_on_hand("MUG", 3)
     await a.reserve("c1", "l1", "MUG", 2)
@@ -84,10 +84,44 @@ async def test_adjust_never_goes_below_held_and_commit_lowers_on_hand(backend: B
         await a.adjust("MUG", -2)
     assert err.value.code == "below_held" and (await a.levels(["MUG"]))["MUG"].on_hand == 3
     await a.adjust("MUG", -1)  # an in-store sale of the free unit
-    assert await a.commit("c1", ["l1"]) == {"l1": 2}
+    assert await a.sell("c1", {"l1": ("MUG", 2)}, 0) == {"l1": 2}
     assert (await a.levels(["MUG"]))["MUG"].to_json() == {"onHand": 0, "held": 0, "available": 0}
-    assert await a.commit("c1", ["l1"]) == {}  # committing twice sells nothing more
+    assert await a.sell("c1", {"l1": ("MUG", 2)}, 0) == {"l1": 2}  # selling twice sells nothing more
+    assert (await a.levels(["MUG"]))["MUG"].on_hand == 0
     await shut(a)
+
+
+async def test_a_sale_is_all_or_nothing_and_takes_a_lost_hold_again_from_stock(backend: Backend) -> None:
+    clock = Clock()
+    a = await backend.start(clock, ttl=10)
+    await a.set_on_hand("MUG", 3)
+    await a.set_on_hand("TEE", 1)
+    await a.reserve("c1", "l1", "MUG", 1)  # wants 2 below: one more comes from stock
+    await a.reserve("c1", "l3", "MUG", 1)  # a hold of another SKU than the line sells: it goes back
+    await a.reserve("c2", "l1", "TEE", 1)  # the last TEE is someone else's
+    until = int((clock.now + 60) * 1000)
+    with pytest.raises(StockError) as err:
+        await a.sell("c1", {"l1": ("MUG", 2), "l2": ("TEE", 1), "l3": ("TEE", 1)}, until)
+    assert err.value.code == "out_of_stock" and err.value.lines == ("l2", "l3")
+    # Nothing sold; the line that could be covered is held in full through the payment window.
+    levels = await a.levels(["MUG", "TEE"])
+    assert (levels["MUG"].to_json(), levels["TEE"].to_json()) == (
+        {"onHand": 3, "held": 2, "available": 1}, {"onHand": 1, "held": 1, "available": 0})
+    assert {line: (h.sku, h.qty, h.expires_at) for line, h in (await a.holds_of("c1")).items()} == {
+        "l1": ("MUG", 2, until)}
+    await a.release("c2", "l1")
+    await shut(a)
+    clock.now += 30  # past the TTL, not past the payment window
+    b = await backend.start(clock, ttl=10)
+    assert await b.sell("c1", {"l1": ("MUG", 2), "l2": ("TEE", 1)}, until) == {"l1": 2, "l2": 1}
+    levels = await b.levels(["MUG", "TEE"])
+    assert (levels["MUG"].to_json(), levels["TEE"].to_json()) == (
+        {"onHand": 1, "held": 0, "available": 1}, {"onHand": 0, "held": 0, "available": 0})
+    await shut(b)
+    c = await backend.start(clock, ttl=10)  # the sale is remembered across a restart: it sells once
+    assert await c.sell("c1", {"l1": ("MUG", 2), "l2": ("TEE", 1)}, until) == {"l1": 2, "l2": 1}
+    assert (await c.levels(["MUG"]))["MUG"].on_hand == 1 and not await c.holds_of("c1")
+    await shut(c)
 
 
 async def test_transfer_moves_a_hold_without_it_touching_stock(backend: Backend) -> None:
@@ -114,7 +148,7 @@ async def test_a_line_that_changes_sku_gives_the_old_hold_back(backend: Backend)
     levels = await a.levels(["MUG", "TEE"])
     assert (levels["MUG"].held, levels["TEE"].held) == (0, 1)
     assert {line: (h.sku, h.qty) for line, h in (await a.holds_of("c1")).items()} == {"l1": ("TEE", 1)}
-    assert await a.commit("c1", ["l1"]) == {"l1": 1}
+    assert await a.sell("c1", {"l1": ("TEE", 1)}, 0) == {"l1": 1}
     assert (await a.levels(["TEE"]))["TEE"].on_hand == 0 and not await a.holds_of("c1")
     await shut(a)
 
@@ -224,8 +258,9 @@ SKUS = st.sampled_from(["A", "B"])
 
 
 class ActorMachine(RuleBasedStateMachine):
-    """Random reserve/raise/lower/release/commit/expire/adjust/restart sequences against a model:
-    `0 ≤ held ≤ onHand`, `available = onHand − held`, and each hold comes back at most once."""
+    """Random reserve/raise/lower/release/sell/expire/adjust/restart sequences against a model:
+    `0 ≤ held ≤ onHand`, `available = onHand − held`, each hold comes back at most once, and
+    each line sells once, all of a sale or nothing."""
 
     def __init__(self, backend: Backend) -> None:
         super().__init__()
@@ -235,6 +270,7 @@ class ActorMachine(RuleBasedStateMachine):
         self.actor = self.run(self.started())
         self.on_hand = {"A": 0, "B": 0}
         self.holds: dict[tuple[str, str], tuple[str, int, float]] = {}  # model
+        self.sold: dict[tuple[str, str], tuple[str, int]] = {}
         self.returned: list[tuple[str, str]] = []
         self.actor.hold_listeners.append(self._on_expired)
 
@@ -305,13 +341,36 @@ class ActorMachine(RuleBasedStateMachine):
         self.run(self.actor.release(cart, line))
         self.holds.pop((cart, line), None)
 
-    @rule(cart=CARTS)
-    def commit(self, cart: str) -> None:
-        sold = self.run(self.actor.commit(cart, ["l1", "l2"]))
-        assert sold == {line: q for (c, line), (_, q, _) in self.holds.items() if c == cart}
-        for line, qty in sold.items():
-            sku = self.holds.pop((cart, line))[0]
-            self.on_hand[sku] -= qty
+    @rule(cart=CARTS, wants=st.dictionaries(LINES, st.tuples(SKUS, st.integers(1, 3)), min_size=1))
+    def sell(self, cart: str, wants: dict[str, tuple[str, int]]) -> None:
+        # A line sold before is reported again as it sold (a repeated payment report).
+        wants = {line: self.sold.get((cart, line), want) for line, want in wants.items()}
+        until = self.clock.now + 5
+        short = tuple(line for line, (sku, qty) in wants.items()
+                      if (cart, line) not in self.sold and not self.cover((cart, line), sku, qty, until))
+        try:
+            sold = self.run(self.actor.sell(cart, wants, int(until * 1000)))
+        except StockError as exc:
+            assert (exc.code, exc.lines) == ("out_of_stock", short)
+            return
+        assert not short
+        for line, (sku, qty) in wants.items():
+            if (cart, line) not in self.sold:
+                del self.holds[(cart, line)]
+                self.on_hand[sku] -= qty
+                self.sold[(cart, line)] = (sku, qty)
+        assert sold == {line: self.sold[(cart, line)][1] for line in wants}
+
+    def cover(self, key: tuple[str, str], sku: str, qty: int, until: float) -> bool:
+        """The model of a sale's first step: the line held in full until `until`, if stock allows."""
+        old = self.holds.get(key)
+        if old and old[0] != sku:
+            del self.holds[key]  # another SKU's hold goes back first
+            old = None
+        if qty - (old[1] if old else 0) > self.on_hand[sku] - self.held(sku):
+            return False
+        self.holds[key] = (sku, qty, max(until, old[2] if old else 0))
+        return True
 
     @rule(seconds=st.integers(0, 12))
     def time_passes_and_holds_expire(self, seconds: int) -> None:
