@@ -31,6 +31,22 @@ class ServerView:
     pricing_lines: Map
 
 
+class LastUpdate:
+    """The update of the doc's last committed transaction, as its observer records it.
+
+    The observer lives inside the doc (see `raw.observe`): bound to this, which holds no doc,
+    it keeps no CartDoc alive.
+    """
+
+    __slots__ = ("update",)
+
+    def __init__(self) -> None:
+        self.update = b""
+
+    def on_txn(self, event: Any) -> None:
+        self.update = event.update
+
+
 class CartDoc:
     """One cart document plus what is needed to undo a rejected client update.
 
@@ -72,12 +88,9 @@ class CartDoc:
         self._watch = Watcher(self.doc)
         self._watch.types = self._types
         self._size = len(self._base) + sum(map(len, self._history))
-        self._last_txn_update = b""
-        self._txn_sub = self.doc.observe(self._on_txn)
+        self._last = LastUpdate()
+        self._txn_sub = raw.observe(self.doc, self._last.on_txn)
         self._view: ServerView | None = None  # read on first use, dropped by any write it does not follow
-
-    def _on_txn(self, event: Any) -> None:
-        self._last_txn_update = event.update
 
     @property
     def lines(self) -> Map:
@@ -113,7 +126,7 @@ class CartDoc:
         """Keeps the view true after a client update (which never touches `server`)."""
         if view is None:
             return
-        if self._watch.touched_meta:  # discount codes are priced
+        if self._watch.touches.touched_meta:  # discount codes are priced
             self._view = None
             return
         for line_id, want in self._watch.wants.items():  # judged: None for a removed line
@@ -139,29 +152,29 @@ class CartDoc:
         Returns the lines it touched and whether it touched `server`, so the
         caller can follow up (holds, pricing).
         """
-        watch = self._watch
-        watch.reset()
-        watch.armed = True
+        touches = self._watch.touches
+        self._watch.reset()
+        touches.armed = True
         try:
             self.doc.apply_update(update)
         finally:
-            watch.armed = False
+            touches.armed = False
         self._history.append(update)
         self._size += self._learn(update)
         self._view = None
-        return set(watch.touched_lines), watch.touched_server
+        return set(touches.touched_lines), touches.touched_server
 
     def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
         """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
         self._view = None
-        self._last_txn_update = b""
+        self._last.update = b""
         try:
             with self.doc.transaction(origin=origin):
                 change(self)
         finally:
             # pycrdt commits what ran even when `change` raised: keep it, so a later
             # rebuild (after a rejected client update) does not silently drop it.
-            update = self._last_txn_update
+            update = self._last.update
             if update:
                 self._history.append(update)
                 self._size += self._learn(update)
@@ -195,7 +208,7 @@ class CartDoc:
         lines = {k: v for k, v in pricing["lines"].items() if old_lines.get(k) != v}
         if not (hold_changes or top or gone or lines):
             return b""
-        self._last_txn_update = b""
+        self._last.update = b""
         holds_map, pricing_map, pricing_lines = (
             view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated)
         with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
@@ -211,7 +224,7 @@ class CartDoc:
             for line_id, value in lines.items():
                 pricing_lines.insert(txn, line_id, value)
         view.holds, view.pricing = holds, pricing
-        update = self._last_txn_update
+        update = self._last.update
         # Only plain values were set (no new shared types, nothing for `_learn`): the bound of
         # UpdateShape.max_growth with one struct and one replaced item per key.
         writes = len(hold_changes) + len(top) + len(gone) + len(lines)
@@ -271,18 +284,18 @@ class CartDoc:
 
     def last_touched_lines(self) -> set[str]:
         """Line ids the last accepted client update added, changed or removed."""
-        return set(self._watch.touched_lines)
+        return set(self._watch.touches.touched_lines)
 
     def last_added_removed(self) -> tuple[set[str], set[str]]:
         """Line ids the last accepted client update added, and those it removed."""
-        return set(self._watch.added_lines), set(self._watch.removed_lines)
+        return set(self._watch.touches.added_lines), set(self._watch.touches.removed_lines)
 
     def last_wants(self) -> dict[str, tuple[str, int] | None]:
         """What the lines of the last accepted client update ask of stock (see `wanted`)."""
         return dict(self._watch.wants)
 
     def last_touched_meta(self) -> set[str]:
-        return set(self._watch.touched_meta)
+        return set(self._watch.touches.touched_meta)
 
     def wanted(self, line_ids: set[str]) -> dict[str, tuple[str, int] | None]:
         """What each line asks of stock: (sku, qty), or None for a line that is gone."""

@@ -120,6 +120,19 @@ class Connection:
                 self._closer.cancel()
 
 
+class CartWebSocket(web.WebSocketResponse):
+    """aiohttp's websocket, minus a heartbeat re-armed after close.
+
+    aiohttp (3.14) re-arms the heartbeat when bytes arrive after `close()` (the peer's own close
+    frame): the timer then keeps the closed socket, its request and handler alive for 1.5 ×
+    the heartbeat (45 s here), which a burst of short connections turns into megabytes.
+    """
+
+    def _reset_heartbeat(self) -> None:
+        if not (self._closed or self._closing):
+            super()._reset_heartbeat()
+
+
 async def close_ws(ws: web.WebSocketResponse, code: int, reason: str) -> None:
     # A close reason may hold at most 123 bytes of UTF-8.
     data = reason.encode()[:123].decode("utf-8", "ignore").encode()
@@ -608,7 +621,7 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
     config: Config = request.app[CONFIG]
     rooms: Rooms = request.app[ROOMS]
-    ws = web.WebSocketResponse(
+    ws = CartWebSocket(
         max_msg_size=config.max_message_bytes * 4, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:
