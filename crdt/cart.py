@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
@@ -13,6 +13,10 @@ from .updates import MalformedUpdate, read_shape
 from .validate import OK, Rejected, Verdict, Watcher, apply_checked
 
 SERVER_ORIGIN = "server"
+
+
+class WriteFailed(Exception):
+    """pycrdt refused a write (it panicked); the document was rebuilt as it was before it."""
 
 
 @dataclass
@@ -165,20 +169,30 @@ class CartDoc:
         return set(touches.touched_lines), touches.touched_server
 
     def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
-        """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
+        """Runs a trusted change (server or HTTP edit) in one transaction; returns its update.
+
+        A change that raises, or makes pycrdt panic (raised as WriteFailed), leaves the doc as it
+        was: pycrdt commits what ran before the failure, so the doc is rebuilt without it.
+        """
         self._view = None
         self._last.update = b""
         try:
             with self.doc.transaction(origin=origin):
                 change(self)
-        finally:
-            # pycrdt commits what ran even when `change` raised: keep it, so a later
-            # rebuild (after a rejected client update) does not silently drop it.
-            update = self._last.update
-            if update:
-                self._history.append(update)
-                self._size += self._learn(update)
+        except BaseException as exc:
+            self._undo(exc)
+        update = self._last.update
+        if update:
+            self._history.append(update)
+            self._size += self._learn(update)
         return update
+
+    def _undo(self, exc: BaseException) -> NoReturn:
+        """Drops what a failed write committed (rebuilds from the kept updates) and raises."""
+        self._build()
+        if raw.is_panic(exc):
+            raise WriteFailed("the cart document cannot hold a value this write gives it") from exc
+        raise exc
 
     def settle(self, decisions: dict[str, dict[str, Any] | None], catalog: Catalog,
                shop_codes: DiscountLookup = lambda code: None) -> bytes:
@@ -211,18 +225,22 @@ class CartDoc:
         self._last.update = b""
         holds_map, pricing_map, pricing_lines = (
             view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated)
-        with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
-            for line_id, entry in hold_changes.items():
-                if entry is None:
-                    holds_map.remove(txn, line_id)
-                else:
-                    holds_map.insert(txn, line_id, entry)
-            for key, value in top.items():
-                pricing_map.insert(txn, key, value)
-            for line_id in gone:
-                pricing_lines.remove(txn, line_id)
-            for line_id, value in lines.items():
-                pricing_lines.insert(txn, line_id, value)
+        try:
+            with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
+                for line_id, entry in hold_changes.items():
+                    if entry is None:
+                        holds_map.remove(txn, line_id)
+                    else:
+                        holds_map.insert(txn, line_id, entry)
+                for key, value in top.items():
+                    pricing_map.insert(txn, key, value)
+                for line_id in gone:
+                    pricing_lines.remove(txn, line_id)
+                for line_id, value in lines.items():
+                    pricing_lines.insert(txn, line_id, value)
+        except BaseException as exc:
+            self._view = None
+            self._undo(exc)
         view.holds, view.pricing = holds, pricing
         update = self._last.update
         # Only plain values were set (no new shared types, nothing for `_learn`): the bound of
@@ -252,17 +270,28 @@ class CartDoc:
 
     def write_checked(self, change: Callable[["CartDoc"], None], check: Callable[["CartDoc"], str | None],
                       origin: str = SERVER_ORIGIN) -> bytes:
-        """A write that must leave the doc valid: if `check` names a broken rule the write is
-        undone (the doc rebuilt without it) and ValueError carries the rule."""
-        update = self.write(change, origin)
-        with self.doc.transaction():
-            reason = check(self)
+        """A write that must leave the doc valid: if `check` names a broken rule, or the change
+        fails (pycrdt refusing a value included), the write is undone (the doc rebuilt without
+        it) and ValueError carries the reason."""
+        kept = len(self._history)
+        try:
+            update = self.write(change, origin)  # a change that fails undoes itself
+            with self.doc.transaction():
+                reason = check(self)
+        except WriteFailed as exc:
+            raise ValueError(str(exc)) from None
+        except BaseException:
+            self._drop_since(kept)
+            raise
         if reason:
-            if update and self._history and self._history[-1] == update:
-                self._history.pop()
-            self._build()
+            self._drop_since(kept)
             raise ValueError(reason)
         return update
+
+    def _drop_since(self, kept: int) -> None:
+        """Forgets the updates after the first `kept` and rebuilds the doc without them."""
+        del self._history[kept:]
+        self._build()
 
     def compact(self) -> bytes:
         """Folds the accepted updates into one snapshot, which is returned."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 from pycrdt import Doc, Subscription
 from pycrdt._pycrdt import Map as RawMap  # the compiled type behind pycrdt.Map
 
-__all__ = ["RawMap", "apply_update", "fields", "observe", "transaction"]
+__all__ = ["RawMap", "apply_update", "fields", "is_panic", "observe", "transaction"]
 
 
 def apply_update(doc: Doc, update: bytes) -> bytes:
@@ -49,3 +49,9 @@ def observe(doc: Doc, callback: Callable[[Any], None]) -> Subscription:
     by `unobserve` since pycrdt 0.14, y-crdt/pycrdt#421). The compiled doc's observe takes the
     callback as it is, so a callback that holds no doc lets the doc go with its owner."""
     return doc._doc.observe(callback)  # type: ignore[no-any-return]
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether pycrdt's compiled layer panicked (e.g. at an int beyond 64 bits). pyo3 raises
+    that as `pyo3_runtime.PanicException`, a BaseException that no module exports by name."""
+    return type(exc).__name__ == "PanicException"

@@ -7,7 +7,9 @@ from typing import Any, Callable, Union
 from pycrdt import Array, Doc, Map, Text, get_update
 
 from . import raw
-from .schema import CLIENT_ROOTS, LINE_FIELDS, META_FIELDS, ROOTS, Catalog, Limits, Product
+from .schema import (
+    CLIENT_ROOTS, LINE_FIELDS, MAX_SAFE_INTEGER, META_FIELDS, ROOTS, Catalog, Limits, Product,
+)
 from .updates import (
     MalformedUpdate, UpdateShape, keyless_in_map, missing_dependencies, read_shape, read_state_vector,
 )
@@ -198,6 +200,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
+def _is_ms(value: Any) -> bool:
+    """A time in ms as JavaScript holds it exactly (Date.now(), or with a fraction)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_SAFE_INTEGER
+
+
 def _short_string(value: Any, limit: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= limit
 
@@ -234,10 +241,9 @@ def check_line_fields(line_id: str, line: dict[str, Any], catalog: Catalog, limi
     for name in ("addedBy", "channel"):
         if name in line and not _short_string(line[name], limits.max_string_chars):
             return f"{where}: {name} must be a non-empty string"
-    if "addedAt" in line:
-        added_at = line["addedAt"]
-        if not isinstance(added_at, (int, float)) or isinstance(added_at, bool):
-            return f"{where}: addedAt must be a number (ms)"
+    if "addedAt" in line and not _is_ms(line["addedAt"]):
+        # A BigInt, NaN or ±Infinity would break every JavaScript client sorting lines by it.
+        return f"{where}: addedAt must be a number of ms in 0..{MAX_SAFE_INTEGER}"
     if "personalisation" in line:
         return check_personalisation(where, personalisation(), product)
     return None

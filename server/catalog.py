@@ -7,9 +7,10 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ..crdt import FieldSpec, Product
+from ..crdt.schema import MAX_ITEMS, MAX_PRICE, MAX_QTY, MAX_STOCK, MAX_TEXT
 from . import auth
 from .appkeys import CATALOG, STOCK
-from .errors import ApiError, json_body
+from .errors import ApiError, int_in, json_body
 from .feeds import stock_events
 from .openapi import INTEGER, STRING, api, obj
 from .stock import Level, StockError
@@ -21,16 +22,19 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
     def fail(message: str) -> ApiError:
         return ApiError(400, "bad_product", f"{sku}: {message}")
 
-    name, price = data.get("name"), data.get("price")
-    currency, max_qty = data.get("currency", "EUR"), data.get("maxQty", 99)
+    def number(given: dict[str, Any], name: str, default: int | None, low: int, high: int, field: str = "") -> int:
+        try:
+            return int_in({name: default, **given}, name, low, high, "bad_product")
+        except ApiError as exc:
+            raise fail(field + exc.message) from None
+
+    name, currency = data.get("name"), data.get("currency", "EUR")
     if not isinstance(name, str) or not name:
         raise fail("name must be a non-empty string")
-    if not isinstance(price, int) or isinstance(price, bool) or price < 0:
-        raise fail("price must be a non-negative integer in minor units")
+    price = number(data, "price", None, 0, MAX_PRICE)  # minor units
     if not isinstance(currency, str) or len(currency) != 3:
         raise fail("currency must be a 3-letter code")
-    if not isinstance(max_qty, int) or isinstance(max_qty, bool) or not 1 <= max_qty <= 10_000:
-        raise fail("maxQty must be an integer in 1..10000")
+    max_qty = number(data, "maxQty", 99, 1, MAX_QTY)
     fields = data.get("personalisation") or {}
     if not isinstance(fields, dict):
         raise fail("personalisation must be an object of field specs")
@@ -38,12 +42,10 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
     for fname, spec in fields.items():
         if not isinstance(spec, dict) or spec.get("kind", "text") not in ("text", "list"):
             raise fail(f"personalisation field {fname!r} needs kind text or list")
-        try:
-            specs[fname] = FieldSpec(
-                kind=spec.get("kind", "text"), max_length=int(spec.get("maxLength", 500)),
-                max_items=int(spec.get("maxItems", 200)), required=bool(spec.get("required", False)))
-        except (TypeError, ValueError):
-            raise fail(f"personalisation field {fname!r} has a bad bound") from None
+        where = f"personalisation field {fname!r}: "
+        specs[fname] = FieldSpec(
+            kind=spec.get("kind", "text"), max_length=number(spec, "maxLength", 500, 1, MAX_TEXT, where),
+            max_items=number(spec, "maxItems", 200, 0, MAX_ITEMS, where), required=bool(spec.get("required", False)))
     return Product(sku, name, price, currency.upper(), max_qty, specs)
 
 
@@ -101,13 +103,6 @@ def _admin(request: web.Request) -> None:
         raise ApiError(403, "forbidden", "only an admin may change the catalog or stock")
 
 
-def _int_field(body: dict[str, Any], name: str) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, f"bad_{name}", f"{name} must be an integer")
-    return value
-
-
 async def _stock_call(call: Awaitable[Level]) -> web.Response:
     try:
         level = await call
@@ -138,7 +133,7 @@ async def list_products(request: web.Request) -> web.Response:
          body=obj(("onHand",), onHand=INTEGER), errors=(409,))
 async def put_stock(request: web.Request) -> web.Response:
     _admin(request)
-    on_hand = _int_field(await json_body(request), "onHand")
+    on_hand = int_in(await json_body(request), "onHand", 0, MAX_STOCK, "bad_onHand")
     return await _stock_call(request.app[STOCK].set_on_hand(request.match_info["sku"], on_hand))
 
 
@@ -147,10 +142,15 @@ async def put_stock(request: web.Request) -> web.Response:
 async def adjust_stock(request: web.Request) -> web.Response:
     _admin(request)
     body = await json_body(request)
-    delta = _int_field(body, "delta")
+    delta = int_in(body, "delta", -MAX_STOCK, MAX_STOCK, "bad_delta")
     if not isinstance(body.get("reason"), str) or not body["reason"]:
         raise ApiError(400, "bad_reason", "say why stock changes: reason (e.g. 'in-store sale')")
-    return await _stock_call(request.app[STOCK].adjust(request.match_info["sku"], delta))
+    sku, stock = request.match_info["sku"], request.app[STOCK]
+    # Deliveries never take on-hand past MAX_STOCK (two at once may pass it by one delta, which
+    # still leaves every figure far below what JavaScript holds exactly).
+    if delta > 0 and (await stock.levels([sku]))[sku].on_hand + delta > MAX_STOCK:
+        raise ApiError(400, "bad_delta", f"on-hand may not go past {MAX_STOCK}")
+    return await _stock_call(stock.adjust(sku, delta))
 
 
 @api.add("GET", "/api/stock", "On-hand, held and available per SKU", auth=None,

@@ -8,11 +8,12 @@ from aiohttp import web
 
 from ..crdt import CartDoc
 from ..crdt.cart import compute_pricing, plain, write_pricing
+from ..crdt.schema import MAX_AMOUNT
 from . import auth, webhooks
 from .access import may_see_customer
 from .appkeys import CATALOG, DISCOUNTS, ROOMS, STOCK, STORE
 from .carts import new_id, open_record
-from .errors import ApiError, busy_as_409, json_body
+from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import customer_event, shop_event
 from .openapi import INTEGER, STRING, api, obj
 from .rooms import Room
@@ -42,10 +43,9 @@ def discount_rule(body: dict[str, Any]) -> dict[str, int]:
     percent, amount = body.get("percentOff"), body.get("amountOff")
     if (percent is None) == (amount is None):
         raise ApiError(400, "bad_discount", "give exactly one of percentOff (1..100) or amountOff (minor units)")
-    value = percent if percent is not None else amount
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or (percent is not None and value > 100):
-        raise ApiError(400, "bad_discount", "percentOff is an integer in 1..100, amountOff a positive integer")
-    return {"percentOff": value} if percent is not None else {"amountOff": value}
+    if percent is not None:
+        return {"percentOff": int_in(body, "percentOff", 1, 100, "bad_discount")}
+    return {"amountOff": int_in(body, "amountOff", 1, MAX_AMOUNT, "bad_discount")}  # minor units
 
 
 def _code(body: dict[str, Any]) -> str:
