@@ -137,7 +137,7 @@ async def main() -> None:
             print(f"{'workload':14} {'round':>5} {'ops':>6} {'RSS before':>10} {'RSS after':>10} "
                   f"{'KiB/op':>8} {'ops/s':>7}")
             for name, workload in workloads.items():
-                await workload(max(CARTS, args.cycles // 5))  # warm-up
+                await workload(args.cycles)  # warm-up: allocator arenas, SQLite cache, sockets
                 for r in range(1, args.rounds + 1):
                     before = await bench.settled()
                     seconds = await workload(args.cycles)
