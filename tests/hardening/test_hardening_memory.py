@@ -3,18 +3,22 @@ rejected updates rebuild a cart, and unloaded carts are read (a real `livecart s
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
 from pycrdt import Awareness, Doc, Map
 
-from harness import SECRET
+from harness import SECRET, Livecart
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import awareness_message, update_message
 from livecart.server import auth
+from livecart.server.appkeys import ROOMS
+from livecart.server.rooms import Room
 from processes import ServerProcess
 from yclient import eventually
 
@@ -169,3 +173,33 @@ async def test_fuzzed_rooms_give_their_memory_back_after_unloading(
     await run_cycles(2_000, cycle, carts)
     after = await settled_rss(http, server)
     assert after - before < GROWTH_BOUND, f"RSS grew {(after - before) / MB:.1f} MB"
+
+
+async def dropped(lc: Livecart, cart_id: str, drop: Callable[[Room], None]) -> list[weakref.ref[Any]]:
+    """Weak references to a loaded room, its cart and its doc, after `drop` and the room's last socket left."""
+    client = await lc.client(cart_id)
+    client.lines["l-1"] = new_line("MUG", 1, "alice", "web", 1)
+    room = lc.app[ROOMS].rooms[cart_id]
+    await eventually(lambda: "l-1" in room.cart.lines, what="the edit")
+    refs = [weakref.ref(room), weakref.ref(room.cart), weakref.ref(room.cart.doc)]
+    drop(room)
+    del room
+    await client.close()
+    lc.clients.remove(client)
+    await eventually(lambda: cart_id not in lc.app[ROOMS].rooms, what="the unload")
+    return refs
+
+
+@pytest.mark.parametrize("how", ["unload", "fail"])
+async def test_a_dropped_room_frees_its_cart_and_doc(lc: Livecart, how: str) -> None:
+    """After the last socket leaves (`unload_soon`), or the room failed (`fail`), nothing keeps it."""
+    cart_id = await lc.cart("alice")
+    rooms = lc.app[ROOMS]
+    refs = await dropped(lc, cart_id, rooms.fail if how == "fail" else lambda room: None)
+
+    def freed() -> bool:
+        gc.collect()
+        return all(ref() is None for ref in refs)
+    await eventually(freed, timeout=30, what="the room, its cart and its doc to be freed")
+    again = await lc.client(cart_id)  # reloaded from the store, with the edit
+    assert "l-1" in again.lines
