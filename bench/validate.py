@@ -206,9 +206,9 @@ def phases(base: bytes, updates: list[bytes]) -> dict[str, float]:
         shape = read_shape(u)
         t1 = time.perf_counter()
         watch.reset()
-        watch.armed = True
+        watch.touches.armed = True
         doc.apply_update(u)
-        watch.armed = False
+        watch.touches.armed = False
         t2 = time.perf_counter()
         missing_dependencies(shape, read_state_vector(doc.get_state()))
         t3 = time.perf_counter()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
@@ -13,6 +13,10 @@ from .updates import MalformedUpdate, read_shape
 from .validate import OK, Rejected, Verdict, Watcher, apply_checked
 
 SERVER_ORIGIN = "server"
+
+
+class WriteFailed(Exception):
+    """pycrdt refused a write (it panicked); the document was rebuilt as it was before it."""
 
 
 @dataclass
@@ -29,6 +33,22 @@ class ServerView:
     holds_map: Map
     pricing_map: Map
     pricing_lines: Map
+
+
+class LastUpdate:
+    """The update of the doc's last committed transaction, as its observer records it.
+
+    The observer lives inside the doc (see `raw.observe`): bound to this, which holds no doc,
+    it keeps no CartDoc alive.
+    """
+
+    __slots__ = ("update",)
+
+    def __init__(self) -> None:
+        self.update = b""
+
+    def on_txn(self, event: Any) -> None:
+        self.update = event.update
 
 
 class CartDoc:
@@ -72,12 +92,9 @@ class CartDoc:
         self._watch = Watcher(self.doc)
         self._watch.types = self._types
         self._size = len(self._base) + sum(map(len, self._history))
-        self._last_txn_update = b""
-        self._txn_sub = self.doc.observe(self._on_txn)
+        self._last = LastUpdate()
+        self._txn_sub = raw.observe(self.doc, self._last.on_txn)
         self._view: ServerView | None = None  # read on first use, dropped by any write it does not follow
-
-    def _on_txn(self, event: Any) -> None:
-        self._last_txn_update = event.update
 
     @property
     def lines(self) -> Map:
@@ -113,7 +130,7 @@ class CartDoc:
         """Keeps the view true after a client update (which never touches `server`)."""
         if view is None:
             return
-        if self._watch.touched_meta:  # discount codes are priced
+        if self._watch.touches.touched_meta:  # discount codes are priced
             self._view = None
             return
         for line_id, want in self._watch.wants.items():  # judged: None for a removed line
@@ -139,33 +156,43 @@ class CartDoc:
         Returns the lines it touched and whether it touched `server`, so the
         caller can follow up (holds, pricing).
         """
-        watch = self._watch
-        watch.reset()
-        watch.armed = True
+        touches = self._watch.touches
+        self._watch.reset()
+        touches.armed = True
         try:
             self.doc.apply_update(update)
         finally:
-            watch.armed = False
+            touches.armed = False
         self._history.append(update)
         self._size += self._learn(update)
         self._view = None
-        return set(watch.touched_lines), watch.touched_server
+        return set(touches.touched_lines), touches.touched_server
 
     def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
-        """Runs a trusted change (server or HTTP edit) in one transaction; returns its update."""
+        """Runs a trusted change (server or HTTP edit) in one transaction; returns its update.
+
+        A change that raises, or makes pycrdt panic (raised as WriteFailed), leaves the doc as it
+        was: pycrdt commits what ran before the failure, so the doc is rebuilt without it.
+        """
         self._view = None
-        self._last_txn_update = b""
+        self._last.update = b""
         try:
             with self.doc.transaction(origin=origin):
                 change(self)
-        finally:
-            # pycrdt commits what ran even when `change` raised: keep it, so a later
-            # rebuild (after a rejected client update) does not silently drop it.
-            update = self._last_txn_update
-            if update:
-                self._history.append(update)
-                self._size += self._learn(update)
+        except BaseException as exc:
+            self._undo(exc)
+        update = self._last.update
+        if update:
+            self._history.append(update)
+            self._size += self._learn(update)
         return update
+
+    def _undo(self, exc: BaseException) -> NoReturn:
+        """Drops what a failed write committed (rebuilds from the kept updates) and raises."""
+        self._build()
+        if raw.is_panic(exc):
+            raise WriteFailed("the cart document cannot hold a value this write gives it") from exc
+        raise exc
 
     def settle(self, decisions: dict[str, dict[str, Any] | None], catalog: Catalog,
                shop_codes: DiscountLookup = lambda code: None) -> bytes:
@@ -195,23 +222,27 @@ class CartDoc:
         lines = {k: v for k, v in pricing["lines"].items() if old_lines.get(k) != v}
         if not (hold_changes or top or gone or lines):
             return b""
-        self._last_txn_update = b""
+        self._last.update = b""
         holds_map, pricing_map, pricing_lines = (
             view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated)
-        with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
-            for line_id, entry in hold_changes.items():
-                if entry is None:
-                    holds_map.remove(txn, line_id)
-                else:
-                    holds_map.insert(txn, line_id, entry)
-            for key, value in top.items():
-                pricing_map.insert(txn, key, value)
-            for line_id in gone:
-                pricing_lines.remove(txn, line_id)
-            for line_id, value in lines.items():
-                pricing_lines.insert(txn, line_id, value)
+        try:
+            with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
+                for line_id, entry in hold_changes.items():
+                    if entry is None:
+                        holds_map.remove(txn, line_id)
+                    else:
+                        holds_map.insert(txn, line_id, entry)
+                for key, value in top.items():
+                    pricing_map.insert(txn, key, value)
+                for line_id in gone:
+                    pricing_lines.remove(txn, line_id)
+                for line_id, value in lines.items():
+                    pricing_lines.insert(txn, line_id, value)
+        except BaseException as exc:
+            self._view = None
+            self._undo(exc)
         view.holds, view.pricing = holds, pricing
-        update = self._last_txn_update
+        update = self._last.update
         # Only plain values were set (no new shared types, nothing for `_learn`): the bound of
         # UpdateShape.max_growth with one struct and one replaced item per key.
         writes = len(hold_changes) + len(top) + len(gone) + len(lines)
@@ -239,17 +270,28 @@ class CartDoc:
 
     def write_checked(self, change: Callable[["CartDoc"], None], check: Callable[["CartDoc"], str | None],
                       origin: str = SERVER_ORIGIN) -> bytes:
-        """A write that must leave the doc valid: if `check` names a broken rule the write is
-        undone (the doc rebuilt without it) and ValueError carries the rule."""
-        update = self.write(change, origin)
-        with self.doc.transaction():
-            reason = check(self)
+        """A write that must leave the doc valid: if `check` names a broken rule, or the change
+        fails (pycrdt refusing a value included), the write is undone (the doc rebuilt without
+        it) and ValueError carries the reason."""
+        kept = len(self._history)
+        try:
+            update = self.write(change, origin)  # a change that fails undoes itself
+            with self.doc.transaction():
+                reason = check(self)
+        except WriteFailed as exc:
+            raise ValueError(str(exc)) from None
+        except BaseException:
+            self._drop_since(kept)
+            raise
         if reason:
-            if update and self._history and self._history[-1] == update:
-                self._history.pop()
-            self._build()
+            self._drop_since(kept)
             raise ValueError(reason)
         return update
+
+    def _drop_since(self, kept: int) -> None:
+        """Forgets the updates after the first `kept` and rebuilds the doc without them."""
+        del self._history[kept:]
+        self._build()
 
     def compact(self) -> bytes:
         """Folds the accepted updates into one snapshot, which is returned."""
@@ -271,18 +313,18 @@ class CartDoc:
 
     def last_touched_lines(self) -> set[str]:
         """Line ids the last accepted client update added, changed or removed."""
-        return set(self._watch.touched_lines)
+        return set(self._watch.touches.touched_lines)
 
     def last_added_removed(self) -> tuple[set[str], set[str]]:
         """Line ids the last accepted client update added, and those it removed."""
-        return set(self._watch.added_lines), set(self._watch.removed_lines)
+        return set(self._watch.touches.added_lines), set(self._watch.touches.removed_lines)
 
     def last_wants(self) -> dict[str, tuple[str, int] | None]:
         """What the lines of the last accepted client update ask of stock (see `wanted`)."""
         return dict(self._watch.wants)
 
     def last_touched_meta(self) -> set[str]:
-        return set(self._watch.touched_meta)
+        return set(self._watch.touches.touched_meta)
 
     def wanted(self, line_ids: set[str]) -> dict[str, tuple[str, int] | None]:
         """What each line asks of stock: (sku, qty), or None for a line that is gone."""

@@ -11,12 +11,12 @@ validation and settle tests cover every rule and write made this way.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from pycrdt import Doc
+from pycrdt import Doc, Subscription
 from pycrdt._pycrdt import Map as RawMap  # the compiled type behind pycrdt.Map
 
-__all__ = ["RawMap", "apply_update", "fields", "transaction"]
+__all__ = ["RawMap", "apply_update", "fields", "is_panic", "observe", "transaction"]
 
 
 def apply_update(doc: Doc, update: bytes) -> bytes:
@@ -39,3 +39,19 @@ def fields(raw: RawMap, txn: Any) -> dict[str, Any]:
     """A map's entries: plain values as they are, shared types as compiled objects
     (so a type check tells a nested Y.Map, Y.Text or Y.Array from any plain value)."""
     return {key: raw.get(txn, key) for key in raw.keys(txn)}
+
+
+def observe(doc: Doc, callback: Callable[[Any], None]) -> Subscription:
+    """Calls `callback` with every committed transaction's event (its `.update`).
+
+    pycrdt's `Doc.observe` wraps the callback in a partial that holds the Doc, and yrs keeps it
+    inside the doc, where Python's GC cannot see it: a cycle that is never collected (nor freed
+    by `unobserve` since pycrdt 0.14, y-crdt/pycrdt#421). The compiled doc's observe takes the
+    callback as it is, so a callback that holds no doc lets the doc go with its owner."""
+    return doc._doc.observe(callback)  # type: ignore[no-any-return]
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether pycrdt's compiled layer panicked (e.g. at an int beyond 64 bits). pyo3 raises
+    that as `pyo3_runtime.PanicException`, a BaseException that no module exports by name."""
+    return type(exc).__name__ == "PanicException"

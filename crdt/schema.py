@@ -48,3 +48,15 @@ class Limits:
     max_note_chars: int = 2000
     max_discount_codes: int = 20
     max_code_chars: int = 64
+
+
+# Numbers a cart may carry: exact as JavaScript numbers (Yjs clients read them as such), and
+# money sums that cannot overflow: MAX_PRICE × MAX_QTY × MAX_LINES = MAX_AMOUNT < MAX_SAFE_INTEGER.
+MAX_SAFE_INTEGER = 2**53 - 1  # Number.MAX_SAFE_INTEGER
+MAX_PRICE = 10**8  # a unit price in minor units: 1,000,000.00 in a two-decimal currency
+MAX_QTY = 10_000  # a product's maxQty
+MAX_LINES = 1_000  # the most --max-lines may allow
+MAX_AMOUNT = MAX_PRICE * MAX_QTY * MAX_LINES  # 10^15: no cart totals more (an amountOff's bound)
+MAX_STOCK = 10**12  # units on hand of one SKU, and of one adjustment
+MAX_TEXT = 100_000  # a personalisation field's maxLength (characters)
+MAX_ITEMS = 10_000  # a personalisation list's maxItems

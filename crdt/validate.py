@@ -7,7 +7,9 @@ from typing import Any, Callable, Union
 from pycrdt import Array, Doc, Map, Text, get_update
 
 from . import raw
-from .schema import CLIENT_ROOTS, LINE_FIELDS, META_FIELDS, ROOTS, Catalog, Limits, Product
+from .schema import (
+    CLIENT_ROOTS, LINE_FIELDS, MAX_SAFE_INTEGER, META_FIELDS, ROOTS, Catalog, Limits, Product,
+)
 from .updates import (
     MalformedUpdate, UpdateShape, keyless_in_map, missing_dependencies, read_shape, read_state_vector,
 )
@@ -29,44 +31,27 @@ Verdict = Union[Ok, Rejected]
 OK = Ok()
 
 
-class Watcher:
-    """Observes a doc's roots and records what a client transaction touched.
+class Touches:
+    """What an armed transaction touched, as the root observers record it.
 
-    Keeping the subscriptions on the instance matters: pycrdt drops an observer
-    whose Subscription object is garbage-collected.
+    The observers live inside the doc, in yrs, where Python's GC cannot see them: what they
+    hold must not hold the doc (as a Watcher or a CartDoc does), or the doc and its owner
+    form a cycle that is never collected. So they are bound to this, which holds no doc.
     """
 
-    def __init__(self, doc: Doc) -> None:
-        self.doc = doc
-        self.lines: Map = doc.get("lines", type=Map)
-        self.meta: Map = doc.get("meta", type=Map)
-        self.server: Map = doc.get("server", type=Map)
+    def __init__(self) -> None:
         self.armed = False
-        self.shape: UpdateShape | None = None
-        self.accepted = b""  # what of the last client update is new: the bytes to store and relay
-        self.types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
-        self.state_vector = read_state_vector(doc.get_state())  # the doc's, kept current by CartDoc
         self.reset()
-        # The raw (yrs) subscriptions: pycrdt's own wrapper converts every event's values
-        # into Python objects first, which would charge each server write ~30 µs here.
-        self._subs = [
-            self.lines.integrated.observe_deep(self._on_lines),
-            self.meta.integrated.observe_deep(self._on_meta),
-            self.server.integrated.observe_deep(self._on_server),
-        ]
 
     def reset(self) -> None:
         self.touched_lines: set[str] = set()
         self.added_lines: set[str] = set()  # new keys under `lines`
         self.removed_lines: set[str] = set()
-        # What each touched line asks of stock once judged: (sku, qty), or None if removed.
-        self.wants: dict[str, tuple[str, int] | None] = {}
         self.lines_added = False
         self.touched_meta: set[str] = set()
         self.touched_server = False
-        self.unknown_sku: str | None = None
 
-    def _on_lines(self, events: list[Any]) -> None:
+    def on_lines(self, events: list[Any]) -> None:
         if not self.armed:
             return
         for ev in events:
@@ -83,7 +68,7 @@ class Watcher:
                     if action != "delete":
                         self.lines_added = True
 
-    def _on_meta(self, events: list[Any]) -> None:
+    def on_meta(self, events: list[Any]) -> None:
         if not self.armed:
             return
         for ev in events:
@@ -92,9 +77,43 @@ class Watcher:
             else:
                 self.touched_meta.update(ev.keys)
 
-    def _on_server(self, events: list[Any]) -> None:
+    def on_server(self, events: list[Any]) -> None:
         if self.armed:
             self.touched_server = True
+
+
+class Watcher:
+    """Observes a doc's roots and records what a client transaction touched (in `touches`).
+
+    Keeping the subscriptions on the instance matters: pycrdt drops an observer
+    whose Subscription object is garbage-collected.
+    """
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self.lines: Map = doc.get("lines", type=Map)
+        self.meta: Map = doc.get("meta", type=Map)
+        self.server: Map = doc.get("server", type=Map)
+        self.touches = Touches()
+        self.shape: UpdateShape | None = None
+        self.accepted = b""  # what of the last client update is new: the bytes to store and relay
+        self.types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
+        self.state_vector = read_state_vector(doc.get_state())  # the doc's, kept current by CartDoc
+        self.reset()
+        # The raw (yrs) subscriptions: pycrdt's own wrapper converts every event's values
+        # into Python objects first, which would charge each server write ~30 µs here.
+        touches = self.touches
+        self._subs = [
+            self.lines.integrated.observe_deep(touches.on_lines),
+            self.meta.integrated.observe_deep(touches.on_meta),
+            self.server.integrated.observe_deep(touches.on_server),
+        ]
+
+    def reset(self) -> None:
+        self.touches.reset()
+        # What each touched line asks of stock once judged: (sku, qty), or None if removed.
+        self.wants: dict[str, tuple[str, int] | None] = {}
+        self.unknown_sku: str | None = None
 
 
 def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
@@ -126,13 +145,14 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
         except ValueError as exc:  # "Cannot diff updates": pycrdt cannot read it either
             return Rejected(f"malformed update: {exc}")
     watcher.reset()
-    watcher.armed = True
+    touches = watcher.touches
+    touches.armed = True
     try:
         after = read_state_vector(raw.apply_update(doc, update))
     except Exception as exc:  # yrs refuses some malformed input itself
         return Rejected(f"malformed update: {exc}")
     finally:
-        watcher.armed = False
+        touches.armed = False
     reason = missing_dependencies(shape, after)
     if reason is not None:
         return Rejected(reason, missing=True)
@@ -145,16 +165,17 @@ def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Lim
 
 def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
     """Checks what the last client transaction touched; returns the broken rule or None."""
-    if w.touched_server:
+    touches = w.touches
+    if touches.touched_server:
         return "clients may not write the 'server' root"
     unknown = (w.shape.roots if w.shape is not None else set(w.doc.keys())) - ROOTS
     if unknown:
         return f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)"
     with raw.transaction(w.doc) as txn:
         lines = w.lines.integrated
-        if w.lines_added and lines.len(txn) > limits.max_lines:
+        if touches.lines_added and lines.len(txn) > limits.max_lines:
             return f"too many lines (max {limits.max_lines})"
-        for line_id in w.touched_lines:
+        for line_id in touches.touched_lines:
             if not lines.has(txn, line_id):  # deleted (a key set to null is still there)
                 w.wants[line_id] = None
                 continue
@@ -168,7 +189,7 @@ def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
                 w.unknown_sku = sku if isinstance(sku, str) and catalog(sku) is None else None
                 return reason
             w.wants[line_id] = (values["sku"], int(values["qty"]))
-        for key in w.touched_meta:
+        for key in touches.touched_meta:
             if key in w.meta:
                 reason = check_meta(key, w.meta[key], limits)
                 if reason:
@@ -180,6 +201,11 @@ def _is_int(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _is_ms(value: Any) -> bool:
+    """A time in ms as JavaScript holds it exactly (Date.now(), or with a fraction)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_SAFE_INTEGER
 
 
 def _short_string(value: Any, limit: int) -> bool:
@@ -218,10 +244,9 @@ def check_line_fields(line_id: str, line: dict[str, Any], catalog: Catalog, limi
     for name in ("addedBy", "channel"):
         if name in line and not _short_string(line[name], limits.max_string_chars):
             return f"{where}: {name} must be a non-empty string"
-    if "addedAt" in line:
-        added_at = line["addedAt"]
-        if not isinstance(added_at, (int, float)) or isinstance(added_at, bool):
-            return f"{where}: addedAt must be a number (ms)"
+    if "addedAt" in line and not _is_ms(line["addedAt"]):
+        # A BigInt, NaN or ±Infinity would break every JavaScript client sorting lines by it.
+        return f"{where}: addedAt must be a number of ms in 0..{MAX_SAFE_INTEGER}"
     if "personalisation" in line:
         return check_personalisation(where, personalisation(), product)
     return None
@@ -282,4 +307,4 @@ def validate(before: Doc, update: bytes, catalog: Catalog, limits: Limits = Limi
     return cart.apply_client_update(update, catalog, limits)
 
 
-__all__ = ["CLIENT_ROOTS", "OK", "Ok", "Rejected", "Verdict", "Watcher", "apply_checked", "validate"]
+__all__ = ["CLIENT_ROOTS", "OK", "Ok", "Rejected", "Touches", "Verdict", "Watcher", "apply_checked", "validate"]

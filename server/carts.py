@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..crdt import CartDoc
 from ..crdt.cart import init_server, new_line
+from ..crdt.schema import MAX_QTY
 from ..crdt.merge import (
     MergeError, MergePlan, apply_merge, check_mergeable, merged_source_status, plan_merge,
 )
@@ -16,7 +17,7 @@ from ..crdt.validate import check_line
 from . import auth
 from .access import grant_cart, may_open, record_lookup
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, ROOMS, STOCK, STORE
-from .errors import ApiError, busy_as_409, json_body
+from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import shop_event
 from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
 from .reconcile import sync_of
@@ -161,17 +162,28 @@ async def add_line(request: web.Request) -> web.Response:
     who, room = await editable_room(request)
     body = await json_body(request)
     line_id = new_id("l-")
-    personalisation = body.get("personalisation")
-    if personalisation is not None and not isinstance(personalisation, dict):
-        raise ApiError(400, "bad_line", "personalisation must be an object of field → text or list")
+    sku, qty = body.get("sku"), int_in(body, "qty", 1, MAX_QTY, "bad_line")
+    if not isinstance(sku, str):
+        raise ApiError(400, "bad_line", "sku must be a string")
+    personalisation = _personalisation(body.get("personalisation"))
     if len(room.cart.lines) >= request.app[CONFIG].limits.max_lines:
         raise ApiError(409, "too_many_lines", "the cart is full")
 
     def change(cart: CartDoc) -> None:
-        cart.lines[line_id] = new_line(body.get("sku"), body.get("qty"), who.sub,  # type: ignore[arg-type]
-                                       ROLE_CHANNEL.get(who.role, "api"), now_ms(), personalisation)
+        cart.lines[line_id] = new_line(sku, qty, who.sub, ROLE_CHANNEL.get(who.role, "api"), now_ms(), personalisation)
     await _edit(who, room, change, _line_check(request, line_id), line_id)
     return web.json_response({"lineId": line_id}, status=201)
+
+
+def _personalisation(value: Any) -> dict[str, str | list[str]] | None:
+    """The personalisation of a new line as the body gives it: field → text or list of texts
+    (their lengths are the product's to judge, after the write)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)) for v in value.values()):
+        raise ApiError(400, "bad_line", "personalisation must be an object of field → text or list of texts")
+    return value
 
 
 @api.add("PATCH", "/api/carts/{cartId}/lines/{lineId}", "Change a line's quantity",
@@ -180,7 +192,7 @@ async def add_line(request: web.Request) -> web.Response:
 async def set_qty(request: web.Request) -> web.Response:
     who, room = await editable_room(request)
     line_id = request.match_info["lineId"]
-    qty = (await json_body(request)).get("qty")
+    qty = int_in(await json_body(request), "qty", 1, MAX_QTY, "bad_line")
     if line_id not in room.cart.lines:
         raise ApiError(404, "no_line", "no such line")
 

@@ -7,11 +7,12 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ..crdt import FieldSpec, Product
+from ..crdt.schema import MAX_ITEMS, MAX_PRICE, MAX_QTY, MAX_STOCK, MAX_TEXT
 from . import auth
 from .appkeys import CATALOG, STOCK
-from .errors import ApiError, json_body
+from .errors import ApiError, int_in, json_body
 from .feeds import stock_events
-from .openapi import COUNT, COUNT_MAX, EVENTS, MONEY, NON_EMPTY, QTY, SSE, STRING, api, integer, obj, param, string
+from .openapi import COUNT, DELTA, EVENTS, NON_EMPTY, PRICE, QTY, SSE, STOCK, STRING, api, integer, obj, param, string
 from .stock import Level, StockError
 from .store import Store
 
@@ -21,16 +22,19 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
     def fail(message: str) -> ApiError:
         return ApiError(400, "bad_product", f"{sku}: {message}")
 
-    name, price = data.get("name"), data.get("price")
-    currency, max_qty = data.get("currency", "EUR"), data.get("maxQty", 99)
+    def number(given: dict[str, Any], name: str, default: int | None, low: int, high: int, field: str = "") -> int:
+        try:
+            return int_in({name: default, **given}, name, low, high, "bad_product")
+        except ApiError as exc:
+            raise fail(field + exc.message) from None
+
+    name, currency = data.get("name"), data.get("currency", "EUR")
     if not isinstance(name, str) or not name:
         raise fail("name must be a non-empty string")
-    if not isinstance(price, int) or isinstance(price, bool) or price < 0:
-        raise fail("price must be a non-negative integer in minor units")
+    price = number(data, "price", None, 0, MAX_PRICE)  # minor units
     if not isinstance(currency, str) or len(currency) != 3:
         raise fail("currency must be a 3-letter code")
-    if not isinstance(max_qty, int) or isinstance(max_qty, bool) or not 1 <= max_qty <= 10_000:
-        raise fail("maxQty must be an integer in 1..10000")
+    max_qty = number(data, "maxQty", 99, 1, MAX_QTY)
     fields = data.get("personalisation")
     fields = {} if fields is None else fields  # null: none; false, [] or "" are mistakes, not "none"
     if not isinstance(fields, dict):
@@ -39,13 +43,12 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
     for fname, spec in fields.items():
         if not isinstance(spec, dict) or spec.get("kind", "text") not in ("text", "list"):
             raise fail(f"personalisation field {fname!r} needs kind text or list")
-        max_length, max_items = spec.get("maxLength", 500), spec.get("maxItems", 200)
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (max_length, max_items)):
-            raise fail(f"personalisation field {fname!r}: maxLength and maxItems are integers of at least 1")
+        where = f"personalisation field {fname!r}: "
         if not isinstance(spec.get("required", False), bool):
-            raise fail(f"personalisation field {fname!r}: required is true or false")
-        specs[fname] = FieldSpec(kind=spec.get("kind", "text"), max_length=max_length, max_items=max_items,
-                                 required=spec.get("required", False))
+            raise fail(where + "required is true or false")
+        specs[fname] = FieldSpec(
+            kind=spec.get("kind", "text"), max_length=number(spec, "maxLength", 500, 1, MAX_TEXT, where),
+            max_items=number(spec, "maxItems", 200, 1, MAX_ITEMS, where), required=spec.get("required", False))
     return Product(sku, name, price, currency.upper(), max_qty, specs)
 
 
@@ -98,10 +101,10 @@ class CatalogCache:
 
 # -- HTTP: catalog and stock ------------------------------------------------------------
 
-FIELD = {"type": "object", "properties": {"kind": {"enum": ["text", "list"]}, "maxLength": integer(1),
-                                          "maxItems": integer(1), "required": {"type": "boolean"}}}
+FIELD = {"type": "object", "properties": {"kind": {"enum": ["text", "list"]}, "maxLength": integer(1, MAX_TEXT),
+                                          "maxItems": integer(1, MAX_ITEMS), "required": {"type": "boolean"}}}
 PRODUCT = obj(("sku", "name", "price", "currency", "maxQty", "personalisation"), sku=STRING, name=STRING,
-              price=MONEY, currency=STRING, maxQty=QTY, personalisation={"type": "object"})
+              price=PRICE, currency=STRING, maxQty=QTY, personalisation={"type": "object"})
 LEVEL = obj(("onHand", "held", "available"), onHand=COUNT, held=COUNT, available=COUNT)
 SKUS = param("comma-separated SKUs", string(1, pattern="[^,]"), required=True)
 
@@ -109,13 +112,6 @@ SKUS = param("comma-separated SKUs", string(1, pattern="[^,]"), required=True)
 def _admin(request: web.Request) -> None:
     if not auth.bearer(request).is_admin:
         raise ApiError(403, "forbidden", "only an admin may change the catalog or stock")
-
-
-def _int_field(body: dict[str, Any], name: str) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, f"bad_{name}", f"{name} must be an integer")
-    return value
 
 
 async def _stock_call(call: Awaitable[Level]) -> web.Response:
@@ -127,7 +123,7 @@ async def _stock_call(call: Awaitable[Level]) -> web.Response:
 
 
 @api.add("PUT", "/api/catalog/{sku}", "Create or replace a product", auth="admin", result=PRODUCT,
-         body=obj(("name", "price"), name=NON_EMPTY, price=MONEY, currency=string(3, 3), maxQty=QTY,
+         body=obj(("name", "price"), name=NON_EMPTY, price=PRICE, currency=string(3, 3), maxQty=QTY,
                   personalisation={"type": ["object", "null"], "additionalProperties": FIELD}))
 async def put_product(request: web.Request) -> web.Response:
     _admin(request)
@@ -147,24 +143,29 @@ async def list_products(request: web.Request) -> web.Response:
 
 # `(?!events$)`: the stock feed's own path is not a SKU, so /api/stock/events has only GET (and a 405 says so)
 @api.add("PUT", "/api/stock/{sku:(?!events$)[^/]+}", "Set on-hand (never below what carts hold)", auth="admin",
-         params={"sku": {**NON_EMPTY, "not": {"const": "events"}}}, body=obj(("onHand",), onHand=COUNT),
+         params={"sku": {**NON_EMPTY, "not": {"const": "events"}}}, body=obj(("onHand",), onHand=STOCK),
          errors=(405, 409), result=LEVEL)
 async def put_stock(request: web.Request) -> web.Response:
     _admin(request)
-    on_hand = _int_field(await json_body(request), "onHand")
+    on_hand = int_in(await json_body(request), "onHand", 0, MAX_STOCK, "bad_onHand")
     return await _stock_call(request.app[STOCK].set_on_hand(request.match_info["sku"], on_hand))
 
 
 @api.add("POST", "/api/stock/{sku}/adjust", "An in-store sale (-) or a delivery (+)", auth="admin",
-         body=obj(("delta", "reason"), delta=integer(-COUNT_MAX, COUNT_MAX), reason=NON_EMPTY), errors=(409,),
+         body=obj(("delta", "reason"), delta=DELTA, reason=NON_EMPTY), errors=(409,),
          result=LEVEL)
 async def adjust_stock(request: web.Request) -> web.Response:
     _admin(request)
     body = await json_body(request)
-    delta = _int_field(body, "delta")
+    delta = int_in(body, "delta", -MAX_STOCK, MAX_STOCK, "bad_delta")
     if not isinstance(body.get("reason"), str) or not body["reason"]:
         raise ApiError(400, "bad_reason", "say why stock changes: reason (e.g. 'in-store sale')")
-    return await _stock_call(request.app[STOCK].adjust(request.match_info["sku"], delta))
+    sku, stock = request.match_info["sku"], request.app[STOCK]
+    # Deliveries never take on-hand past MAX_STOCK (two at once may pass it by one delta, which
+    # still leaves every figure far below what JavaScript holds exactly).
+    if delta > 0 and (await stock.levels([sku]))[sku].on_hand + delta > MAX_STOCK:
+        raise ApiError(400, "bad_delta", f"on-hand may not go past {MAX_STOCK}")
+    return await _stock_call(stock.adjust(sku, delta))
 
 
 @api.add("GET", "/api/stock", "On-hand, held and available per SKU", auth=None,

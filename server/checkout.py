@@ -8,13 +8,14 @@ from aiohttp import web
 
 from ..crdt import CartDoc
 from ..crdt.cart import compute_pricing, plain, write_pricing
+from ..crdt.schema import MAX_AMOUNT
 from . import auth, webhooks
 from .access import may_see_order
 from .appkeys import CATALOG, DISCOUNTS, ROOMS, STOCK, STORE
 from .carts import new_id, open_record
-from .errors import ApiError, busy_as_409, json_body
+from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import customer_event, shop_event
-from .openapi import INTEGER, MONEY_MAX, STRING, api, integer, obj, string
+from .openapi import AMOUNT, INTEGER, STRING, api, integer, obj, string
 from .rooms import Room
 from .stock import StockError
 from .store import HoldRow, Store
@@ -43,10 +44,9 @@ def discount_rule(body: dict[str, Any]) -> dict[str, int]:
     percent, amount = body.get("percentOff"), body.get("amountOff")
     if (percent is None) == (amount is None):
         raise ApiError(400, "bad_discount", "give exactly one of percentOff (1..100) or amountOff (minor units)")
-    value = percent if percent is not None else amount
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or (percent is not None and value > 100):
-        raise ApiError(400, "bad_discount", "percentOff is an integer in 1..100, amountOff a positive integer")
-    return {"percentOff": value} if percent is not None else {"amountOff": value}
+    if percent is not None:
+        return {"percentOff": int_in(body, "percentOff", 1, 100, "bad_discount")}
+    return {"amountOff": int_in(body, "amountOff", 1, MAX_AMOUNT, "bad_discount")}  # minor units
 
 
 def _code(body: dict[str, Any]) -> str:
@@ -58,7 +58,7 @@ def _code(body: dict[str, Any]) -> str:
 
 # exactly one of the two; a null is as good as leaving it out (discount_rule reads them with .get)
 DISCOUNT = {"oneOf": [obj(("percentOff",), percentOff=integer(1, 100), amountOff={"type": "null"}),
-                      obj(("amountOff",), amountOff=integer(1, MONEY_MAX), percentOff={"type": "null"})]}
+                      obj(("amountOff",), amountOff=AMOUNT, percentOff={"type": "null"})]}
 CHECKED_OUT = obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER)
 ORDER = obj(("id", "cartId", "customerId", "state", "lines", "total", "history"), id=STRING, cartId=STRING,
             customerId=STRING, state=STRING, lines={"type": "array"}, total=INTEGER, history={"type": "array"})

@@ -11,6 +11,7 @@ import click
 from aiohttp import web
 
 from ..crdt import Limits
+from ..crdt.schema import MAX_LINES
 from . import auth, webhooks
 from .config import Config
 from .lock import data_dir_lock
@@ -52,7 +53,7 @@ def server_options(fn):
                      help="Largest websocket frame; bigger ones close with 4413.", **_env("MAX_MESSAGE_BYTES")),
         click.option("--max-messages-per-second", default=DEFAULTS.max_messages_per_second, show_default=True,
                      type=int, help="Per connection; more closes with 4429.", **_env("MAX_MESSAGES_PER_SECOND")),
-        click.option("--max-lines", default=Limits.max_lines, show_default=True, type=int,
+        click.option("--max-lines", default=Limits.max_lines, show_default=True, type=click.IntRange(1, MAX_LINES),
                      help="Lines per cart.", **_env("MAX_LINES")),
         click.option("--max-doc-bytes", default=Limits.max_doc_bytes, show_default=True, type=int,
                      help="Encoded size of one cart document.", **_env("MAX_DOC_BYTES")),

@@ -9,6 +9,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from ..crdt.raw import is_panic
 from .store import LockBusy, Store, held_lock
 
 log = logging.getLogger("livecart")
@@ -45,6 +46,11 @@ async def json_errors(
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")
+    except BaseException as exc:  # pycrdt's panics are BaseExceptions: still a 500, never a dropped request
+        if not is_panic(exc):
+            raise
+        log.error("pycrdt panicked on %s %s: %s", request.method, request.path, str(exc).splitlines()[0])
+        return error_response(500, "internal", "internal server error")
 
 
 def _number(text: str) -> float | int:
@@ -62,6 +68,15 @@ async def json_body(request: web.Request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "request body must be a JSON object")
     return body
+
+
+def int_in(body: dict, name: str, low: int, high: int, code: str) -> int:
+    """`body[name]` as an integer in low..high (JSON numbers beyond what JavaScript holds
+    exactly, or money sums can take, are refused here, before anything is written)."""
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ApiError(400, code, f"{name} must be an integer in {low}..{high}")
+    return value
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..crdt import Product
+from ..crdt.schema import MAX_STOCK
 from .catalog import product_from_json, product_to_json
 from .errors import ApiError
 
@@ -79,8 +80,8 @@ def parse_row(number: int, data: dict[str, Any]) -> Row:
     except ApiError as exc:
         raise BadRow(number, exc.message) from None
     on_hand = data.get("onHand")
-    if on_hand is not None and (not isinstance(on_hand, int) or isinstance(on_hand, bool) or on_hand < 0):
-        raise BadRow(number, "onHand must be a whole number ≥ 0")
+    if on_hand is not None and (not isinstance(on_hand, int) or isinstance(on_hand, bool) or not 0 <= on_hand <= MAX_STOCK):
+        raise BadRow(number, f"onHand must be a whole number in 0..{MAX_STOCK}")
     return Row(product, on_hand)
 
 

@@ -7,6 +7,8 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from ..crdt.schema import MAX_AMOUNT, MAX_ITEMS, MAX_PRICE, MAX_QTY, MAX_SAFE_INTEGER, MAX_STOCK, MAX_TEXT
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -94,11 +96,13 @@ def string(min_length: int = 0, max_length: int | None = None, **more: Any) -> d
 STRING: dict[str, Any] = {"type": "string"}
 NON_EMPTY: dict[str, Any] = string(1)
 INTEGER: dict[str, Any] = {"type": "integer"}
-COUNT_MAX = 2**53 - 1  # the largest integer every JSON reader (JavaScript's included) keeps exact
-MONEY_MAX = 10**12  # minor units: ten billion in a currency of cents
-COUNT = integer(0, COUNT_MAX)
-MONEY = integer(0, MONEY_MAX)
-QTY = integer(1, 10_000)  # a product's maxQty is at most 10,000 (catalog.product_from_json)
+# The bounds the handlers enforce (crdt/schema.py), so the document says what the server does.
+COUNT = integer(0, MAX_SAFE_INTEGER)  # the largest integer every JSON reader (JavaScript's included) keeps exact
+PRICE = integer(0, MAX_PRICE)
+AMOUNT = integer(1, MAX_AMOUNT)
+STOCK = integer(0, MAX_STOCK)
+DELTA = integer(-MAX_STOCK, MAX_STOCK)
+QTY = integer(1, MAX_QTY)
 SSE = "text/event-stream"
 EVENTS: dict[str, Any] = obj(("data",), data=STRING, event=STRING, id=STRING)  # each `data:` holds a JSON event
 

@@ -38,6 +38,13 @@ class LimitedSocket(web.WebSocketResponse):
         self._request, self.max_bytes = request, max_bytes
         self.refusing = False  # its close frame is out: whoever writes to its transport must stop
 
+    def _reset_heartbeat(self) -> None:
+        # aiohttp (3.14) re-arms the heartbeat when bytes arrive after `close()` (the peer's own
+        # close frame): the timer then keeps the closed socket, its request and handler alive for
+        # 1.5 × the heartbeat (45 s here), which a burst of short connections turns into megabytes.
+        if not (self._closed or self._closing):
+            super()._reset_heartbeat()
+
     async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
         refused = self._refusal(code)  # only aiohttp's reader closes with these codes
         if refused is not None and not self.closed:

@@ -13,7 +13,7 @@ import schemathesis
 from harness import SECRET
 from livecart.server import app as _app, auth  # noqa: F401 (the app module registers every route)
 from livecart.server.api import _version
-from livecart.server.openapi import COUNT_MAX, MONEY_MAX, api
+from livecart.server.openapi import api
 from processes import ServerProcess
 
 ADMIN = auth.mint(SECRET, "root", "admin", ttl_seconds=3600)
@@ -92,19 +92,6 @@ def schema_for(token: str, examples: int, coverage: bool = True) -> schemathesis
 as_admin, as_customer = schema_for(ADMIN, 15), schema_for(ALICE, 8, coverage=False)
 
 
-def overflows(value: Any, key: str = "") -> bool:
-    """Numbers past the document's bounds (2^53-1 for counts, 10^12 for money), and stock changes big enough
-    to add up past 2^53-1: issue 16 #3, which another change bounds in the handlers; until it lands these
-    cases are left out (remove this then)."""
-    if isinstance(value, dict):
-        return any(overflows(v, k) for k, v in value.items())
-    if isinstance(value, list):
-        return any(overflows(v, key) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return abs(value) > (MONEY_MAX if key in ("price", "amountOff", "onHand", "delta") else COUNT_MAX)
-    return False
-
-
 def test_the_document_tested_is_the_one_served(shop: Shop) -> None:
     with urllib.request.urlopen(shop.server.base + "/api/openapi.json", timeout=30) as r:
         assert json.loads(r.read()) == DOCUMENT
@@ -112,13 +99,11 @@ def test_the_document_tested_is_the_one_served(shop: Shop) -> None:
 
 @as_admin.parametrize()
 def test_api_as_admin(case: schemathesis.Case, shop: Shop) -> None:
-    if not overflows(case.body):
-        shop.aim(case)
-        case.call_and_validate(base_url=shop.server.base)
+    shop.aim(case)
+    case.call_and_validate(base_url=shop.server.base)
 
 
 @as_customer.parametrize()
 def test_api_as_a_customer(case: schemathesis.Case, shop: Shop) -> None:
-    if not overflows(case.body):
-        shop.aim(case)
-        case.call_and_validate(base_url=shop.server.base)
+    shop.aim(case)
+    case.call_and_validate(base_url=shop.server.base)
