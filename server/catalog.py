@@ -12,7 +12,7 @@ from . import auth
 from .appkeys import CATALOG, STOCK
 from .errors import ApiError, int_in, json_body
 from .feeds import stock_events
-from .openapi import COUNT, DELTA, EVENTS, NON_EMPTY, PRICE, QTY, SSE, STOCK, STRING, api, integer, obj, param, string
+from .openapi import COUNT, DELTA, EVENTS, NON_EMPTY, ON_HAND, PRICE, QTY, SSE, STRING, api, integer, obj, param, string
 from .stock import Level, StockError
 from .store import Store
 
@@ -143,7 +143,7 @@ async def list_products(request: web.Request) -> web.Response:
 
 # `(?!events$)`: the stock feed's own path is not a SKU, so /api/stock/events has only GET (and a 405 says so)
 @api.add("PUT", "/api/stock/{sku:(?!events$)[^/]+}", "Set on-hand (never below what carts hold)", auth="admin",
-         params={"sku": {**NON_EMPTY, "not": {"const": "events"}}}, body=obj(("onHand",), onHand=STOCK),
+         params={"sku": {**NON_EMPTY, "not": {"const": "events"}}}, body=obj(("onHand",), onHand=ON_HAND),
          errors=(405, 409), result=LEVEL)
 async def put_stock(request: web.Request) -> web.Response:
     _admin(request)

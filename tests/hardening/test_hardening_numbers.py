@@ -154,7 +154,7 @@ async def test_the_dearest_cart_is_priced_exactly_in_javascript_numbers(
 
 @pytest.mark.parametrize("rule", [
     {"amountOff": 2**64}, {"amountOff": 2**63 - 1}, {"amountOff": MAX_AMOUNT + 1}, {"percentOff": 2**64},
-    {"amountOff": 1e3}, {"percentOff": 101},
+    {"amountOff": 1.5e3 + 0.5}, {"percentOff": 101},  # a whole 1e3 is the integer 1000 (json_body)
 ])
 async def test_discount_numbers_out_of_range_are_a_400_and_the_cart_keeps_its_offers(
         api: Api, rule: dict[str, Any]) -> None:
@@ -169,7 +169,7 @@ async def test_discount_numbers_out_of_range_are_a_400_and_the_cart_keeps_its_of
 
 @pytest.mark.parametrize("path,body", [
     ("/api/stock/MUG", {"onHand": 2**64}), ("/api/stock/MUG", {"onHand": MAX_STOCK + 1}),
-    ("/api/stock/MUG", {"onHand": 1e3}), ("/api/stock/MUG/adjust", {"delta": 2**64, "reason": "x"}),
+    ("/api/stock/MUG", {"onHand": 1e3 + 0.5}), ("/api/stock/MUG/adjust", {"delta": 2**64, "reason": "x"}),
     ("/api/stock/MUG/adjust", {"delta": -(2**64), "reason": "x"}),
     ("/api/stock/MUG/adjust", {"delta": MAX_STOCK, "reason": "delivery"}),  # onHand 10 + delta > MAX_STOCK
 ])
