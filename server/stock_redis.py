@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from .stock import Decision, HoldKey, HoldListener, Level, LevelListener, StockError, Want
 from .store import HoldRow
 from .store.redis import SET_ON_HAND, Keys, connect
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("livecart.stock")
 
@@ -184,11 +185,7 @@ class RedisStock:
 
     async def stop(self) -> None:
         if self._sweeper:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._sweeper)  # a single cancel can be lost mid-command (see tasks.py)
             self._sweeper = None
         await self.r.aclose()
 
