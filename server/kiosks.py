@@ -14,6 +14,7 @@ from .carts import active_cart
 from .errors import ApiError, json_body
 from .invites import new_code
 from .openapi import INTEGER, STRING, api, obj
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("livecart.kiosks")
 CODE_TTL = 5 * 60
@@ -132,7 +133,7 @@ async def idle_sweeper(app: web.Application) -> AsyncIterator[None]:
                 log.warning("kiosk idle sweep failed: %s", exc)
     task = asyncio.ensure_future(sweep())
     yield
-    task.cancel()
+    await cancel_and_wait(task)  # ended before the store closes (a single cancel can be lost)
 
 
 def on_client_edit(app: web.Application):

@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ..crdt.schema import MAX_AMOUNT, MAX_ITEMS, MAX_PRICE, MAX_QTY, MAX_SAFE_INTEGER, MAX_STOCK, MAX_TEXT
+from ..crdt.schema import MAX_AMOUNT, MAX_PRICE, MAX_QTY, MAX_SAFE_INTEGER, MAX_STOCK
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

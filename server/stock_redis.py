@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from .stock import Decision, HoldKey, HoldListener, Level, LevelListener, StockError, Want
 from .store import HoldRow
 from .store.redis import SET_ON_HAND, Keys, connect
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("livecart.stock")
 
@@ -202,12 +203,9 @@ class RedisStock:
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def stop(self) -> None:
-        sweeper, self._sweeper = self._sweeper, None
-        while sweeper is not None and not sweeper.done():
-            # Asked again until it ends: a cancel that lands inside a redis-py call can be
-            # swallowed there, and the sweeper would then sweep on for ever.
-            sweeper.cancel()
-            await asyncio.wait({sweeper}, timeout=0.5)
+        if self._sweeper:
+            await cancel_and_wait(self._sweeper)  # a single cancel can be lost mid-command (see tasks.py)
+            self._sweeper = None
         await self.r.aclose()
 
     async def _sweep_forever(self) -> None:

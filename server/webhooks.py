@@ -48,6 +48,7 @@ from ..crdt import CartDoc
 from ..crdt.cart import plain
 
 from .appkeys import CONFIG, ROOMS, STOCK, STORE
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("livecart.webhooks")
 
@@ -149,11 +150,7 @@ async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.ensure_future(_deliver_loop(app, state, session)),
              asyncio.ensure_future(_abandoned_loop(app, state))]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(*tasks)  # a single cancel can be lost in wait_for (see tasks.py)
     with suppress(Exception):
         await _flush_activity(app, state)
     if state.writes:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator

@@ -31,7 +31,7 @@ class ServerProcess:
             [str(exe), "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
              "--jwt-secret", SECRET, "--room-grace", "0.5", "--log-level", "warning", *self.args],
             stdout=self.log, stderr=self.log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a busy machine starts Python slowly; this only stops a hang
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"livecart exited with {self.proc.returncode}; see {self.log.name}")

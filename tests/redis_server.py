@@ -30,7 +30,7 @@ class RedisServer:
                 "--save", "", "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
                 "--protected-mode", "no", "--loglevel", "warning"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:

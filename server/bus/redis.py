@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from ..store.redis import split_prefix
+from ..tasks import cancel_and_wait
 from . import CartHandler, CartMessage, EventHandler, new_process_id
 
 log = logging.getLogger("livecart.bus")
@@ -45,9 +46,7 @@ class RedisBus:
         self._tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._publish())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)  # a single cancel can be lost mid-command (see tasks.py)
         await self._pubsub.aclose()
         await self._redis.aclose()
 

@@ -1,5 +1,9 @@
 """The demo pages in real headless Chromium (Debian's), against a real `livecart demo`: issue 8's scenarios,
-and a screenshot of every page at phone and desktop width kept under test-artifacts/."""
+and a screenshot of every page at phone and desktop width kept under test-artifacts/.
+
+Each test has a demo server of its own: a scenario that holds the last unit of a SKU, places an
+order or signs a kiosk in must not change what the next test sees (one shared server did: a
+failed `sold` left its hold, and the screenshots then could not take the last mug)."""
 from __future__ import annotations
 
 import shutil
@@ -18,6 +22,9 @@ import flows  # noqa: E402
 import screenshots  # noqa: E402
 
 ARTIFACTS = screenshots.REPO / "test-artifacts"
+# Chromium on a busy 2-core machine: a full set of screenshots took 203 s under load 18. The
+# project-wide 240 s per test is a hang stopper; here a hang is told from slowness at 600 s.
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +37,10 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def demo() -> Iterator[str]:
-    server = screenshots.Server(["--kiosk-idle", "4"])
+    """A fresh `livecart demo` for this test alone."""
+    server = screenshots.Server()
     yield server.url
     server.stop()
 
@@ -55,13 +63,17 @@ def run_scenario(browser: Browser, url: str, scenario: Callable[..., None], name
 
 
 @pytest.mark.parametrize("name", list(flows.SCENARIOS))
-def test_scenario(browser: Browser, demo: str, name: str) -> None:
-    """sold: the last unit shows sold on another storefront within 1 s, and back when removed;
+def test_scenario(browser: Browser, name: str) -> None:
+    """sold: the last unit shows sold on another storefront without a refresh, and back when removed;
     merge: assistant and customer co-edit, the walk-in merges and the assistant follows;
     typing: personalisation appears character by character in the admin's view;
     kiosk: idle sign-out clears the screen and the kiosk can no longer open the cart;
     order: the admin is told of the carted item, dispatches, the customer sees the new status."""
-    run_scenario(browser, demo, flows.SCENARIOS[name], name)
+    server = flows.demo_server(name)  # its own, with the scenario's options (the kiosk's idle time)
+    try:
+        run_scenario(browser, server.url, flows.SCENARIOS[name], name)
+    finally:
+        server.stop()
 
 
 def test_every_page_at_phone_and_desktop_width(browser: Browser, demo: str) -> None:
@@ -69,7 +81,11 @@ def test_every_page_at_phone_and_desktop_width(browser: Browser, demo: str) -> N
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     problems: list[str] = []
-    screenshots.run(browser, demo, out, set(), problems)
+    try:
+        screenshots.run(browser, demo, out, set(), problems)
+    finally:
+        for ctx in list(browser.contexts):  # what a failed run left open is no later test's
+            ctx.close()
     assert not problems, "; ".join(problems)
     pages = {"storefront", "cart", "assistant", "call-centre", "kiosk", "kiosk-session", "admin"}
     for page in pages:

@@ -86,7 +86,7 @@ async def held_cart(lc: Livecart, owner: str, qty: int = 1) -> tuple[str, str]:
 
     async def held() -> bool:
         return await shown_status(lc, cart, owner, line) == "held"
-    await eventually(held, timeout=10, what=f"{owner}'s hold")
+    await eventually(held, what=f"{owner}'s hold")
     return cart, line
 
 
@@ -122,7 +122,7 @@ def lose_expiry_notices(lc: Livecart) -> None:
 async def expired_in_stock(lc: Livecart, on_hand: int) -> None:
     async def gone() -> bool:
         return await stock_of(lc) == {"onHand": on_hand, "held": 0, "available": on_hand}
-    await eventually(gone, timeout=10, what="the holds to expire in the stock authority")
+    await eventually(gone, what="the holds to expire in the stock authority")
 
 
 async def open_shop(lc: Livecart, on_hand: int) -> None:
@@ -152,7 +152,7 @@ async def test_a_hold_that_expired_in_a_crash_is_shown_expired_and_its_cart_cann
     assert await stock_of(lc) == {"onHand": 0, "held": 0, "available": 0}
     # Opening the cart (a reload) shows `expired` in the document itself.
     client = await lc.client(stale, lc.token("alice"))
-    await eventually(lambda: client.snapshot()["server"]["holds"][line]["status"] == "expired", timeout=10, what="expired shown")
+    await eventually(lambda: client.snapshot()["server"]["holds"][line]["status"] == "expired", what="expired shown")
 
 
 async def test_a_payment_never_confirms_units_the_authority_no_longer_holds(shop: Shop) -> None:
@@ -255,8 +255,8 @@ async def test_a_hold_whose_line_was_removed_before_a_crash_goes_back_when_the_c
 
     async def returned() -> bool:
         return (await stock_of(lc))["held"] == 0
-    await eventually(returned, timeout=10, what="the stranded hold to go back to stock")
-    await eventually(lambda: line not in client.snapshot()["server"]["holds"], timeout=10,
+    await eventually(returned, what="the stranded hold to go back to stock")
+    await eventually(lambda: line not in client.snapshot()["server"]["holds"],
                      what="no hold shown for the gone line")
     assert await stock_of(lc) == {"onHand": 2, "held": 0, "available": 2}
 
@@ -270,10 +270,10 @@ async def test_on_sqlite_a_socket_edit_and_its_release_are_committed_together(tm
         client = await lc.client(cart, lc.token("alice"))
         client.lines["l1"] = new_line("MUG", 2, "alice", "web", 1)
         await eventually(lambda: (client.snapshot()["server"]["holds"].get("l1") or {}).get("status") == "held",
-                         timeout=10, what="held")
+                         what="held")
         lost = lose_releases(lc)  # a background release would never arrive: only one decided with the edit counts
         del client.lines["l1"]
-        await eventually(lambda: "l1" not in client.snapshot()["server"]["holds"], timeout=10, what="the answer to the removal")
+        await eventually(lambda: "l1" not in client.snapshot()["server"]["holds"], what="the answer to the removal")
         await client.close()
         try:
             lc = await shop.restart()
@@ -300,7 +300,7 @@ async def test_after_a_redis_outage_a_process_releases_holds_whose_line_another_
         lost = lose_releases(on_b)
         status, _ = await on_b.call("DELETE", f"/api/carts/{cart}/lines/{line}", on_b.token("alice"))
         assert status == 200
-        await eventually(lambda: line not in client.snapshot()["lines"], timeout=10, what="A sees the removal")
+        await eventually(lambda: line not in client.snapshot()["lines"], what="A sees the removal")
         try:
             await b.stop()  # B dies with the release in flight
         finally:
@@ -341,7 +341,7 @@ async def test_rooms_loaded_by_http_requests_unload_and_keep_their_edits(lc: Liv
 
     async def unloaded() -> bool:
         return await rooms_loaded(lc) == 0
-    await eventually(unloaded, timeout=10, what="every HTTP-loaded room to unload")
+    await eventually(unloaded, what="every HTTP-loaded room to unload")
     for cart, owner, line in carts:
         body = await cart_json(lc, cart, owner)
         assert body["lines"][line]["qty"] == 2
@@ -359,4 +359,4 @@ async def test_a_socket_joining_keeps_an_http_loaded_room_until_it_leaves(lc: Li
 
     async def unloaded() -> bool:
         return await rooms_loaded(lc) == 0
-    await eventually(unloaded, timeout=10, what="the room to unload once the socket left")
+    await eventually(unloaded, what="the room to unload once the socket left")

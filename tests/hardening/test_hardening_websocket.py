@@ -100,12 +100,12 @@ async def test_awareness_that_is_not_an_object_is_refused_and_presence_keeps_flo
     await bad.send_bytes(awareness_frame([(ATTACKER_ID, 1, state)]))
     honest = await lc.client(cart)
     await honest.set_presence({"user": {"name": "Ann", "role": "customer"}})
-    await eventually(lambda: any(p and p[-1]["name"] == "Ann" for p in feed.presence(cart)), timeout=10,
+    await eventually(lambda: any(p and p[-1]["name"] == "Ann" for p in feed.presence(cart)),
                      what="cart.presence naming the honest client")
     code, reason = await close_of(bad)
     assert code == 4400 and "object" in reason, (code, reason)
     await honest.set_presence({"user": {"name": "Ann B", "role": "customer"}})
-    await eventually(lambda: any(p and p[-1]["name"] == "Ann B" for p in feed.presence(cart)), timeout=10,
+    await eventually(lambda: any(p and p[-1]["name"] == "Ann B" for p in feed.presence(cart)),
                      what="the next cart.presence")
     assert all(entry["clientId"] != ATTACKER_ID for present in feed.presence(cart) for entry in present)
     await feed.ws.close()

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import orjson
 
 from harness import Livecart
 from livecart.crdt.cart import new_line
-from pycrdt import Map, Text
+from pycrdt import Text
 from yclient import YClient, eventually
 
 INVITE = {"personalisation": {"names": {"kind": "text", "maxLength": 60, "required": True},
@@ -137,7 +136,9 @@ async def test_concurrent_checkouts_make_one_order(lc: Livecart) -> None:
     tok = lc.token("zoe")
     cart = await lc.cart("zoe")
     assert (await lc.call("POST", f"/api/carts/{cart}/lines", tok, json={"sku": "TEE", "qty": 1}))[0] == 201
-    await asyncio.sleep(0.2)
+    watcher = await lc.client(cart, tok)  # the hold decided, not a guess that 0.2 s was enough
+    await eventually(lambda: [h.get("status") for h in watcher.snapshot()["server"].get("holds", {}).values()]
+                     == ["held"], what="held")
     results = await asyncio.gather(*(lc.call("POST", f"/api/carts/{cart}/checkout", tok) for _ in range(6)))
     ids = {body["orderId"] for status, body in results if status in (200, 201)}
     assert len(ids) == 1

@@ -153,17 +153,22 @@ async def test_kiosk_sign_out_closes_its_socket_and_revokes_access_but_not_the_p
 
 
 async def test_kiosk_signs_out_by_itself_when_idle(tmp_path, session) -> None:
-    lc = await Livecart(make_config(tmp_path, kiosk_idle_seconds=0.6), session).start()
+    # Pings 0.25 s apart against a 3 s idle time: a busy machine would have to hold one ping back
+    # for over ten times its interval to sign the kiosk out early (0.3 s against 0.6 s was flaky).
+    idle = 3.0
+    lc = await Livecart(make_config(tmp_path, kiosk_idle_seconds=idle), session).start()
     await lc.product("TEE")
     cart = await lc.cart("kim")
     _, code = await lc.call("POST", "/api/kiosk-codes", lc.token("kim"))
     kiosk = lc.token("k9", "kiosk")
-    await lc.call("POST", "/api/kiosks/k9/sessions", kiosk, json={"code": code["code"]})
+    signed_in = time.monotonic()
+    assert (await lc.call("POST", "/api/kiosks/k9/sessions", kiosk, json={"code": code["code"]}))[0] == 201
     screen = await lc.client(cart, kiosk)
-    for _ in range(4):  # pings keep it signed in
-        await asyncio.sleep(0.3)
+    while time.monotonic() < signed_in + idle + 0.5:  # pings keep it signed in past its idle time
+        await asyncio.sleep(0.25)
         assert (await lc.call("POST", "/api/kiosks/k9/sessions/ping", kiosk))[0] == 200
-    code_, reason = await screen.wait_closed(timeout=5)
+    assert not screen.closed.is_set()
+    code_, reason = await screen.wait_closed()
     assert code_ == 4403 and "idle" in reason
     assert (await lc.call("GET", "/api/kiosks/k9/sessions", kiosk))[0] == 404
     await lc.stop()

@@ -14,7 +14,7 @@ from livecart.crdt.cart import new_line
 from livecart.server import auth
 from processes import ServerProcess
 from redis_server import RedisServer
-from yclient import YClient, eventually
+from yclient import WAIT, YClient, eventually
 
 ADMIN = auth.mint(SECRET, "root", "admin")
 
@@ -109,7 +109,7 @@ async def test_last_item_race_across_three_processes(cluster, http) -> None:
 
     def holds() -> list[dict | None]:
         return [c.snapshot()["server"]["holds"].get("l1") for c in clients]
-    await eventually(lambda: all(holds()), timeout=20, what="all 60 decided")
+    await eventually(lambda: all(holds()), what="all 60 decided")
     assert sum(h["qty"] for h in holds()) == 5
     assert [h["status"] for h in holds()].count("unavailable") == 55
 
@@ -154,17 +154,17 @@ async def test_redis_restart_servers_reconnect_and_clients_get_a_clear_close(clu
     await eventually(lambda: "before" in on_b.lines, what="relay before the outage")
     redis.kill()
     add(on_a, "during")  # cannot be stored: the writer is closed with 1011, not left hanging
-    code, _ = await on_a.wait_closed(timeout=10)
+    code, _ = await on_a.wait_closed()
     assert code == 1011
     fresh = await YClient(http, a.ws(f"/ws/carts/{cart}?token={token('alice')}")).connect()
-    code, reason = await fresh.wait_closed(timeout=10)  # while Redis is down: a clear close, not a hang
+    code, reason = await fresh.wait_closed()  # while Redis is down: a clear close, not a hang
     assert code == 1011 and "storage" in reason
     redis.start()  # same port, AOF: everything acknowledged is back
     async def reconnected() -> YClient:
         for _ in range(50):
             c = await YClient(http, a.ws(f"/ws/carts/{cart}?token={token('alice')}")).connect()
             try:
-                await c.wait_synced(timeout=2)
+                await c.wait_synced(timeout=5)
                 return c
             except asyncio.TimeoutError:
                 await c.close()
@@ -173,9 +173,9 @@ async def test_redis_restart_servers_reconnect_and_clients_get_a_clear_close(clu
     back_a = await reconnected()
     assert "before" in back_a.lines
     add(back_a, "after")
-    await eventually(lambda: "after" in on_b.lines or on_b.closed.is_set(), timeout=10, what="relay after")
+    await eventually(lambda: "after" in on_b.lines or on_b.closed.is_set(), what="relay after")
     back_b = await YClient(http, b.ws(f"/ws/carts/{cart}?token={token('alice')}")).connect()
-    await back_b.wait_synced(timeout=5)
+    await back_b.wait_synced()
     await eventually(lambda: {"before", "after"} <= set(back_b.lines), what="both processes agree")
     for c in (back_a, back_b, on_b):
         await c.close()
@@ -186,12 +186,15 @@ async def test_identity_and_checkout_work_across_processes(cluster, http) -> Non
     a, b, c = cluster
     await setup_shop(http, a.base, on_hand=3)
     shop: list[dict] = []
+    listening = asyncio.Event()
 
     async def admin_feed() -> None:
         async with http.ws_connect(c.ws(f"/ws/admin?token={ADMIN}")) as ws:
+            listening.set()
             async for msg in ws:
                 shop.append(orjson.loads(msg.data))
     feed = asyncio.ensure_future(admin_feed())
+    await asyncio.wait_for(listening.wait(), WAIT)  # connected before the edits it must hear of
     # a kiosk on process A loses its socket when it is signed out through process B
     cart = await new_cart(http, a.base, "kim")
     status, code = await call(http, "POST", f"{a.base}/api/kiosk-codes", token("kim"))

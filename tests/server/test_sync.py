@@ -15,7 +15,7 @@ from pycrdt import Doc, Map
 from harness import Livecart, make_config
 from livecart.crdt.cart import CartDoc, new_line
 from livecart.server.appkeys import ROOMS, STORE
-from livecart.crdt.protocol import awareness_message, sync_step1, update_message
+from livecart.crdt.protocol import Kind, awareness_message, parse, sync_step1, update_message
 from yclient import eventually
 
 
@@ -158,7 +158,7 @@ async def test_room_unloads_after_the_grace_period_and_reloads_from_the_store(lc
     add_line(client, "l1")
     assert cart in lc.app[ROOMS].rooms
     await client.close()
-    await eventually(lambda: cart not in lc.app[ROOMS].rooms, timeout=3, what="unload")
+    await eventually(lambda: cart not in lc.app[ROOMS].rooms, what="unload")
     again = await lc.client(cart)
     assert again.snapshot()["lines"]["l1"]["sku"] == "MUG"
 
@@ -195,17 +195,19 @@ async def test_awareness_echoes_are_not_rebroadcast_and_leaving_removes_only_you
     await b.set_presence({"user": {"name": "B"}})
     await eventually(lambda: {a.awareness.client_id, b.awareness.client_id} <= set(c.awareness.states),
                      what="presence everywhere")
-    await asyncio.sleep(0.1)
     frames = len(c.received)
     # the stock client re-sends every state it applies: an echo of A's state (same clock) from B
     echo = b.awareness.encode_awareness_update([a.awareness.client_id])
     for _ in range(5):
         await b.send_raw(awareness_message(echo))
-    await asyncio.sleep(0.2)
-    assert len(c.received) == frames  # nothing new: not relayed
+    # B's frames are handled in order: once C has B's next edit, the echoes were handled before it
+    b.meta["note"] = "after the echoes"
+    await eventually(lambda: c.meta.get("note") == "after the echoes", what="B's edit after the echoes")
+    assert [parse(m).kind for m in c.received[frames:]] == [Kind.UPDATE]  # the edit; no echo relayed
     await b.close()  # B echoed A's state, but leaving takes only B's presence away
     await eventually(lambda: b.awareness.client_id not in c.awareness.states, what="B gone")
-    await asyncio.sleep(0.1)
+    a.meta["note"] = "A is still here"  # sent after B's leaving was handled: C gets it after any removal
+    await eventually(lambda: c.meta.get("note") == "A is still here", what="A's edit after B left")
     assert a.awareness.client_id in c.awareness.states
 
 
@@ -261,7 +263,7 @@ async def test_a_reader_that_stops_reading_is_cut_off_and_the_room_carries_on(lc
         await asyncio.sleep(0.002 if i % 4 == 0 else 0)
         if stalled_conn not in room.conns:
             break
-    await eventually(lambda: stalled_conn not in room.conns, what="the stalled socket cut off", timeout=20)
+    await eventually(lambda: stalled_conn not in room.conns, what="the stalled socket cut off")
     assert stalled_conn.closing is not None and stalled_conn.transport.is_closing()
     await eventually(lambda: str(reader.meta.get("note", "")) == str(writer.meta["note"]), what="reader caught up")
     assert room.conns == readers and writer.close_code is None and reader.close_code is None

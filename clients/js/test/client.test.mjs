@@ -14,7 +14,7 @@ import {
   ForbiddenError, MergedError, NotAvailableError, NotFoundError, RejectedError, UnauthorizedError,
   createClient, errorFromClose, mergeTarget, openCart, watchStock
 } from '../src/index.js'
-import { LivecartServer, mintToken, waitFor } from './helpers.mjs'
+import { LivecartServer, SUITE_TIMEOUT_MS, mintToken, waitFor } from './helpers.mjs'
 
 const LAST = 'MUG-LAST' // demo catalog: one on hand
 const MUG = 'MUG-CLASSIC' // maxQty 10
@@ -24,7 +24,7 @@ const INVITE = 'INVITE-WEDDING' // personalisation: names, date, wording (text),
 const open = new Set()
 const track = (thing) => { open.add(thing); return thing }
 
-describe('client library against livecart demo', { timeout: 60_000 }, () => {
+describe('client library against livecart demo', { timeout: SUITE_TIMEOUT_MS }, () => {
   /** @type {LivecartServer} */
   let server
 
@@ -220,7 +220,7 @@ describe('client library against livecart demo', { timeout: 60_000 }, () => {
   })
 })
 
-describe('client library across a server restart', { timeout: 60_000 }, () => {
+describe('client library across a server restart', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('the cart and the stock feed reconnect by themselves; edits made while down are kept', async () => {
     const server = await LivecartServer.start({ command: 'demo' })
     try {
@@ -239,9 +239,9 @@ describe('client library across a server restart', { timeout: 60_000 }, () => {
       const offline = cart.addLine(MUG, 2) // made while the server is down
       await server.restart()
 
-      await waitFor(() => cart.connection === 'connected' && cart.synced, 'the cart to reconnect', 10_000)
-      await waitFor(() => cart.holds[offline]?.status === 'held', 'the offline edit reached the server and got its hold', 10_000)
-      await waitFor(() => stock.status === 'open' && stock.levels.get(MUG) === 37, 'the feed to reconnect with the new level', 10_000)
+      await waitFor(() => cart.connection === 'connected' && cart.synced, 'the cart to reconnect')
+      await waitFor(() => cart.holds[offline]?.status === 'held', 'the offline edit reached the server and got its hold')
+      await waitFor(() => stock.status === 'open' && stock.levels.get(MUG) === 37, 'the feed to reconnect with the new level')
       assert.ok(statuses.includes('disconnected') || statuses.includes('connecting'), JSON.stringify(statuses))
       assert.equal(cart.error, null)
     } finally {
@@ -252,7 +252,7 @@ describe('client library across a server restart', { timeout: 60_000 }, () => {
   })
 })
 
-describe('client library against a scripted y-protocols server', { timeout: 30_000 }, () => {
+describe('client library against a scripted y-protocols server', { timeout: SUITE_TIMEOUT_MS }, () => {
   /** A minimal y-websocket server: syncs each room's doc; `script[room]` may close sockets instead. */
   let wss
   let url

@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, test } from 'node:test'
-import { Clients, LivecartServer, addLine, closeOf, linesOf, mintToken, waitFor } from './helpers.mjs'
+import { Clients, LivecartServer, SUITE_TIMEOUT_MS, addLine, closeOf, linesOf, mintToken, waitFor } from './helpers.mjs'
 
 const LAST = 'last-one'
 const TEE = 'tee'
 
-describe('stock and identity through y-websocket', { timeout: 60_000 }, () => {
+describe('stock and identity through y-websocket', { timeout: SUITE_TIMEOUT_MS }, () => {
   /** @type {LivecartServer} */
   let server
   const clients = new Clients()

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { isDeepStrictEqual } from 'node:util'
-import { Clients, LivecartServer, addLine, linesOf, mintToken, waitFor } from './helpers.mjs'
+import { Clients, LivecartServer, SUITE_TIMEOUT_MS, addLine, linesOf, mintToken, waitFor } from './helpers.mjs'
 
 const MUG = 'mug'
 
@@ -34,7 +34,7 @@ async function startRedis () {
   await waitFor(() => new Promise((resolve) => {
     const socket = createConnectionSafe(port, resolve)
     socket.on('error', () => resolve(false))
-  }), 'redis-server to answer', 10_000)
+  }), 'redis-server to answer')
   return { url, stop: async () => { child.kill('SIGKILL'); await rm(dir, { recursive: true, force: true }) } }
 }
 
@@ -45,7 +45,7 @@ function createConnectionSafe (port, resolve) {
   return socket
 }
 
-describe('y-websocket clients on three processes sharing Redis', { timeout: 90_000 }, () => {
+describe('y-websocket clients on three processes sharing Redis', { timeout: SUITE_TIMEOUT_MS }, () => {
   let redis
   /** @type {LivecartServer[]} */
   let servers = []
@@ -75,7 +75,7 @@ describe('y-websocket clients on three processes sharing Redis', { timeout: 90_0
       ids.push(addLine(a.doc, MUG, { addedBy: 'alice' }), addLine(b.doc, MUG, { qty: 2, addedBy: 'alice' }))
     }
     const same = () => isDeepStrictEqual(linesOf(a.doc), linesOf(b.doc)) // map order may differ
-    await waitFor(() => Object.keys(linesOf(a.doc)).length === 20 && same(), 'both processes to converge', 10_000)
+    await waitFor(() => Object.keys(linesOf(a.doc)).length === 20 && same(), 'both processes to converge')
     const late = await clients.synced(servers[2], cartId, bearer)
     await waitFor(() => ids.every((id) => id in linesOf(late.doc)), 'the late joiner to have every line')
     assert.deepEqual(linesOf(late.doc), linesOf(a.doc))

@@ -3,15 +3,18 @@ the scenarios of issue 8 ("Prove it"), driven the way people use the pages.
 
     .venv/bin/python clients/js/tools/flows.py [--only sold,merge,typing,kiosk,order]
 
-Each scenario prints `ok <name>` or the failure; the exit status is non-zero on any failure.
-Screenshots of failures go to test-artifacts/flows/.
+Each scenario runs against a demo server of its own (what one scenario holds, sells or signs in
+is never what the next one sees), prints `ok <name>` or the failure; the exit status is non-zero
+on any failure. Screenshots of failures go to test-artifacts/flows/.
+
+Waits are for what people see, bounded only to stop a hang (WAIT_MS): nothing here asserts speed.
+The sold-out push latency is measured by bench/stock.py.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -20,22 +23,56 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from screenshots import ARGS, CHROMIUM, REPO, Server, token, watch
 
 OUT = REPO / "test-artifacts" / "flows"
+# How long any wait for something on a page may take before it counts as a hang. The suite runs
+# on a busy 2-core machine (pytest workers, the Node tests and Chromium at once).
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
+# The kiosk scenario's idle sign-out: long beside the few taps that must come before it (under 4 s
+# a loaded machine could sign the kiosk out before its first tap), short enough to wait for.
+KIOSK_IDLE = 8
+SERVER_ARGS = {"kiosk": ["--kiosk-idle", str(KIOSK_IDLE)]}
+
+# Keeps the text of every toast a page shows: a toast leaves after 4.5 s, and a busy machine may
+# look for it later than that. Runs in every document a context loads.
+TOAST_RECORDER = """
+window.__toasts = [];
+new MutationObserver((records) => {
+  for (const record of records) {
+    for (const node of record.addedNodes) {
+      if (node.classList && node.classList.contains('toast')) window.__toasts.push(node.textContent);
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+def demo_server(scenario: str) -> Server:
+    """A fresh `livecart demo` (its own port and data dir) for one scenario."""
+    return Server(SERVER_ARGS.get(scenario, []))
+
+
+def told(page: Page, text: str) -> None:
+    """Waits until the page has shown a toast containing `text` (even one that has left since)."""
+    page.wait_for_function("(text) => window.__toasts.some((t) => t.includes(text))", arg=text)
 
 
 def shopper(browser: Browser, url: str, customer: str | None = None, width: int = 1280) -> Page:
     """A browser context of its own (a separate shopper); signed in as `customer` if given."""
     ctx = browser.new_context(viewport={"width": width, "height": 900})
+    ctx.add_init_script(TOAST_RECORDER)
     if customer:
         session = json.dumps({"token": token(customer, "customer"), "customerId": customer})
         ctx.add_init_script(f"localStorage.getItem('livecart.shopper') || localStorage.setItem('livecart.shopper', {json.dumps(session)})")
     page = ctx.new_page()
-    page.set_default_timeout(8_000)
+    page.set_default_timeout(WAIT_MS)
     return page
 
 
 def staff(browser: Browser, url: str, path: str, sub: str, role: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(8_000)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.add_init_script(TOAST_RECORDER)
+    page = ctx.new_page()
+    page.set_default_timeout(WAIT_MS)
     sep = "&" if "?" in path else "?"
     page.goto(f"{url}{path}{sep}token={token(sub, role)}")
     return page
@@ -47,15 +84,16 @@ def sold_out(browser: Browser, url: str, problems: list[str]) -> None:
     for p in (a, b):
         p.goto(url + "/")
         p.wait_for_selector(".product[data-sku='MUG-LAST'] .add:not([disabled])")
+    b.evaluate("window.__sameDocument = true")  # gone if B's page reloads or navigates
     a.click(".product[data-sku='MUG-LAST'] .add")
-    started = time.monotonic()
-    b.wait_for_selector(".product[data-sku='MUG-LAST'].is-sold .badge-sold", timeout=1_000)
-    print(f"   B saw it sold {1000 * (time.monotonic() - started):.0f} ms after A's click")
+    # B is told without a refresh (how fast the push is, bench/stock.py measures)
+    b.wait_for_selector(".product[data-sku='MUG-LAST'].is-sold .badge-sold")
     expect(b.locator(".product[data-sku='MUG-LAST'] .add")).to_be_disabled()
     expect(a.locator(".product[data-sku='MUG-LAST'] .badge-mine")).to_be_visible()
     a.goto(url + "/cart")
     a.click(".line[data-sku='MUG-LAST'] .remove")
-    b.wait_for_selector(".product[data-sku='MUG-LAST']:not(.is-sold) .add:not([disabled])", timeout=1_000)
+    b.wait_for_selector(".product[data-sku='MUG-LAST']:not(.is-sold) .add:not([disabled])")
+    assert b.evaluate("window.__sameDocument === true"), "B's storefront was reloaded to show it"
 
 
 def merge(browser: Browser, url: str, problems: list[str]) -> None:
@@ -100,7 +138,7 @@ def typing(browser: Browser, url: str, problems: list[str]) -> None:
     for ch in "Ada & Charles":
         field.press_sequentially(ch)
         admin.wait_for_function("(v) => document.querySelector(\".line[data-sku='INVITE-WEDDING'] .perso input\").value === v",
-                                arg=field.input_value(), timeout=2_000)
+                                arg=field.input_value())
         seen.append(names.input_value())
     assert seen[-1] == "Ada & Charles" and len(set(seen)) == len(seen), seen
     expect(admin.locator(".typing-who")).to_contain_text("typing")
@@ -120,10 +158,10 @@ def kiosk(browser: Browser, url: str, problems: list[str]) -> None:
     k.wait_for_selector(".line[data-sku='TEA-SENCHA']")
     k.click(".kiosk-product:has-text('Olive oil soap')")
     kim.wait_for_selector(".line[data-sku='SOAP-OLIVE']")
-    # Nobody taps: the server signs the kiosk out (--kiosk-idle 4), the screen clears.
-    k.wait_for_selector(".kiosk-card", timeout=15_000)
+    # Nobody taps: the server signs the kiosk out (--kiosk-idle), the screen clears.
+    k.wait_for_selector(".kiosk-card", timeout=KIOSK_IDLE * 1000 + WAIT_MS)
     assert k.locator(".line").count() == 0
-    expect(k.locator(".toast").last).to_contain_text("Signed out")
+    told(k, "Signed out")
     cart_id = kim.locator(".cart-id code").inner_text()
     res = k.request.get(f"{url}/api/carts/{cart_id}", headers={"authorization": f"Bearer {token('front-door', 'kiosk')}"})
     assert res.status == 403, res.status
@@ -144,7 +182,7 @@ def order(browser: Browser, url: str, problems: list[str]) -> None:
     admin.click(".order-row button:text('Mark paid')")
     admin.click(".order-row button:text('Dispatch')")
     eve.wait_for_selector(".order-card .tag:text('dispatched')")
-    expect(eve.locator(".toast").last).to_contain_text("on its way")
+    told(eve, "on its way")
 
 
 SCENARIOS = {"sold": sold_out, "merge": merge, "typing": typing, "kiosk": kiosk, "order": order}
@@ -156,29 +194,28 @@ def main() -> None:
     args = parser.parse_args()
     only = [s for s in args.only.split(",") if s] or list(SCENARIOS)
     OUT.mkdir(parents=True, exist_ok=True)
-    server = Server(["--kiosk-idle", "4"])
     failed = 0
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            for name in only:
-                problems: list[str] = []
-                try:
-                    SCENARIOS[name](browser, server.url, problems)
-                    if problems:
-                        raise AssertionError("; ".join(problems))
-                    print(f"ok {name}")
-                except Exception:
-                    failed += 1
-                    print(f"FAILED {name}\n{traceback.format_exc()}", file=sys.stderr)
-                    for i, ctx in enumerate(browser.contexts):
-                        for j, page in enumerate(ctx.pages):
-                            page.screenshot(path=str(OUT / f"{name}-{i}-{j}.png"), full_page=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for name in only:
+            problems: list[str] = []
+            server = demo_server(name)
+            try:
+                SCENARIOS[name](browser, server.url, problems)
+                if problems:
+                    raise AssertionError("; ".join(problems))
+                print(f"ok {name}")
+            except Exception:
+                failed += 1
+                print(f"FAILED {name}\n{traceback.format_exc()}", file=sys.stderr)
+                for i, ctx in enumerate(browser.contexts):
+                    for j, page in enumerate(ctx.pages):
+                        page.screenshot(path=str(OUT / f"{name}-{i}-{j}.png"), full_page=True)
+            finally:
                 for ctx in list(browser.contexts):
                     ctx.close()
-            browser.close()
-    finally:
-        server.stop()
+                server.stop()
+        browser.close()
     print(f"{len(only) - failed} passed, {failed} failed")
     raise SystemExit(1 if failed else 0)
 

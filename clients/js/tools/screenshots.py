@@ -53,7 +53,7 @@ class Server:
             [sys.executable, str(HERE / "serve_demo.py"), "--port", str(self.port), "--data-dir", self.data.name,
              "--jwt-secret", SECRET, "--log-level", "warning", *(extra or [])],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
+        deadline = time.time() + 60  # a busy machine starts Python slowly; this only stops a hang
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 break
@@ -193,7 +193,7 @@ def shoot(page: Page, url: str, path: str, ready: str, action: str | None, file:
         page.request.delete(url + "/api/kiosks/front-door/sessions",
                             headers={"authorization": f"Bearer {token('front-door', 'kiosk')}"})
     page.goto(url + path)
-    page.wait_for_selector(ready, timeout=15_000)
+    page.wait_for_selector(ready, timeout=30_000)
     if action == "walk-in":
         page.click("text=Start a walk-in cart")
         page.wait_for_selector(".cartview")
