@@ -53,4 +53,8 @@ def open_bus(url: str) -> Bus:
         from .redis import RedisBus
 
         return RedisBus(url)
+    if url.startswith("redis+cluster://"):
+        from .redis_cluster import RedisClusterBus
+
+        return RedisClusterBus(url)
     raise ValueError(f"unknown bus {url!r} (use 'memory' or a redis:// URL)")

@@ -136,7 +136,11 @@ def open_store(url: str, data_dir: Path, fsync: str = "everysec") -> Store:
         from .redis import RedisStore
 
         return RedisStore(url)
-    raise ValueError(f"unknown store {url!r} (use 'sqlite', a sqlite:/// path or a redis:// URL)")
+    if url.startswith("redis+cluster://"):
+        from .redis_cluster import RedisClusterStore
+
+        return RedisClusterStore(url)
+    raise ValueError(f"unknown store {url!r} (use 'sqlite', a sqlite:/// path, a redis:// or redis+cluster:// URL)")
 
 
 @asynccontextmanager

@@ -21,6 +21,10 @@ DEFAULT_PREFIX = "livecart:"
 
 def connect(url: str) -> tuple[aioredis.Redis, str]:
     """A client for `url` and the key prefix, taken from `?prefix=` in the URL (default `livecart:`)."""
+    if url.startswith("redis+cluster://"):  # the cluster client speaks the same commands
+        from .redis_cluster import connect_cluster
+
+        return connect_cluster(url)  # type: ignore[return-value]
     url, prefix = split_prefix(url)
     # A bounded pool that makes callers wait their turn: redis-py's default pool fails at
     # once past 100 connections, and under load every such failure became a closed socket.

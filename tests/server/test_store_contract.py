@@ -15,12 +15,14 @@ Opener = Callable[[], Store]
 Backend = tuple[str, str, str]  # kind, url, fsync
 
 
-@pytest.fixture(params=["sqlite", "sqlite-fsync-always", "redis"])
+@pytest.fixture(params=["sqlite", "sqlite-fsync-always", "redis", "redis-cluster"])
 def backend(request, tmp_path: Path) -> Backend:
     """(kind, url, fsync): each `open_store(url)` is a fresh object over the same stored data;
     `fsync` is the SQLite store's mode (Redis ignores it)."""
     if request.param.startswith("sqlite"):
         return "sqlite", "sqlite", "always" if request.param.endswith("always") else "everysec"
+    if request.param == "redis-cluster":
+        return "redis", request.getfixturevalue("redis_cluster").url, "everysec"
     return "redis", request.getfixturevalue("redis_server").url, "everysec"
 
 
