@@ -25,13 +25,31 @@ class RedisBus:
         self.reconnected: list[Callable[[], Awaitable[None]]] = []
         url, prefix = split_prefix(url)  # the same `?prefix=` as the store's keys
         self._prefix = prefix
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = self._client(url)
         self._pubsub = self._redis.pubsub()
         self._carts: dict[str, CartHandler] = {}
         self._events: dict[str, list[EventHandler]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
+
+    # The seams the cluster bus (bus/redis_cluster.py) swaps for sharded pub/sub.
+    SUBSCRIBED, MESSAGE = "subscribe", "message"
+
+    def _client(self, url: str) -> Any:
+        return aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    async def _subscribe(self, *channels: str) -> None:
+        await self._pubsub.subscribe(*channels)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        await self._pubsub.unsubscribe(channel)
+
+    def _send(self, pipe: Any, channel: str, data: bytes) -> None:
+        pipe.publish(channel, data)
+
+    async def _next_message(self) -> Any:
+        return await self._pubsub.get_message(timeout=1.0)
 
     def _cart_channel(self, cart_id: str) -> str:
         # Same hash tag as the cart's keys: with Redis Cluster's sharded pub/sub this
@@ -56,7 +74,7 @@ class RedisBus:
         channel = self._cart_channel(cart_id)
         self._carts[channel] = handler
         confirmed = self._confirmed[channel] = asyncio.Event()
-        await self._pubsub.subscribe(channel)
+        await self._subscribe(channel)
         # Wait for Redis to confirm, so nothing published from here on is missed.
         await asyncio.wait_for(confirmed.wait(), timeout=3)
 
@@ -65,7 +83,7 @@ class RedisBus:
         self._carts.pop(channel, None)
         self._confirmed.pop(channel, None)
         try:
-            await self._pubsub.unsubscribe(channel)
+            await self._unsubscribe(channel)
         except RedisError:
             pass  # not subscribed any more after a reconnect anyway
 
@@ -97,7 +115,7 @@ class RedisBus:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for channel, data in batch:
-                        pipe.publish(channel, data)
+                        self._send(pipe, channel, data)
                     await pipe.execute()
             except (ConnectionError, TimeoutError) as exc:
                 # Updates are in the log already: receivers catch up after their reconnect.
@@ -110,7 +128,7 @@ class RedisBus:
             try:
                 # After a lost connection this call reconnects, and redis-py subscribes
                 # again to every channel it had.
-                message = await self._pubsub.get_message(timeout=1.0)
+                message = await self._next_message()
             except (ConnectionError, TimeoutError, OSError) as exc:
                 if not lost:
                     log.warning("bus connection lost (%s); reconnecting", exc)
@@ -125,11 +143,11 @@ class RedisBus:
                     asyncio.ensure_future(callback())
             if message is None:
                 continue
-            if message["type"] == "subscribe":
+            if message["type"] == self.SUBSCRIBED:
                 event = self._confirmed.get(_text(message["channel"]))
                 if event:
                     event.set()
-            elif message["type"] == "message":
+            elif message["type"] == self.MESSAGE:
                 self._dispatch(_text(message["channel"]), message["data"])
 
     def _dispatch(self, channel: str, data: bytes) -> None:
@@ -147,7 +165,7 @@ class RedisBus:
 
     async def _subscribe_all(self) -> None:
         # Always at least one channel, so the listening connection exists from the start.
-        await self._pubsub.subscribe(self._event_channel("_process"), *self._events)
+        await self._subscribe(self._event_channel("_process"), *self._events)
 
 
 def _text(value: bytes | str) -> str:
