@@ -92,5 +92,7 @@ def open_stock(config: Config, store: Store) -> StockAuthority:
     if is_embedded(config.store):
         return StockActor(cast(StockLog, store), config.hold_ttl_seconds)
     from .stock_redis import RedisStock
+    from .stock_redis_cluster import RedisClusterStock
 
-    return RedisStock(config.store, config.hold_ttl_seconds)
+    cls = RedisClusterStock if config.store.startswith("redis+cluster://") else RedisStock
+    return cls(config.store, config.hold_ttl_seconds)

@@ -9,20 +9,22 @@ import pytest
 
 from livecart.server.stock import StockActor, StockAuthority
 from livecart.server.stock_redis import RedisStock
+from livecart.server.stock_redis_cluster import RedisClusterStock
 from livecart.server.store import CartLog, CartRecord, Store, open_store
 
 Opener = Callable[[], Store]
 Backend = tuple[str, str, str]  # kind, url, fsync
 
 
-@pytest.fixture(params=["sqlite", "sqlite-fsync-always", "redis", "redis-cluster"])
+@pytest.fixture(params=["sqlite", "sqlite-fsync-always", "redis", "redis-cluster", "redis-cluster-replicas"])
 def backend(request, tmp_path: Path) -> Backend:
     """(kind, url, fsync): each `open_store(url)` is a fresh object over the same stored data;
     `fsync` is the SQLite store's mode (Redis ignores it)."""
     if request.param.startswith("sqlite"):
         return "sqlite", "sqlite", "always" if request.param.endswith("always") else "everysec"
-    if request.param == "redis-cluster":
-        return "redis", request.getfixturevalue("redis_cluster").url, "everysec"
+    if request.param.startswith("redis-cluster"):  # with replicas, every write also WAITs
+        fixture = "redis_cluster_with_replicas" if request.param.endswith("replicas") else "redis_cluster"
+        return "redis", request.getfixturevalue(fixture).url, "everysec"
     return "redis", request.getfixturevalue("redis_server").url, "everysec"
 
 
@@ -41,7 +43,10 @@ async def store(reopen: Opener) -> AsyncIterator[Store]:
 
 async def stock_over(backend: Backend, store: Store) -> StockAuthority:
     """The stock authority that goes with a store: the embedded actor, or the Redis scripts."""
-    stock = StockActor(store, 60) if backend[0] == "sqlite" else RedisStock(backend[1], 60)  # type: ignore[arg-type]
+    if backend[0] == "sqlite":
+        stock: StockAuthority = StockActor(store, 60)  # type: ignore[arg-type]
+    else:
+        stock = (RedisClusterStock if backend[1].startswith("redis+cluster://") else RedisStock)(backend[1], 60)
     await stock.start()
     return stock
 

@@ -1,0 +1,17 @@
+"""The stock authority on Redis Cluster: RedisStock's scripts (one SKU slot each), every decision
+acknowledged only once a replica has it, so a master failover forgets no hold or sale it answered."""
+from __future__ import annotations
+
+from typing import Any, Callable
+import time
+
+from .stock_redis import RedisStock
+from .store.redis_cluster import ReplicatedScript
+
+
+class RedisClusterStock(RedisStock):
+    def __init__(self, url: str, hold_ttl: float, clock: Callable[[], float] = time.time,
+                 sweep_interval: float = 0.2) -> None:
+        super().__init__(url, hold_ttl, clock, sweep_interval)
+        self._scripts: dict[str, Any] = {  # type: ignore[assignment]
+            name: ReplicatedScript(self.r, script) for name, script in self._scripts.items()}
