@@ -49,8 +49,13 @@ class RedisCluster:
         self.procs[port] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _replicas_synced(self) -> bool:
-        return all("master_link_status:up" in self.cli(p, "INFO", "replication")
-                   for p in self.ports if "role:slave" in self.cli(p, "INFO", "replication"))
+        # Every replica attached and synced, and every master knows it: before that a client's
+        # slots map shows no replica, and a write would be acknowledged without one.
+        infos = [self.cli(p, "INFO", "replication") for p in self.ports]
+        synced = sum("role:slave" in i and "master_link_status:up" in i for i in infos)
+        known = sum(f"connected_slaves:{self.replicas}" in i for i in infos if "role:master" in i)
+        slots = self.cli(self.ports[0], "CLUSTER", "SLOTS").count("\n")  # replicas listed too
+        return synced == self.masters * self.replicas and known == self.masters and slots > 0
 
     @staticmethod
     def _wait(check, message: str, bound: float = 60) -> None:
