@@ -15,11 +15,14 @@ $(BIN)/livecart: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# What the tests need beyond Python: Node packages, Debian's Chromium and redis-server.
+# What the tests need beyond Python: Node packages, Debian's Chromium, redis-server, redis-cli
+# (redis-tools: the tests build Redis Clusters with it) and haproxy (deploy/haproxy is tested).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

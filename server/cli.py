@@ -35,14 +35,16 @@ def server_options(fn):
         click.option("--jwt-secret", default="", help="HS256 secret for tokens [default: generated once, kept in the data dir].",
                      **_env("JWT_SECRET")),
         click.option("--store", default=DEFAULTS.store, show_default=True,
-                     help="'sqlite' (a file in the data dir), sqlite:///path, or redis://host:port/db "
-                          "(many processes share carts and stock).", **_env("STORE")),
+                     help="'sqlite' (a file in the data dir), sqlite:///path, redis://host:port/db or "
+                          "redis+cluster://host:port,host:port (many processes share carts and stock).",
+                     **_env("STORE")),
         click.option("--fsync", default=DEFAULTS.fsync, show_default=True, type=click.Choice(FSYNC_MODES),
                      help="SQLite store: 'everysec' fsyncs the log every second (a server crash loses "
                           "nothing, a power cut at most 1 s); 'always' fsyncs every commit (slower).",
                      **_env("FSYNC")),
         click.option("--bus", default=DEFAULTS.bus, show_default=True,
-                     help="'memory' (one process) or redis://host:port/db (processes relay to each other).",
+                     help="'memory' (one process), redis://host:port/db or redis+cluster://host:port,… "
+                          "(processes relay to each other).",
                      **_env("BUS")),
         click.option("--hold-ttl", default=DEFAULTS.hold_ttl_seconds, show_default=True, type=float,
                      help="Seconds an unpaid hold keeps stock before it returns.", **_env("HOLD_TTL")),
