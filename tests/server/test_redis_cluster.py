@@ -1,5 +1,5 @@
-"""A Redis Cluster master killed (SIGKILL) under cart edits and stock reservations: its replica takes
-over, nothing acknowledged is lost and nothing is oversold."""
+"""Redis Cluster end to end: livecart processes on a real cluster, and a master killed (SIGKILL) under
+cart edits and stock reservations: its replica takes over, nothing acknowledged lost, nothing oversold."""
 from __future__ import annotations
 
 import asyncio
@@ -82,3 +82,38 @@ async def test_a_master_failover_loses_nothing_acknowledged_and_oversells_nothin
     finally:
         await store.close()
         await stock.r.aclose()
+
+
+async def test_processes_on_a_cluster_share_carts_and_stock(redis_cluster: RedisCluster, tmp_path: Path) -> None:
+    """`livecart serve --store/--bus redis+cluster://…`: clients of one cart on two processes
+    converge over sharded pub/sub, and a last-units race across them oversells nothing."""
+    import aiohttp
+
+    from processes import ServerProcess
+    from test_scaleout import add, client, new_cart, setup_shop
+    from yclient import eventually
+
+    url = redis_cluster.url
+    procs = [ServerProcess(tmp_path / f"data{i}", "--store", url, "--bus", url).start() for i in range(2)]
+    try:
+        async with aiohttp.ClientSession() as http:
+            await setup_shop(http, procs[0].base, on_hand=3)
+            clients = []
+            for i in range(6):
+                cart = await new_cart(http, procs[i % 2].base, f"s{i}")
+                pair = (await client(http, procs[0], cart, f"s{i}"), await client(http, procs[1], cart, f"s{i}"))
+                add(pair[i % 2], "l1", who=f"s{i}")
+                clients.append(pair)
+            await eventually(lambda: all("l1" in a.lines and "l1" in b.lines for a, b in clients),
+                             what="every cart's line on both processes")
+
+            def holds() -> list[dict | None]:
+                return [a.snapshot()["server"]["holds"].get("l1") for a, _ in clients]
+            await eventually(lambda: all(holds()), what="all six decided")
+            assert sum(h["qty"] for h in holds()) == 3
+            for a, b in clients:
+                await a.close()
+                await b.close()
+    finally:
+        for p in procs:
+            p.stop()
