@@ -14,7 +14,13 @@ from harness import free_port
 class RedisCluster:
     def __init__(self, directory: Path, masters: int = 3, replicas: int = 0) -> None:
         self.dir, self.masters, self.replicas = directory, masters, replicas
-        self.ports = [free_port() for _ in range(masters * (1 + replicas))]
+        n = masters * (1 + replicas)
+        ports: list[int] = []
+        while len(ports) < 2 * n:  # client and cluster-bus ports, all distinct, all taken up front
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        self.ports, self.bus_ports = ports[:n], dict(zip(ports[:n], ports[n:]))
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
@@ -43,7 +49,7 @@ class RedisCluster:
         node_dir.mkdir(parents=True, exist_ok=True)
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-port", str(free_port()), "--cluster-node-timeout", "2000",
+                "--cluster-port", str(self.bus_ports[port]), "--cluster-node-timeout", "2000",
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always",
                 "--protected-mode", "no", "--loglevel", "warning"]
         self.procs[port] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
