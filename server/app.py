@@ -64,7 +64,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     feeds, events, discounts = StockFeed(stock.levels), EventFeed(), DiscountBook(store)
     await discounts.load()
     bus.on_event("discounts", lambda e: asyncio.ensure_future(discounts.load(e)))
-    bus.on_event("events", events.deliver)
+    # The busy feeds (an event per edit) reach a process only while it has readers of them.
+    bus.on_event("events", events.deliver, on_demand=True)
     bus.on_event("catalog", lambda e: asyncio.ensure_future(catalog.load(e)))
     catalog.changed = lambda sku: bus.publish_event("catalog", {"sku": sku})
     rooms = Rooms(config, store, catalog, stock, bus)
@@ -74,7 +75,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     rooms.edit_listeners.append(lambda who, cart_id: webhooks.note_activity(app, cart_id, who.sub))
     # Every process's stock viewers hear every process's decisions, through the bus.
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
-    bus.on_event("stock", feeds.changed)
+    bus.on_event("stock", feeds.changed, on_demand=True)
     app[STOCK], app[FEEDS], app[ROOMS], app[EVENTS], app[DISCOUNTS] = stock, feeds, rooms, events, discounts
     await bus.start()
     await stock.start()

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from . import auth
-from .appkeys import CONFIG, EVENTS, FEEDS, STOCK
+from .appkeys import CONFIG, EVENTS, FEEDS, ROOMS, STOCK
 from .bus import Bus
 from .errors import ApiError
 from .sockets import LimitedSocket, close_at_expiry, close_ws
@@ -131,6 +131,10 @@ class StockFeed:
                 sub.push(("viewers", sku), message)
 
 
+def _bus(request: web.Request) -> Bus:
+    return request.app[ROOMS].bus
+
+
 def _skus(request: web.Request) -> frozenset[str]:
     skus = frozenset(s for s in request.query.get("skus", "").split(",") if s)
     if not skus or len(skus) > MAX_SKUS:
@@ -186,12 +190,14 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     skus = _skus(request)
     ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
-    feed = request.app[FEEDS]
+    feed, bus = request.app[FEEDS], _bus(request)
     sub = feed.subscribe(skus)
-    await _initial(request, sub)
     try:
+        await bus.follow("stock")  # before the first read: no change after it is missed
+        await _initial(request, sub)
         await pump(sub, ws.send_str, _drain_incoming(ws))
     finally:
+        bus.unfollow("stock")
         feed.unsubscribe(sub)
         await ws.close()
     return ws
@@ -200,13 +206,15 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
 async def stock_events(request: web.Request) -> web.StreamResponse:
     """GET /api/stock/events?skus=a,b: the same feed as Server-Sent Events."""
     skus = _skus(request)
-    feed = request.app[FEEDS]
+    feed, bus = request.app[FEEDS], _bus(request)
     sub = feed.subscribe(skus)
-    await _initial(request, sub)
     try:
+        await bus.follow("stock")
+        await _initial(request, sub)
         async with sse_response(request) as sse:
             await pump(sub, sse.send, sse.wait())
     finally:
+        bus.unfollow("stock")
         feed.unsubscribe(sub)
     return sse
 
@@ -297,31 +305,37 @@ async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse
         await ws.prepare(request)
         await ws.close(code=4401 if exc.status == 401 else 4403, message=exc.message.encode()[:120])
         return ws
-    await ws.prepare(request)
-    feed = request.app[EVENTS]
-    sub = feed.subscribe(customer)
-    expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
+    feed, bus = request.app[EVENTS], _bus(request)
     try:
-        await pump(sub, ws.send_str, _drain_incoming(ws))
+        await bus.follow("events")  # before the handshake: a connected reader misses nothing
+        await ws.prepare(request)
+        sub = feed.subscribe(customer)
+        expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
+        try:
+            await pump(sub, ws.send_str, _drain_incoming(ws))
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            feed.unsubscribe(sub)
+            await ws.close()
     finally:
-        if expiry is not None:
-            expiry.cancel()
-        feed.unsubscribe(sub)
-        await ws.close()
+        bus.unfollow("events")
     return ws
 
 
 async def _event_stream(request: web.Request, admin: bool) -> web.StreamResponse:
     who, customer = _reader(request, admin)
-    feed = request.app[EVENTS]
+    feed, bus = request.app[EVENTS], _bus(request)
     sub = feed.subscribe(customer)
     expiry = close_at_expiry(who, lambda code, reason: sub.close())  # the stream ends with its token
     try:
+        await bus.follow("events")
         async with sse_response(request) as sse:
             await pump(sub, sse.send, sse.wait())
     finally:
         if expiry is not None:
             expiry.cancel()
+        bus.unfollow("events")
         feed.unsubscribe(sub)
     return sse
 

@@ -60,8 +60,10 @@ Options:
   --scaleout LIST         scale-out mode instead of the side-by-side: load 1 only, on livecart
                           alone, once on 1 process with its embedded SQLite (the default), then
                           on each listed number of processes (e.g. 1,2,3) sharing one fresh
-                          redis-server (--store/--bus redis://…; client i of a cart connects to
-                          process i % N). Prints one row per configuration; JSON goes to
+                          redis-server (--store/--bus redis://…; every client of a cart connects to
+                          the process picked by a hash of the cart id, as a balancer hashing the
+                          URI would; --route client: client i of a cart on process i % N).
+                          Prints one row per configuration; JSON goes to
                           bench/results/relay-scaleout-<timestamp>.json. --quick, --duration,
                           --repeat, --scale, --workers apply.
   --redis-bin PATH        redis-server binary for --scaleout (default redis-server on PATH)
@@ -88,6 +90,7 @@ const { values: opt } = parseArgs({
     'py-spy': { type: 'boolean', default: false },
     'max-minutes': { type: 'string', default: '30' },
     scaleout: { type: 'string' },
+    route: { type: 'string', default: 'cart' },
     'redis-bin': { type: 'string', default: 'redis-server' },
     help: { type: 'boolean', short: 'h', default: false }
   }
@@ -299,8 +302,9 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         specs.push({
           cartId, cartIdx, clientIdx, cartSize: L.perCart, token,
           lineId: `l-${cartIdx}-${clientIdx}`, sku: skuFor(cartIdx + clientIdx),
-          // scale-out: spread each cart's clients over the processes, so relay crosses them
-          ...(server.wsUrls ? { url: server.wsUrls[clientIdx % server.wsUrls.length] } : {})
+          // scale-out: by cart (every client of a cart on the process a balancer hashing the
+          // cart id picks), or by client index (each cart's clients spread, relay crosses them)
+          ...(server.wsUrls ? { url: server.wsUrls[routeFor(cartId, clientIdx, server.wsUrls.length)] } : {})
         })
       }
     })
@@ -761,6 +765,16 @@ const exportSnapshot = (rev) => {
 }
 
 // -- scale-out mode (--scaleout 1,2,3) -------------------------------------------------------------
+/** FNV-1a of the cart id: the same cart always lands on the same process, as with a balancer hashing the URI. */
+const cartHash = (id) => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193) >>> 0
+  return h
+}
+function routeFor (cartId, clientIdx, n) {
+  return opt.route === 'client' ? clientIdx % n : cartHash(cartId) % n
+}
+
 const scaleoutConfigs = (list) => {
   const ns = list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
     const n = Number(x)
@@ -776,7 +790,8 @@ const printScaleout = (rows, out) => {
   const p = r0.params
   out.push('', `load1 scale-out: ${fmtInt(p.carts)} carts × ${p.clientsPerCart} clients × ${p.rate} updates/s, ` +
     `${f(r0.window.seconds, 0)} s window — ${fmtInt(p.clients)} clients in ${p.workers} client worker process(es); ` +
-    'client i of a cart on process i % N' + (r0.combined ? ` — ${r0.combined}` : ''))
+    (opt.route === 'client' ? 'client i of a cart on process i % N' : 'every client of a cart on one process (hash of the cart id)') +
+    (r0.combined ? ` — ${r0.combined}` : ''))
   const cols = [
     ['processes', 15, (c) => c.name],
     ['delivered/s', 12, (c, r) => f(r.deliveredPerSecond, 0)],
@@ -864,7 +879,7 @@ const mainScaleout = async () => {
 
   writeResults(`relay-scaleout-${runStamp}.json`, started, {
     bench: 'relay-scaleout',
-    options: { scaleout: opt.scaleout, duration, scale, workers: nWorkers, repeat, onHand,
+    options: { scaleout: opt.scaleout, route: opt.route, duration, scale, workers: nWorkers, repeat, onHand,
       connectConcurrency, drainSeconds: drainMs / 1000, livecartBin, redisBin: opt['redis-bin'] },
     extraVersions: { redis: redisVersion },
     note: 'serverCpuSeconds / cpuSecondsPer1kDelivered / rss / serverThreads are summed over all livecart ' +

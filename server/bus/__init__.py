@@ -36,8 +36,16 @@ class Bus(Protocol):
     def publish_cart(self, cart_id: str, kind: str, seq: int, payload: bytes) -> None:
         """Fire and forget; messages from one process leave in order."""
     def publish_event(self, topic: str, event: dict[str, Any]) -> None: ...
-    def on_event(self, topic: str, handler: EventHandler) -> None:
-        """Register before `start()`: `handler` gets every event on `topic` from any process."""
+    def on_event(self, topic: str, handler: EventHandler, on_demand: bool = False) -> None:
+        """Register before `start()`: `handler` gets every event on `topic` from any process.
+
+        An `on_demand` topic reaches this process only while something here `follow`s it,
+        so a process with no reader of a busy feed does no work for its events."""
+    async def follow(self, topic: str) -> None:
+        """One more local reader of an on-demand topic; after this returns, every event
+        later published on it reaches the handlers."""
+    def unfollow(self, topic: str) -> None:
+        """One reader fewer; with none left the process stops hearing the topic."""
 
 
 def new_process_id() -> str:

@@ -33,5 +33,11 @@ class MemoryBus:
         for handler in self._handlers.get(topic, ()):
             loop.call_soon(handler, event)
 
-    def on_event(self, topic: str, handler: EventHandler) -> None:
+    def on_event(self, topic: str, handler: EventHandler, on_demand: bool = False) -> None:
         self._handlers.setdefault(topic, []).append(handler)
+
+    async def follow(self, topic: str) -> None:
+        pass  # one process: its own events are all there is
+
+    def unfollow(self, topic: str) -> None:
+        pass

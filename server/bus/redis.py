@@ -1,4 +1,5 @@
-"""The Redis bus: pub/sub channels per cart (subscribed while a room is loaded) and per event topic."""
+"""The Redis bus: pub/sub channels per cart (subscribed while a room is loaded) and per event topic
+(on-demand topics subscribed only while a local reader follows them)."""
 from __future__ import annotations
 
 import asyncio
@@ -29,6 +30,9 @@ class RedisBus:
         self._pubsub = self._redis.pubsub()
         self._carts: dict[str, CartHandler] = {}
         self._events: dict[str, list[EventHandler]] = {}
+        self._on_demand: set[str] = set()  # event channels subscribed only while followed
+        self._followers: dict[str, int] = {}
+        self._demand_lock = asyncio.Lock()  # subscribe/unsubscribe of on-demand topics, in order
         self._confirmed: dict[str, asyncio.Event] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,8 +100,41 @@ class RedisBus:
     def publish_event(self, topic: str, event: dict[str, Any]) -> None:
         self._enqueue(self._event_channel(topic), msgpack.packb(event))
 
-    def on_event(self, topic: str, handler: EventHandler) -> None:
-        self._events.setdefault(self._event_channel(topic), []).append(handler)
+    def on_event(self, topic: str, handler: EventHandler, on_demand: bool = False) -> None:
+        channel = self._event_channel(topic)
+        self._events.setdefault(channel, []).append(handler)
+        if on_demand:
+            self._on_demand.add(channel)
+
+    async def follow(self, topic: str) -> None:
+        channel = self._event_channel(topic)
+        self._followers[channel] = self._followers.get(channel, 0) + 1
+        if channel not in self._on_demand:
+            return  # always subscribed
+        async with self._demand_lock:
+            confirmed = self._confirmed.get(channel)
+            if confirmed is None:
+                confirmed = self._confirmed[channel] = asyncio.Event()
+                await self._subscribe(channel)
+        # Later readers wait for the same confirmation: nothing published after it is missed.
+        await asyncio.wait_for(confirmed.wait(), timeout=3)
+
+    def unfollow(self, topic: str) -> None:
+        channel = self._event_channel(topic)
+        left = self._followers[channel] = self._followers.get(channel, 1) - 1
+        if left <= 0 and channel in self._on_demand:
+            self._tasks.append(asyncio.ensure_future(self._drop_demand(channel)))
+            self._tasks = [t for t in self._tasks if not t.done()]
+
+    async def _drop_demand(self, channel: str) -> None:
+        async with self._demand_lock:
+            if self._followers.get(channel, 0) > 0 or self._confirmed.pop(channel, None) is None:
+                return  # followed again meanwhile, or already unsubscribed
+            self._followers.pop(channel, None)
+            try:
+                await self._unsubscribe(channel)
+            except RedisError:
+                pass  # not subscribed any more after a reconnect anyway
 
     # -- the two loops -------------------------------------------------------------------
 
@@ -165,7 +202,8 @@ class RedisBus:
 
     async def _subscribe_all(self) -> None:
         # Always at least one channel, so the listening connection exists from the start.
-        await self._subscribe(self._event_channel("_process"), *self._events)
+        always = [c for c in self._events if c not in self._on_demand]
+        await self._subscribe(self._event_channel("_process"), *always)
 
 
 def _text(value: bytes | str) -> str:

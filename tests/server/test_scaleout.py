@@ -231,3 +231,44 @@ async def test_identity_and_checkout_work_across_processes(cluster, http) -> Non
     await eventually(lambda: any(e["type"] == "order.status" for e in shop), what="order event on C")
     feed.cancel()
     await phone.close()
+
+
+async def test_a_process_hears_the_busy_feeds_only_while_it_has_readers(cluster, redis, http) -> None:
+    """Shop and stock events (one per edit) reach only the processes with readers of them:
+    N processes do not each do work for every edit."""
+    import redis.asyncio as aioredis
+
+    a, b, c = cluster
+    await setup_shop(http, a.base)
+    r = aioredis.Redis.from_url(redis.url)
+
+    async def listeners() -> dict[str, int]:
+        counts = await r.pubsub_numsub("livecart:events:events", "livecart:events:stock")
+        return {k.decode().removeprefix("livecart:"): v for k, v in counts}
+    try:
+        assert await listeners() == {"events:events": 0, "events:stock": 0}
+        shop: list[dict] = []
+        async with http.ws_connect(c.ws(f"/ws/admin?token={ADMIN}")) as admin, \
+                http.ws_connect(b.ws("/ws/stock?skus=MUG")) as stock:
+            async for msg in stock:  # the level before any edit comes once B follows the feed
+                if orjson.loads(msg.data).get("available") == 100:
+                    break
+            assert await listeners() == {"events:events": 1, "events:stock": 1}
+            cart = await new_cart(http, a.base, "alice")
+            on_a = await client(http, a, cart)
+            add(on_a, "l1", qty=2)
+            async for msg in admin:  # process C's shop floor hears process A's edit
+                shop.append(orjson.loads(msg.data))
+                if any(e["type"] == "cart.line_added" and e["cartId"] == cart for e in shop):
+                    break
+            async for msg in stock:  # process B's viewer hears the hold made on A
+                if orjson.loads(msg.data).get("available") == 98:
+                    break
+            await on_a.close()
+        await eventually(lambda: _numsub_zero(listeners), what="no process listens once the readers left")
+    finally:
+        await r.aclose()
+
+
+async def _numsub_zero(listeners) -> bool:
+    return set((await listeners()).values()) == {0}
