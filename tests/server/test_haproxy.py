@@ -3,11 +3,9 @@ one owner per cart, a client that lands elsewhere still converges and never over
 process's carts move to the other with nothing acknowledged lost."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import aiohttp
