@@ -12,7 +12,7 @@ from aiohttp_sse import sse_response
 
 from . import auth
 from .appkeys import CONFIG, EVENTS, FEEDS, ROOMS, STOCK
-from .bus import Bus
+from .bus import Bus, following
 from .errors import ApiError
 from .sockets import LimitedSocket, close_at_expiry, close_ws
 
@@ -190,14 +190,13 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     skus = _skus(request)
     ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
-    feed, bus = request.app[FEEDS], _bus(request)
+    feed = request.app[FEEDS]
     sub = feed.subscribe(skus)
     try:
-        await bus.follow("stock")  # before the first read: no change after it is missed
-        await _initial(request, sub)
-        await pump(sub, ws.send_str, _drain_incoming(ws))
+        async with following(_bus(request), "stock"):  # before the first read: no change after it is missed
+            await _initial(request, sub)
+            await pump(sub, ws.send_str, _drain_incoming(ws))
     finally:
-        bus.unfollow("stock")
         feed.unsubscribe(sub)
         await ws.close()
     return ws
@@ -206,15 +205,14 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
 async def stock_events(request: web.Request) -> web.StreamResponse:
     """GET /api/stock/events?skus=a,b: the same feed as Server-Sent Events."""
     skus = _skus(request)
-    feed, bus = request.app[FEEDS], _bus(request)
+    feed = request.app[FEEDS]
     sub = feed.subscribe(skus)
     try:
-        await bus.follow("stock")
-        await _initial(request, sub)
-        async with sse_response(request) as sse:
-            await pump(sub, sse.send, sse.wait())
+        async with following(_bus(request), "stock"):
+            await _initial(request, sub)
+            async with sse_response(request) as sse:
+                await pump(sub, sse.send, sse.wait())
     finally:
-        bus.unfollow("stock")
         feed.unsubscribe(sub)
     return sse
 
@@ -305,9 +303,8 @@ async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse
         await ws.prepare(request)
         await ws.close(code=4401 if exc.status == 401 else 4403, message=exc.message.encode()[:120])
         return ws
-    feed, bus = request.app[EVENTS], _bus(request)
-    try:
-        await bus.follow("events")  # before the handshake: a connected reader misses nothing
+    feed = request.app[EVENTS]
+    async with following(_bus(request), "events"):  # before the handshake: a connected reader misses nothing
         await ws.prepare(request)
         sub = feed.subscribe(customer)
         expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
@@ -318,24 +315,21 @@ async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse
                 expiry.cancel()
             feed.unsubscribe(sub)
             await ws.close()
-    finally:
-        bus.unfollow("events")
     return ws
 
 
 async def _event_stream(request: web.Request, admin: bool) -> web.StreamResponse:
     who, customer = _reader(request, admin)
-    feed, bus = request.app[EVENTS], _bus(request)
+    feed = request.app[EVENTS]
     sub = feed.subscribe(customer)
     expiry = close_at_expiry(who, lambda code, reason: sub.close())  # the stream ends with its token
     try:
-        await bus.follow("events")
-        async with sse_response(request) as sse:
-            await pump(sub, sse.send, sse.wait())
+        async with following(_bus(request), "events"):
+            async with sse_response(request) as sse:
+                await pump(sub, sse.send, sse.wait())
     finally:
         if expiry is not None:
             expiry.cancel()
-        bus.unfollow("events")
         feed.unsubscribe(sub)
     return sse
 

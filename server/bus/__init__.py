@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import secrets
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ class Bus(Protocol):
         later published on it reaches the handlers."""
     def unfollow(self, topic: str) -> None:
         """One reader fewer; with none left the process stops hearing the topic."""
+
+
+@asynccontextmanager
+async def following(bus: Bus, topic: str) -> AsyncIterator[None]:
+    """This process hears `topic` for the block's duration: one local reader of it."""
+    try:
+        await bus.follow(topic)  # counted at once, so a failed follow is unfollowed too
+        yield
+    finally:
+        bus.unfollow(topic)
 
 
 def new_process_id() -> str:
