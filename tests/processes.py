@@ -12,10 +12,10 @@ from pathlib import Path
 from harness import SECRET, free_port
 
 
-class ServerProcess:
-    def __init__(self, data_dir: Path, *args: str, port: int | None = None) -> None:
-        self.data_dir, self.args, self.port = data_dir, args, port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+class Loopback:
+    """Something listening on a loopback `port`: its HTTP and websocket base addresses."""
+
+    port: int
 
     @property
     def base(self) -> str:
@@ -23,6 +23,12 @@ class ServerProcess:
 
     def ws(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
+
+
+class ServerProcess(Loopback):
+    def __init__(self, data_dir: Path, *args: str, port: int | None = None) -> None:
+        self.data_dir, self.args, self.port = data_dir, args, port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "ServerProcess":
         exe = Path(sys.executable).parent / "livecart"

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from harness import free_port
-from processes import ServerProcess
+from processes import Loopback, ServerProcess
 from redis_server import RedisServer
 from test_scaleout import ADMIN, add, call, client, new_cart, setup_shop, token
 from yclient import eventually
@@ -21,19 +21,12 @@ CONFIG = Path(__file__).parents[2] / "deploy" / "haproxy" / "livecart.cfg"
 SERVED_BY = "X-Livecart-Server"
 
 
-class HAProxy:
+class HAProxy(Loopback):
     def __init__(self, directory: Path, backends: list[ServerProcess]) -> None:
         self.dir, self.port = directory, free_port()
         self.env = {**os.environ, "LIVECART_BIND": f"127.0.0.1:{self.port}",
                     **{f"LIVECART_APP{i + 1}": f"127.0.0.1:{p.port}" for i, p in enumerate(backends)}}
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ws(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
 
     def start(self) -> "HAProxy":
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -114,7 +107,7 @@ async def test_a_client_landing_on_the_other_process_converges_and_never_oversel
         cart = await new_cart(http, proxy.base, f"s{i}")
         owner = await served_by(http, f"{proxy.base}/api/carts/{cart}", token(f"s{i}"))
         elsewhere = by_name["app2" if owner == "app1" else "app1"]
-        via_proxy = await client(http, proxy, cart, f"s{i}")  # type: ignore[arg-type]
+        via_proxy = await client(http, proxy, cart, f"s{i}")
         stray = await client(http, elsewhere, cart, f"s{i}")  # what a round-robin balancer would do
         add(via_proxy, "a", who=f"s{i}")
         add(stray, "b", who=f"s{i}")
@@ -162,7 +155,7 @@ async def test_a_killed_process_carts_move_to_the_other_with_nothing_acknowledge
     for cart in moved:  # its clients now land on the survivor, websocket and REST alike
         i = carts.index(cart)
         assert await served_by(http, f"{proxy.base}/api/carts/{cart}", token(f"k{i}")) == survivor
-        again = await client(http, proxy, cart, f"k{i}")  # type: ignore[arg-type]
+        again = await client(http, proxy, cart, f"k{i}")
         assert acked[cart] <= set(again.lines)
         await again.close()
     stayed = [c for c in carts if owner[c] != victim]

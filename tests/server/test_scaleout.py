@@ -12,7 +12,7 @@ import pytest
 from harness import SECRET
 from livecart.crdt.cart import new_line
 from livecart.server import auth
-from processes import ServerProcess
+from processes import Loopback, ServerProcess
 from redis_server import RedisServer
 from yclient import WAIT, YClient, eventually
 
@@ -61,7 +61,7 @@ async def new_cart(s: aiohttp.ClientSession, base: str, owner: str) -> str:
     return body["cartId"]
 
 
-async def client(s, proc: ServerProcess, cart: str, owner: str = "alice") -> YClient:
+async def client(s, proc: Loopback, cart: str, owner: str = "alice") -> YClient:
     c = await YClient(s, proc.ws(f"/ws/carts/{cart}?token={token(owner)}")).connect()
     await c.wait_synced()
     return c
