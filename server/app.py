@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, cast
+from typing import AsyncIterator
 
 from aiohttp import web
 
@@ -22,8 +22,8 @@ from .checkout import DiscountBook
 from .feeds import EventFeed, StockFeed, admin_socket, me_socket, stock_socket
 from .rooms import Rooms, cart_socket
 from .bus import open_bus
-from .stock import StockActor, StockAuthority
-from .store import Store, StockLog, is_embedded, open_store
+from .stock import open_stock
+from .store import open_store
 
 
 def create_app(config: Config) -> web.Application:
@@ -87,13 +87,3 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await bus.stop()
     await store.close()
 
-
-def open_stock(config: Config, store: Store) -> StockAuthority:
-    """The embedded actor keeps its decisions in the SQLite store; with Redis, Redis decides."""
-    if is_embedded(config.store):
-        return StockActor(cast(StockLog, store), config.hold_ttl_seconds)
-    from .stock_redis import RedisStock
-    from .stock_redis_cluster import RedisClusterStock
-
-    cls = RedisClusterStock if config.store.startswith("redis+cluster://") else RedisStock
-    return cls(config.store, config.hold_ttl_seconds)

@@ -20,7 +20,7 @@ from .appkeys import CATALOG, CONFIG, DISCOUNTS, ROOMS, STOCK, STORE
 from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import shop_event
 from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
-from .reconcile import sync_of
+from .stock.reconcile import sync_of
 from .rooms import Room
 from .stock import StockError
 from .store import CartRecord

@@ -23,7 +23,7 @@ from .feeds import shop_event
 from .sockets import LimitedSocket, close_at_expiry, close_ws
 from .catalog import CatalogCache
 from .config import Config
-from .reconcile import sync_of
+from .stock.reconcile import sync_of
 from .stock import Decision, StockAuthority, Want
 from .store import HoldRow, Store
 
