@@ -35,10 +35,10 @@ from pycrdt import Doc, Map
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import update_message
 from livecart.server import auth
-from livecart.server.services import SERVICES
 from livecart.server.app import create_app
 from livecart.server.config import Config
 from livecart.server.rooms import Connection, Room
+from livecart.server.services import SERVICES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import SECRET, token  # noqa: E402

@@ -124,7 +124,6 @@ def admin(message: str, doc: str = "admin") -> Rule:
     return Rule(doc, (role("admin", message=message),))
 
 
-SIGNED_IN = Rule("any")  # any valid token
 CART_OPENER = Rule("whoever may open the cart", (opens_cart,))
 ADMINS_ONLY = admin("admins only")
 SHOP_ADMIN = admin("only an admin may change the catalog or stock")
