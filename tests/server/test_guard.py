@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness import Livecart
 from livecart.server.openapi import api
-from livecart.server.routes import feeds  # noqa: F401 (registers every route, as the app does)
+import livecart.server.routes  # noqa: F401 (registers every route, as the app does)
 
 NOT_JSON = b"{not json"
 
