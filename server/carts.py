@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from ..crdt import CartDoc
-from ..crdt.cart import init_server, new_line
+from ..crdt import server_root
+from ..crdt.cart import new_line
 from ..crdt.schema import MAX_QTY
 from ..crdt.merge import (
     MergeError, MergePlan, apply_merge, check_mergeable, merged_source_status, plan_merge,
@@ -40,7 +41,7 @@ def new_id(prefix: str) -> str:
 async def create_cart_record(app: web.Application, owner: str, channel: str) -> CartRecord:
     record = CartRecord(new_id("c-"), owner, channel, now_ms())
     store = app[STORE]
-    await store.append(record.id, CartDoc().write(init_server))
+    await store.append(record.id, server_root.init(CartDoc()))
     await store.create_cart(record)
     shop_event(app[ROOMS].bus, "cart.created", cartId=record.id, owner=owner, channel=channel)
     return record
@@ -115,7 +116,7 @@ async def get_cart(request: web.Request) -> web.Response:
         # not stored: the room writes the same when it next loads.
         sync = sync_of(cart, await request.app[STOCK].holds_of(record.id), now_ms())
         if sync.show:
-            cart.settle(dict(sync.show), request.app[CATALOG].get, request.app[DISCOUNTS].get)
+            server_root.settle(cart, dict(sync.show), request.app[CATALOG].get, request.app[DISCOUNTS].get)
     return web.json_response({"id": record.id, "owner": record.owner, "channel": record.channel,
                               "createdAt": record.created_at, **cart.to_dict()})
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..crdt import CartDoc
-from ..crdt.cart import compute_pricing, plain, write_pricing
+from ..crdt import server_root
+from ..crdt.cart import plain
 from ..crdt.schema import MAX_AMOUNT
 from . import auth, webhooks
 from .access import may_see_order
@@ -92,11 +92,7 @@ async def offer_discount(request: web.Request) -> web.Response:
     room = await request.app[ROOMS].get(record.id)
     if room.cart.status not in ("open",):
         raise ApiError(409, "not_open", f"cart is {room.cart.status}")
-
-    def change(cart: CartDoc) -> None:
-        offers = plain(cart.server.get("offers") or {})
-        cart.server["offers"] = {**offers, code: rule}
-    await room.write(change)
+    await room.commit(server_root.offer(room.cart, code, rule))
     await room.set_holds({})  # reprice with the offer
     customer_event(request.app[ROOMS].bus, record.owner, "discount.offered", cartId=record.id, code=code, **rule)
     return web.json_response({"cartId": record.id, "code": code, **rule,
@@ -117,8 +113,7 @@ async def checkout_step(request: web.Request) -> web.Response:
     if room.cart.status != "open":
         raise ApiError(409, "not_open", f"cart is {room.cart.status}")
     at = int(time.time() * 1000)
-    await room.write(lambda cart: cart.server.__setitem__(
-        "checkout", {"state": "in_progress", "step": step, "orderId": None, "updatedAt": at}))
+    await room.commit(server_root.checkout_step(room.cart, step, at))
     shop_event(request.app[ROOMS].bus, "checkout.step", cartId=record.id, step=step, who=who.sub, role=who.role)
     return web.json_response({"cartId": record.id, "step": step})
 
@@ -179,7 +174,7 @@ async def _checkout(app: web.Application, who: auth.Identity, record: Any, room:
     found = problems(room, app[CATALOG].get, held)
     if found:
         raise ApiError(409, "not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
-    pricing = compute_pricing(room.cart, app[CATALOG].get, app[DISCOUNTS].get)
+    pricing = server_root.compute_pricing(room.cart, app[CATALOG].get, app[DISCOUNTS].get)
     order_id = new_id("o-")
     order = {"id": order_id, "cartId": record.id, "customerId": record.owner, "state": "awaiting_payment",
              "lines": order_lines(room, pricing), "currency": pricing["currency"],
@@ -187,13 +182,7 @@ async def _checkout(app: web.Application, who: auth.Identity, record: Any, room:
              "createdAt": now, "history": [{"state": "awaiting_payment", "at": now, "by": who.sub}]}
     await store.put_record("order", order_id, order)
     await store.put_record("customer-order", f"{record.owner}|{now:013d}|{order_id}", {"orderId": order_id})
-
-    def freeze(cart: CartDoc) -> None:
-        cart.server["status"] = "checking_out"
-        write_pricing(cart, pricing)
-        cart.server["checkout"] = {"state": "awaiting_payment", "step": "payment", "orderId": order_id,
-                                   "updatedAt": now}
-    await room.write(freeze)
+    await room.commit(server_root.freeze(room.cart, order_id, pricing, now))
     await _order_event(app, order, "order.created")
     return web.json_response({"orderId": order_id, "state": "awaiting_payment", "total": pricing["total"]},
                              status=201)
@@ -279,14 +268,8 @@ async def _show_outcome(app: web.Application, order: dict[str, Any], status: str
         await app[STORE].put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
     else:
         room.want_holds(set(room.cart.lines.keys()))  # the holds stay; their clocks start again on edits
-
-    def settle(cart: CartDoc) -> None:
-        cart.server["status"] = "ordered" if paid else "open"
-        cart.server["checkout"] = {**checkout, "state": order["state"]}
-        holds = cart.server.get("holds")
-        for line in order["lines"] if paid and holds is not None else ():
-            holds[line["lineId"]] = {"status": "sold", "qty": line["qty"], "expiresAt": None}
-    await room.write(settle)
+    sold = [(line["lineId"], line["qty"]) for line in order["lines"]] if paid else None
+    await room.commit(server_root.payment_outcome(room.cart, order["state"], sold))
 
 
 async def _sell(app: web.Application, room: Room, order: dict[str, Any]) -> dict[str, int]:
@@ -335,7 +318,7 @@ async def _cancel(app: web.Application, order: dict[str, Any]) -> None:
     else:
         await stock.release_cart(order["cartId"])
     room = await app[ROOMS].get(order["cartId"])
-    await room.write(lambda cart: cart.server.__setitem__("status", "closed"))
+    await room.commit(server_root.close(room.cart))
     await app[STORE].put_record("cart-closed", order["cartId"], {"status": "closed", "orderId": order["id"]})
 
 

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from aiohttp import WSCloseCode, WSMsgType, web
 from pycrdt import Awareness, Decoder, Doc, merge_updates
 
-from ..crdt import CartDoc, Rejected
+from ..crdt import CartDoc, Rejected, server_root
 from ..crdt.awareness import AwarenessLimits, BadAwareness, Entry, read_update, write_update
 from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
@@ -226,11 +226,11 @@ class Room:
             verdict = self.cart.apply_client_update(update, self.rooms.catalog.get, self.rooms.config.limits)
         if isinstance(verdict, Rejected):
             raise Close(REJECTED, verdict.reason)
-        touched, wants, update = self.cart.last_touched_lines(), self.cart.last_wants(), self.cart.last_accepted
-        codes_changed = "discountCodes" in self.cart.last_touched_meta()
+        touched, wants, update = verdict.touched, verdict.wants, verdict.update
+        codes_changed = "discountCodes" in verdict.meta
         if update == EMPTY_UPDATE:
             return  # all of it was known already
-        self.report_edit(conn.who, *self.cart.last_added_removed(), wants)
+        self.report_edit(conn.who, verdict.added, verdict.removed, wants)
         answer = self._answer_now(touched, wants) if touched or codes_changed else b""
         if answer:
             both = merge_updates(update, answer)  # stored and relayed as one update: one row, one apply
@@ -255,8 +255,9 @@ class Room:
         decided = self.rooms.stock.reserve_now(self.id, wants) if touched else {}  # wants: one per touched line
         if decided is None:
             return None
-        return self.cart.settle({line_id: hold_entry(decision, wants[line_id]) for line_id, decision in decided.items()},
-                                self.rooms.catalog.get, self.rooms.shop_codes)
+        return server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
+                                              for line_id, decision in decided.items()},
+                                  self.rooms.catalog.get, self.rooms.shop_codes)
 
     def _relay_answered(self, sender: Connection, both: bytes, answer: bytes) -> None:
         """The others get the edit with the server's answer to it; the sender, who has the
@@ -390,7 +391,7 @@ class Room:
     async def set_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
         """Writes hold outcomes (none: just reprice) into `server`, persisted and relayed."""
         try:
-            await self.commit(self.cart.settle(decisions, self.rooms.catalog.get, self.rooms.shop_codes))
+            await self.commit(server_root.settle(self.cart, decisions, self.rooms.catalog.get, self.rooms.shop_codes))
         except Close:
             pass  # the room failed and was dropped; its clients reconnect
 

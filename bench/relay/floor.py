@@ -65,7 +65,7 @@ class FloorRoom:
         verdict = self.cart.apply_client_update(update, catalog, LIMITS)
         if isinstance(verdict, Rejected):
             raise ValueError(verdict.reason)
-        return self.cart.last_accepted
+        return verdict.update
 
     def broadcast(self, message: bytes) -> None:
         frame = binary_frame(message)
