@@ -3,7 +3,7 @@ and returns the decision as a value: Accepted (with what the update touched and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Callable, ClassVar, Mapping, Union
+from typing import AbstractSet, Any, Callable, ClassVar, Union
 
 from pycrdt import Array, Doc, Map, Text, get_update
 
@@ -28,7 +28,7 @@ class Accepted:
     touched: AbstractSet[str]  # line ids it added, changed or removed
     added: AbstractSet[str]  # new keys under `lines`
     removed: AbstractSet[str]
-    wants: Mapping[str, Want | None]  # what each touched line asks of stock; None: removed
+    wants: dict[str, Want | None]  # what each touched line asks of stock; None: removed (fresh per update)
     meta: AbstractSet[str]  # the `meta` keys it touched
     # For the cart's own bookkeeping (shared types, size bound, state vector):
     shape: UpdateShape = field(repr=False, compare=False)

@@ -10,7 +10,7 @@ from . import auth
 from .appkeys import CONFIG, ROOMS
 from .feeds import admin_events, me_events
 from .openapi import COUNT, EVENTS, SSE, STRING, api, obj
-from .rooms import Rooms
+from .sync.registry import Rooms
 
 
 def _version() -> str:

@@ -20,7 +20,10 @@ from .demo import load_demo
 from .errors import json_errors
 from .checkout import DiscountBook
 from .feeds import EventFeed, StockFeed, admin_socket, me_socket, stock_socket
-from .rooms import Rooms, cart_socket
+from .hooks import Hooks
+from .shop_floor import ShopFloor
+from .sync.registry import Rooms
+from .sync.socket import cart_socket
 from .bus import open_bus
 from .stock import StockActor, StockAuthority
 from .store import Store, StockLog, is_embedded, open_store
@@ -68,11 +71,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     bus.on_event("events", events.deliver, on_demand=True)
     bus.on_event("catalog", lambda e: asyncio.ensure_future(catalog.load(e)))
     catalog.changed = lambda sku: bus.publish_event("catalog", {"sku": sku})
-    rooms = Rooms(config, store, catalog, stock, bus)
-    rooms.shop_codes = discounts.get
+    # The capabilities that follow the rooms (in this order: kiosk idle clocks, abandonment clocks, shop feed).
+    hooks = Hooks([kiosks.KioskActivity(app), webhooks.CartActivity(app), ShopFloor(bus)])
+    rooms = Rooms(config, store, catalog, stock, bus, hooks, shop_codes=discounts.get)
     stock.hold_listeners.append(rooms.on_expired)
-    rooms.edit_listeners.append(kiosks.on_client_edit(app))
-    rooms.edit_listeners.append(lambda who, cart_id: webhooks.note_activity(app, cart_id, who.sub))
     # Every process's stock viewers hear every process's decisions, through the bus.
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
     bus.on_event("stock", feeds.changed, on_demand=True)

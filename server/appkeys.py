@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from .checkout import DiscountBook
     from .config import Config
     from .feeds import EventFeed, StockFeed
-    from .rooms import Rooms
+    from .sync.registry import Rooms
     from .stock import StockAuthority
     from .store import Store
 

@@ -22,7 +22,8 @@ from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import shop_event
 from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
 from .reconcile import sync_of
-from .rooms import Room
+from .hooks import Edit
+from .sync.room import Room
 from .stock import StockError
 from .store import CartRecord
 
@@ -224,9 +225,8 @@ async def _edit(who: auth.Identity, room: Room, change: Any, check: Any, line_id
         raise ApiError(400, "bad_line", str(exc)) from None
     await room.commit(update)
     exists = line_id in room.cart.lines
-    room.report_edit(who, added={line_id} if exists and not existed else set(),
-                     removed={line_id} if existed and not exists else set())
-    room.want_holds({line_id})
+    room.edited(Edit(who, added={line_id} if exists and not existed else frozenset(),
+                     removed={line_id} if existed and not exists else frozenset()), {line_id})
 
 
 # -- merging ---------------------------------------------------------------------------------
@@ -269,17 +269,17 @@ async def _merge(app: web.Application, source: Room, target: Room) -> None:
             pass  # nothing was held for that line: the target reserves it afresh below
     await stock.release_cart(source_id)  # anything left (lines the plan dropped) goes back once
     await target.commit(merged_lines)
-    await target.set_holds(moved)
+    await target.commit_holds(moved)
     # Lines whose hold did not come along, and combined lines a client raised meanwhile, reserve now.
     target.want_holds(set(moved) | target.cart.lines_without_hold())
-    await source.set_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
+    await source.commit_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
                             for line in source.cart.lines.keys()})
 
 
 def _mergeable(source: Room, target: Room) -> MergePlan:
     try:
         check_mergeable(source.cart, target.cart, source.id, target.id)
-        return plan_merge(source.cart, target.cart, limits=source.rooms.config.limits,
+        return plan_merge(source.cart, target.cart, limits=source.config.limits,
                           source_id=source.id, target_id=target.id)
     except MergeError as exc:
         raise ApiError(400 if exc.code == "same_cart" else 409, exc.code, str(exc)) from None

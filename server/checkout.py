@@ -16,7 +16,7 @@ from .carts import new_id, open_record
 from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import customer_event, shop_event
 from .openapi import AMOUNT, INTEGER, STRING, api, integer, obj, string
-from .rooms import Room
+from .sync.room import Room
 from .stock import StockError
 from .store import HoldRow, Store
 
@@ -93,7 +93,7 @@ async def offer_discount(request: web.Request) -> web.Response:
     if room.cart.status not in ("open",):
         raise ApiError(409, "not_open", f"cart is {room.cart.status}")
     await room.commit(server_root.offer(room.cart, code, rule))
-    await room.set_holds({})  # reprice with the offer
+    await room.commit_pricing()  # with the offer
     customer_event(request.app[ROOMS].bus, record.owner, "discount.offered", cartId=record.id, code=code, **rule)
     return web.json_response({"cartId": record.id, "code": code, **rule,
                               "pricing": plain(room.cart.server.get("pricing"))}, status=201)

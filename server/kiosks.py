@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from aiohttp import web
 
@@ -12,9 +12,13 @@ from . import auth
 from .appkeys import CONFIG, ROOMS, STORE
 from .carts import active_cart
 from .errors import ApiError, json_body
+from .hooks import Edit, Extension
 from .invites import new_code
 from .openapi import INTEGER, STRING, api, obj
 from .tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from .sync.room import Room
 
 log = logging.getLogger("livecart.kiosks")
 CODE_TTL = 5 * 60
@@ -136,9 +140,12 @@ async def idle_sweeper(app: web.Application) -> AsyncIterator[None]:
     await cancel_and_wait(task)  # ended before the store closes (a single cancel can be lost)
 
 
-def on_client_edit(app: web.Application):
-    """A kiosk's own edits count as activity."""
-    def edited(who: auth.Identity, cart_id: str) -> None:
-        if who.role == "kiosk":
-            asyncio.ensure_future(touch(app, who.sub))
-    return edited
+class KioskActivity(Extension):
+    """A kiosk's own edits count as activity (they restart its idle clock)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        if edit.who.role == "kiosk":
+            asyncio.ensure_future(touch(self.app, edit.who.sub))

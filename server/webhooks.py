@@ -20,7 +20,7 @@ which every server process runs:
 - Order: each process delivers one event at a time; of the events that are due, the oldest
   (by creation time) goes first. Retries and several processes can reorder them.
 
-cart.abandoned: `note_activity` (called by rooms on every accepted edit) keeps a record of kind
+cart.abandoned: `note_activity` (called on every accepted edit, through the `CartActivity` extension) keeps a record of kind
 "activity" per cart (written at most every few seconds); a periodic check in every process takes
 (atomically: one process wins) the record of a cart idle for `abandoned_after` seconds and, if the
 cart still has holds, emits `cart.abandoned`. The next edit writes the record again: re-armed.
@@ -38,7 +38,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import aiohttp
 import orjson
@@ -48,7 +48,11 @@ from ..crdt import CartDoc
 from ..crdt.cart import plain
 
 from .appkeys import CONFIG, ROOMS, STOCK, STORE
+from .hooks import Edit, Extension
 from .tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from .sync.room import Room
 
 log = logging.getLogger("livecart.webhooks")
 
@@ -282,6 +286,16 @@ def note_activity(app: web.Application, cart_id: str, owner: str) -> None:
         task.add_done_callback(state.writes.discard)
     else:
         state.dirty.add(cart_id)  # the periodic check writes it within flush_every
+
+
+class CartActivity(Extension):
+    """Every accepted edit of a cart restarts its abandonment clock (`note_activity`)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        note_activity(self.app, room.id, edit.who.sub)
 
 
 async def cart_has_holds(app: web.Application, cart_id: str) -> bool:
