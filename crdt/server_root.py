@@ -2,13 +2,12 @@
 offers and mergedInto.
 
 Every write is one transaction and returns its update (b"" when nothing changed). The writes are
-described as plain values (`ServerWrite`) and made by one path, `_commit`, through the compiled
-layer (`CartDoc.write_plain`); `settle`, the server's write after every stock decision, is the
+plain values (keys of `server`, hold entries, pricing changes) made by one path, `_commit`, through
+the compiled layer (`CartDoc.write_plain`); `settle`, the server's write after every stock decision, is the
 only one that keeps the cart's plain view of `server` (the others let it be read again).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from pycrdt import Map, merge_updates
@@ -26,27 +25,21 @@ def no_codes(code: str) -> dict[str, int] | None:
     return None
 
 
-@dataclass
-class ServerWrite:
-    """What one write sets under `server`, as plain values."""
+Holds = dict[str, "HoldEntry | None"]  # hold entries to set (None: remove)
 
-    keys: dict[str, Any] = field(default_factory=dict)  # top-level keys: status, checkout, offers, mergedInto
-    holds: dict[str, HoldEntry | None] = field(default_factory=dict)  # entries to set (None: remove)
-    pricing: dict[str, Any] = field(default_factory=dict)  # pricing keys but `lines`
-    lines_gone: list[str] = field(default_factory=list)  # pricing.lines entries to remove
-    lines: dict[str, Any] = field(default_factory=dict)  # pricing.lines entries to set
 
-    @property
-    def count(self) -> int:
-        return len(self.keys) + len(self.holds) + len(self.pricing) + len(self.lines_gone) + len(self.lines)
+def pricing_changes(old: Mapping[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """What changes `server.pricing` from `old` to `new`: its keys but `lines`, the line entries
+    that go, and those set (a qty change costs one line entry and the totals, not the whole
+    cart-sized object)."""
+    old_lines: Mapping[str, Any] = old.get("lines") or {}
+    new_lines = new["lines"]
+    return ({k: v for k, v in new.items() if k != "lines" and old.get(k) != v},
+            [k for k in old_lines if k not in new_lines],
+            {k: v for k, v in new_lines.items() if old_lines.get(k) != v})
 
-    def reprice(self, old: Mapping[str, Any], new: dict[str, Any]) -> None:
-        """Adds what changes `server.pricing` from `old` to `new`: a qty change costs one line
-        entry and the totals, not the whole (cart-sized) object."""
-        old_lines: Mapping[str, Any] = old.get("lines") or {}
-        self.pricing.update({k: v for k, v in new.items() if k != "lines" and old.get(k) != v})
-        self.lines_gone.extend(k for k in old_lines if k not in new["lines"])
-        self.lines.update({k: v for k, v in new["lines"].items() if old_lines.get(k) != v})
+
+NO_PRICING: tuple[dict[str, Any], list[str], dict[str, Any]] = ({}, [], {})
 
 
 # -- creation -------------------------------------------------------------------------------
@@ -86,22 +79,24 @@ def settle(cart: CartDoc, decisions: Mapping[str, HoldEntry | None], catalog: Ca
     """Writes hold outcomes (None drops the entry of a removed line; an entry keeps the sku it had)
     and the pricing they lead to, in one transaction: the server's write after every stock decision.
     No decisions: just reprice (codes typed, offers made, another process's holds)."""
-    created, view = _view(cart)
+    view = cart.server_view()
+    created = b""
+    if view is None:
+        created, view = _view(cart)
     holds = dict(view.holds)
-    write = ServerWrite()
+    changes: Holds = {}
     for line_id, decision in decisions.items():
         old = holds.get(line_id)
         if decision is None:
             if old is not None:
                 del holds[line_id]
-                write.holds[line_id] = None
+                changes[line_id] = None
             continue
         entry = {**old, **decision} if old is not None else decision
         if old != entry:
-            holds[line_id] = write.holds[line_id] = entry
+            holds[line_id] = changes[line_id] = entry
     pricing = _price(cart, view, holds, catalog, shop_codes)
-    write.reprice(view.pricing, pricing)
-    update = _commit(cart, view, write, keep_view=True)
+    update = _commit(cart, view, {}, changes, pricing_changes(view.pricing, pricing), keep_view=True)
     if update:
         view.holds, view.pricing = holds, pricing
     return merge_updates(created, update) if created and update else created or update
@@ -138,22 +133,20 @@ def offer(cart: CartDoc, code: str, rule: dict[str, int]) -> bytes:
     """Staff offer this cart a discount (priced by the next `settle`/`reprice`)."""
     with cart.doc.transaction():
         offers = plain(cart.server.get("offers") or {})
-    return _commit(cart, None, ServerWrite(keys={"offers": {**offers, code: rule}}))
+    return _commit(cart, None, {"offers": {**offers, code: rule}})
 
 
 def checkout_step(cart: CartDoc, step: str, at_ms: int) -> bytes:
     """The checkout step a shopper reached (kept across visits and devices)."""
-    return _commit(cart, None, ServerWrite(keys={
-        "checkout": {"state": "in_progress", "step": step, "orderId": None, "updatedAt": at_ms}}))
+    return _commit(cart, None, {"checkout": {"state": "in_progress", "step": step, "orderId": None, "updatedAt": at_ms}})
 
 
 def freeze(cart: CartDoc, order_id: str, pricing: dict[str, Any], at_ms: int) -> bytes:
     """Checking out: the cart takes no more edits, shows the order's pricing and awaits payment."""
     created, view = _view(cart)
-    write = ServerWrite(keys={"status": "checking_out"})
-    write.reprice(view.pricing, pricing)
-    write.keys["checkout"] = {"state": "awaiting_payment", "step": "payment", "orderId": order_id, "updatedAt": at_ms}
-    update = _commit(cart, view, write)
+    keys = {"status": "checking_out",
+            "checkout": {"state": "awaiting_payment", "step": "payment", "orderId": order_id, "updatedAt": at_ms}}
+    update = _commit(cart, view, keys, {}, pricing_changes(view.pricing, pricing))
     return merge_updates(created, update) if created and update else created or update
 
 
@@ -163,21 +156,21 @@ def payment_outcome(cart: CartDoc, order_state: str, sold: Iterable[tuple[str, i
     view = cart.server_view()
     with cart.doc.transaction():
         checkout = plain(cart.server.get("checkout") or {})
-    write = ServerWrite(keys={"status": "ordered" if sold is not None else "open",
-                              "checkout": {**checkout, "state": order_state}})
+    keys = {"status": "ordered" if sold is not None else "open", "checkout": {**checkout, "state": order_state}}
+    holds: Holds = {}
     if sold is not None and view is not None:
-        write.holds.update({line_id: {"status": "sold", "qty": qty, "expiresAt": None} for line_id, qty in sold})
-    return _commit(cart, view, write)
+        holds = {line_id: {"status": "sold", "qty": qty, "expiresAt": None} for line_id, qty in sold}
+    return _commit(cart, view, keys, holds)
 
 
 def close(cart: CartDoc) -> bytes:
     """The cart's order was cancelled: it takes no more clients."""
-    return _commit(cart, None, ServerWrite(keys={"status": "closed"}))
+    return _commit(cart, None, {"status": "closed"})
 
 
 def mark_merged(cart: CartDoc, target_id: str) -> bytes:
     """The cart went into `target_id`: it takes no more edits, and its clients are sent there."""
-    return _commit(cart, None, ServerWrite(keys={"status": "merged", "mergedInto": target_id}))
+    return _commit(cart, None, {"status": "merged", "mergedInto": target_id})
 
 
 # -- the one write path ---------------------------------------------------------------------
@@ -195,35 +188,39 @@ def _view(cart: CartDoc) -> tuple[bytes, ServerView]:
     return created, view
 
 
-def _commit(cart: CartDoc, view: ServerView | None, write: ServerWrite, keep_view: bool = False) -> bytes:
-    """Makes `write` in one transaction of plain values (`view`: its maps, needed only when it
-    writes holds or pricing). `keep_view`: the caller brings the view up to date itself."""
-    if not write.count:
+def _commit(cart: CartDoc, view: ServerView | None, keys: dict[str, Any], holds: Holds | None = None,
+            pricing: tuple[dict[str, Any], list[str], dict[str, Any]] = NO_PRICING, keep_view: bool = False) -> bytes:
+    """Writes, in one transaction of plain values: `keys` of `server`, `holds` entries, and the
+    `pricing` changes (`pricing_changes`); `view` gives the maps of the last two (needed only when
+    they write something). `keep_view`: the caller brings the view up to date itself."""
+    top, gone, lines = pricing
+    count = len(keys) + len(holds or ()) + len(top) + len(gone) + len(lines)
+    if not count:
         return b""
     server = cart.server.integrated
     maps = (view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated) if view else None
 
     def change(txn: Any) -> None:
-        for key, value in write.keys.items():
+        for key, value in keys.items():
             server.insert(txn, key, value)
         if maps is None:
             return
-        holds, pricing, lines = maps
-        for line_id, entry in write.holds.items():
+        holds_map, pricing_map, lines_map = maps
+        for line_id, entry in (holds or {}).items():
             if entry is None:
-                holds.remove(txn, line_id)
+                holds_map.remove(txn, line_id)
             else:
-                holds.insert(txn, line_id, entry)
-        for key, value in write.pricing.items():
-            pricing.insert(txn, key, value)
-        for line_id in write.lines_gone:
-            lines.remove(txn, line_id)
-        for line_id, value in write.lines.items():
-            lines.insert(txn, line_id, value)
-    return cart.write_plain(change, write.count, keep_view)
+                holds_map.insert(txn, line_id, entry)
+        for key, value in top.items():
+            pricing_map.insert(txn, key, value)
+        for line_id in gone:
+            lines_map.remove(txn, line_id)
+        for line_id, value in lines.items():
+            lines_map.insert(txn, line_id, value)
+    return cart.write_plain(change, count, keep_view)
 
 
 __all__ = [
-    "HoldEntry", "ServerWrite", "checkout_step", "close", "compute_pricing", "freeze", "init", "mark_merged",
-    "no_codes", "offer", "payment_outcome", "reprice", "settle",
+    "HoldEntry", "checkout_step", "close", "compute_pricing", "freeze", "init", "mark_merged",
+    "no_codes", "pricing_changes", "offer", "payment_outcome", "reprice", "settle",
 ]

@@ -5,8 +5,8 @@ capability by name (shop feed, kiosk clocks, webhooks, and later chat, rules and
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AbstractSet, Any, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, AbstractSet, Any, Mapping, NamedTuple
 
 from .auth import Identity
 
@@ -18,14 +18,14 @@ log = logging.getLogger("livecart.hooks")
 Want = tuple[str, int]  # what a line asks of stock: (sku, qty)
 
 
-@dataclass(frozen=True)
-class Edit:
-    """An accepted edit of a cart's lines or meta (a Yjs client's or an HTTP one), as decided."""
+class Edit(NamedTuple):
+    """An accepted edit of a cart's lines or meta (a Yjs client's or an HTTP one), as decided.
+    (A named tuple: one is made per edit, and a tuple is the cheapest immutable value.)"""
 
     who: Identity
     added: AbstractSet[str] = frozenset()  # line ids it created
     removed: AbstractSet[str] = frozenset()  # line ids it removed
-    wants: Mapping[str, Want | None] = field(default_factory=dict)  # what its lines ask of stock, where read
+    wants: Mapping[str, Want | None] = MappingProxyType({})  # what its lines ask of stock, where read
 
 
 class Extension:
