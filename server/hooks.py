@@ -42,7 +42,7 @@ class Extension:
         """An edit was accepted and applied to `room.cart`; it is being stored and relayed."""
 
     def on_presence(self, room: Room) -> None:
-        """Who has the cart open changed (`room.presence()`)."""
+        """Who has the cart open changed (`room.presence.who()`)."""
 
 
 class Hooks:

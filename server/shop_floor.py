@@ -46,7 +46,7 @@ class ShopFloor(Extension):
 
     def _report_presence(self, room: Room) -> None:
         del self._presence[room]
-        shop_event(self.bus, "cart.presence", cartId=room.id, present=room.presence())
+        shop_event(self.bus, "cart.presence", cartId=room.id, present=room.presence.who())
 
 
 def _channel_of(cart: CartDoc, line_id: str) -> str:

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from aiohttp import WSCloseCode
-from pycrdt import Awareness, Decoder, Doc, merge_updates
+from pycrdt import Awareness, merge_updates
 
 from ...crdt import Accepted, CartDoc, Rejected, server_root
-from ...crdt.awareness import AwarenessLimits, BadAwareness, Entry, read_update, write_update
 from ...crdt.pricing import DiscountLookup
 from ...crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2, update_message,
@@ -25,11 +24,11 @@ from ..hooks import Edit, Hooks
 from ..reconcile import sync_of
 from ..stock import Decision, StockAuthority, Want
 from ..store import HoldRow, Store
-from .connection import GONE, REJECTED, TOO_LARGE, Close, Connection, binary_frame
+from .connection import GONE, REJECTED, Close, Connection, binary_frame
+from .presence import Presence
 
 log = logging.getLogger("livecart.rooms")
 
-AWARENESS = AwarenessLimits()
 UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
 
 
@@ -79,9 +78,7 @@ class Room:
         self._audit = False  # a check of the shown holds against stock is asked for
         self._audit_before: dict[str, HoldRow] | None = None  # the holds it found before the doc was read
         self._unload: asyncio.TimerHandle | None = None
-        self.awareness = Awareness(Doc())
-        self._aw_owner: dict[int, Connection] = {}  # awareness client id -> the socket it came from
-        self.awareness.set_local_state(None)  # the server itself has no presence
+        self.presence = Presence()
 
     # -- membership ---------------------------------------------------------------
 
@@ -91,16 +88,13 @@ class Room:
             self._unload = None
         self.conns.add(conn)
         conn.send(sync_step1(self.cart.state()))
-        if self.awareness.states:
-            conn.send(awareness_message(self.awareness.encode_awareness_update(list(self.awareness.states))))
+        if self.presence.anyone():
+            conn.send(awareness_message(self.presence.encode()))
 
     def leave(self, conn: Connection) -> None:
         self.conns.discard(conn)
-        gone = [i for i in conn.awareness_ids if self._aw_owner.get(i) is conn]
-        for client_id in gone:
-            del self._aw_owner[client_id]
+        gone = self.presence.leave(conn)
         if gone:
-            self.awareness.remove_awareness_states(gone, conn)
             self._relay_awareness(gone)
         if not self.conns:
             self.schedule_unload()
@@ -147,10 +141,11 @@ class Room:
             if msg.payload != EMPTY_UPDATE:
                 await self.client_update(conn, msg.payload)
         elif msg.kind is Kind.AWARENESS:
-            self.client_awareness(conn, msg.payload)
+            changed = self.presence.from_client(conn, msg.payload)
+            if changed:
+                self._relay_awareness(changed)
         elif msg.kind is Kind.QUERY_AWARENESS:
-            states = list(self.awareness.states)
-            conn.send(awareness_message(self.awareness.encode_awareness_update(states)))
+            conn.send(awareness_message(self.presence.encode()))
 
     # -- the edit pipeline ------------------------------------------------------------
 
@@ -371,68 +366,12 @@ class Room:
 
     # -- presence ---------------------------------------------------------------------
 
-    def presence(self) -> list[dict[str, Any]]:
-        """Who has the cart open, from awareness: name, role, channel, focused or away."""
-        present = []
-        for client_id, state in self.awareness.states.items():
-            if not isinstance(state, dict):  # judged on the way in; a process of an older version may not have
-                continue
-            user = state.get("user") if isinstance(state.get("user"), dict) else {}
-            present.append({"clientId": client_id, "name": _text(user.get("name")), "role": _text(user.get("role")),
-                            "channel": _text(user.get("channel")), "focus": state.get("focus", True) is not False})
-        return present
-
-    def client_awareness(self, conn: Connection, payload: bytes) -> None:
-        try:
-            entries = read_update(payload, AWARENESS)
-        except BadAwareness as exc:
-            raise Close(TOO_LARGE if exc.too_large else REJECTED, str(exc)) from None
-        # A removal of a client the room never heard of changes nothing: not kept, not relayed.
-        entries = [e for e in entries if not e.removal or e.client_id in self.awareness.meta]
-        self._count_introduced(conn, entries)
-        changed = self._apply_awareness(write_update(entries), conn) if entries else []
-        for client_id in changed:
-            # A connection owns the presence it introduced, never the states of others
-            # that the stock client echoes back (else its leaving would remove them all).
-            owner = self._aw_owner.get(client_id)
-            if client_id in self.awareness.states and owner in (None, conn):
-                self._aw_owner[client_id] = conn
-                conn.awareness_ids.add(client_id)
-            elif client_id not in self.awareness.states and owner is conn:
-                del self._aw_owner[client_id]
-                conn.awareness_ids.discard(client_id)
-        if changed:
-            self._relay_awareness(changed)
-
-    def _count_introduced(self, conn: Connection, entries: list[Entry]) -> None:
-        """A connection may bring in a few awareness clients of its own, over its whole life
-        (so it cannot cycle through ids either); closes it with 4400 past that."""
-        meta = self.awareness.meta
-        new = {e.client_id for e in entries if not e.removal and self._aw_owner.get(e.client_id) is None
-               and e.clock > meta.get(e.client_id, {}).get("clock", 0)}
-        if len(conn.introduced | new) > AWARENESS.max_clients:
-            raise Close(REJECTED, f"too many awareness clients on one connection (max {AWARENESS.max_clients})")
-        conn.introduced |= new
-
-    def _apply_awareness(self, payload: bytes, origin: Any) -> list[int]:
-        """Applies an awareness update; returns the client ids it really advanced.
-
-        As in y-protocols, a state counts only with a newer clock (or a removal at the
-        same clock); echoes of what everyone has already are dropped, not re-broadcast.
-        """
-        decoder = Decoder(payload)
-        ids = []
-        for _ in range(decoder.read_var_uint()):
-            ids.append(decoder.read_var_uint())
-            decoder.read_var_uint()  # clock
-            decoder.read_var_string()  # state
-        meta, states = self.awareness.meta, self.awareness.states
-        before = {i: (meta.get(i, {}).get("clock"), i in states) for i in ids}
-        self.awareness.apply_awareness_update(payload, origin)
-        return [i for i in ids if (meta.get(i, {}).get("clock"), i in states) != before[i]]
+    @property
+    def awareness(self) -> Awareness:
+        return self.presence.awareness
 
     def _relay_awareness(self, changed: list[int]) -> None:
-        update = self.awareness.encode_awareness_update(changed)
+        update = self.presence.encode(changed)
         # To every client, the sender too: the stock client drops a socket silent for 30 s,
         # and its own renewals (every 15 s, a newer clock) are what keeps it fed.
         self.broadcast(awareness_message(update))
@@ -451,13 +390,13 @@ class Room:
             else:
                 self.catch_up()  # a gap: the log has what the bus lost or reordered
         elif msg.kind == "awareness":
-            changed = self._apply_awareness(msg.payload, "remote")
+            changed = self.presence.from_remote(msg.payload)
             if changed:
-                self.broadcast(awareness_message(self.awareness.encode_awareness_update(changed)))
+                self.broadcast(awareness_message(self.presence.encode(changed)))
         elif msg.kind == "awareness?":
             local = [cid for conn in self.conns for cid in conn.awareness_ids]
             if local:
-                self.bus.publish_cart(self.id, "awareness", 0, self.awareness.encode_awareness_update(local))
+                self.bus.publish_cart(self.id, "awareness", 0, self.presence.encode(local))
 
     def _apply_remote(self, update: bytes) -> None:
         lines, server = self.cart.apply_trusted(update)
@@ -484,7 +423,3 @@ class Room:
             log.warning("cart %s: catch-up failed: %s", self.id, exc)
         return applied
 
-
-def _text(value: Any) -> str | None:
-    """A presence field as the shop-floor feed shows it: a string, or nothing."""
-    return value if isinstance(value, str) else None

@@ -95,7 +95,7 @@ class Recorder(Extension):
         self.calls.append(("edit", room.id, edit))
 
     def on_presence(self, room: Room) -> None:
-        self.calls.append(("presence", room.id, room.presence()))
+        self.calls.append(("presence", room.id, room.presence.who()))
 
     def edits(self) -> list[Edit]:
         return [edit for kind, _, edit in self.calls if kind == "edit"]
