@@ -35,9 +35,9 @@ from pycrdt import Doc, Map
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import update_message
 from livecart.server import auth
-from livecart.server.appkeys import ROOMS
 from livecart.server.app import create_app
 from livecart.server.config import Config
+from livecart.server.services import SERVICES
 from livecart.server.sync.connection import Connection
 from livecart.server.sync.room import Room
 
@@ -87,7 +87,7 @@ async def open_carts(client: TestClient, app: web.Application, config: Config,
         customer = token(f"customer-{c}")
         response = await client.post("/api/carts", json={}, headers={"Authorization": f"Bearer {customer}"})
         cart_id = (await response.json())["cartId"]
-        room = await app[ROOMS].get(cart_id)
+        room = await app[SERVICES].rooms.get(cart_id)
         members = []
         for k in range(3):
             conn = Connection(web.WebSocketResponse(), StubTransport(), auth.verify(SECRET, customer),  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from ..bus import Bus, CartMessage
 from ..catalog import CatalogCache
 from ..config import Config
 from ..hooks import Edit, Hooks
-from ..reconcile import sync_of
+from ..stock.reconcile import sync_of
 from ..stock import Decision, StockAuthority, Want
 from ..store import HoldRow, Store
 from .connection import GONE, REJECTED, Close, Connection, binary_frame

@@ -7,7 +7,6 @@ import logging
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..access import may_open
-from ..appkeys import CONFIG, ROOMS
 from ..auth import TokenError, verify
 from ..config import Config
 from ..sockets import LimitedSocket, close_ws
@@ -18,10 +17,8 @@ from .room import Room
 log = logging.getLogger("livecart.rooms")
 
 
-async def cart_socket(request: web.Request) -> web.WebSocketResponse:
+async def cart_socket(request: web.Request, config: Config, rooms: Rooms) -> web.WebSocketResponse:
     """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
-    config: Config = request.app[CONFIG]
-    rooms: Rooms = request.app[ROOMS]
     ws = LimitedSocket(request, config.max_message_bytes, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:

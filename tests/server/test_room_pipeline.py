@@ -22,7 +22,7 @@ from livecart.server.bus import open_bus
 from livecart.server.catalog import CatalogCache
 from livecart.server.config import Config
 from livecart.server.hooks import Edit, Extension, Hooks
-from livecart.server.stock import StockActor
+from livecart.server.stock import open_stock
 from livecart.server.store import Store, open_store
 from livecart.server.sync.connection import GONE, REJECTED, Close, Connection
 from livecart.server.sync.registry import Rooms
@@ -129,9 +129,9 @@ class Floor:
     def __init__(self, tmp: Path) -> None:
         self.config = Config(jwt_secret=SECRET, data_dir=tmp, room_grace_seconds=0.05)
         self.store: Store = open_store("sqlite", tmp)
-        self.catalog = CatalogCache(self.store)
-        self.stock = StockActor(self.store, self.config.hold_ttl_seconds)  # type: ignore[arg-type]
         self.bus = open_bus("memory")
+        self.catalog = CatalogCache(self.store, self.bus)
+        self.stock = open_stock(self.config, self.store)  # the embedded actor, on the SQLite store
         self.recorder = Recorder()
         self.rooms = Rooms(self.config, self.store, self.catalog, self.stock, self.bus, Hooks([self.recorder]),
                            shop_codes=lambda code: {"percentOff": 10} if code == "TEN" else None)
@@ -260,12 +260,12 @@ async def test_hold_wants_reach_the_stock_authority(floor: Floor) -> None:
     await settled(room)
     holds = await floor.stock.holds_of(CART)
     assert (holds["l1"].qty, holds["l2"].qty) == (3, 2)
-    assert floor.stock.level("MUG").available == 0
+    assert (await floor.stock.levels(["MUG"]))["MUG"].available == 0
     shown = server_of(room.cart)["holds"]
     assert (shown["l1"]["status"], shown["l2"]["status"], shown["l2"]["qty"]) == ("held", "partial", 2)
     await room.receive(ann.conn, ann.edit(lambda doc: doc.get("lines", type=Map).pop("l1")))
     await settled(room)
-    assert "l1" not in await floor.stock.holds_of(CART) and floor.stock.level("MUG").available == 3
+    assert "l1" not in await floor.stock.holds_of(CART) and (await floor.stock.levels(["MUG"]))["MUG"].available == 3
     assert "l1" not in server_of(room.cart)["holds"]
     assert server_of(await floor.stored()) == server_of(room.cart)
 
