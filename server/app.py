@@ -17,6 +17,7 @@ from .openapi import api
 from .pages import add_page_routes
 from .config import Config
 from .demo import load_demo
+from .demo_people import add_demo_routes
 from .errors import json_errors
 from .checkout import DiscountBook
 from .feeds import EventFeed, StockFeed, admin_socket, me_socket, stock_socket
@@ -41,6 +42,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(webhooks.webhook_worker)
     app.on_shutdown.append(_close_connections)
     if config.demo:
+        add_demo_routes(app)
         add_page_routes(app)
     return app
 

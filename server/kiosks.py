@@ -61,6 +61,20 @@ async def sign_in(request: web.Request) -> web.Response:
                               "idleSeconds": int(idle)}, status=201)
 
 
+@api.add("GET", "/api/kiosks/{kioskId}", "The kiosk: its idle limit and who is signed in (null: nobody)",
+         auth="the kiosk", result=obj(("kioskId", "idleSeconds", "session"), kioskId=STRING, idleSeconds=INTEGER,
+                                      session={"type": ["object", "null"]}))
+async def kiosk_info(request: web.Request) -> web.Response:
+    """What a kiosk screen needs to start: the server's real idle limit, and its customer if any."""
+    _, kiosk_id = _kiosk(request)
+    session = await request.app[STORE].get_record("kiosk", kiosk_id)
+    idle = request.app[CONFIG].kiosk_idle_seconds
+    current_session = None if session is None else {
+        "cartId": session["cartId"], "customerId": session["customerId"],
+        "idleSecondsLeft": max(0, int(session["lastActive"] + idle - time.time()))}
+    return web.json_response({"kioskId": kiosk_id, "idleSeconds": int(idle), "session": current_session})
+
+
 @api.add("GET", "/api/kiosks/{kioskId}/sessions", "Who is signed in here", auth="the kiosk", errors=(404,),
          result=obj(("cartId", "customerId", "idleSecondsLeft"), cartId=STRING, customerId=STRING,
                     idleSecondsLeft=INTEGER))

@@ -7,9 +7,12 @@
  */
 import { NotAvailableError } from '../src/index.js'
 import {
-  cartView, comingSoon, describeError, fill, h, icon, initials, liveCatalogIn, money, presenceBar,
+  cartView, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
+
+// An order in one of these states has left its cart behind: paid, on its way, done or called off.
+const ORDER_DONE = new Set(['confirmed', 'dispatched', 'delivered', 'cancelled'])
 
 staffPage({
   key: 'livecart.staff.admin',
@@ -36,7 +39,7 @@ async function start ({ lc, claims, main, right }) {
     h('div.admin-grid',
       h('div.admin-col', boardCard, stock.el),
       h('div.admin-col', cartPanel, activityCard, orders.el)),
-    siteFooter())
+    siteFooter('staff'))
 
   // -- KPIs ----------------------------------------------------------------------------------
   const counts = { carts: new Map(), carted: 0, feed: 'connecting' }
@@ -56,9 +59,15 @@ async function start ({ lc, claims, main, right }) {
 
   // -- the live board (/ws/admin) ------------------------------------------------------------
   const cardsById = new Map()
+  const closedCarts = new Set() // carts that became orders: later events about them do not bring them back
   const renderBoard = () => {
     if (!counts.carts.size) {
-      fill(board, h('p.muted', { style: { gridColumn: '1 / -1' } }, counts.feed === 'open' ? 'No open carts right now.' : ''))
+      for (const el of cardsById.values()) el.remove()
+      cardsById.clear()
+      fill(board, h('p.muted.board-empty', { style: { gridColumn: '1 / -1' } }, counts.feed === 'open'
+        ? 'No open carts right now: a cart appears here the moment a shopper starts one.'
+        : counts.feed === 'unavailable' ? '' : 'Connecting to the shop floor…'))
+      if (counts.feed === 'unavailable') renderUnavailable()
       return
     }
     for (const [id, c] of counts.carts) {
@@ -70,14 +79,14 @@ async function start ({ lc, claims, main, right }) {
       const people = c.presence || []
       fill(el,
         h('header', h('strong', { title: id }, !c.owner ? id : c.owner.startsWith('anon-') ? 'Guest shopper' : c.owner.startsWith('walkin-') ? 'Walk-in customer' : c.owner), h('span.tag', c.channel || 'web'), c.step ? h('span.tag.info', c.step) : null),
-        h('div.events', `${c.items || 0} items${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
+        h('div.events', `${items(c.items || 0)}${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
         people.length
           ? h('div.avatars', people.slice(0, 5).map((p) => h('span.avatar.sm', { class: p.focus === false ? 'away' : '', title: `${p.name} · ${p.role} · ${p.channel} · ${p.focus === false ? 'away' : 'focused'}`, style: { background: p.color || '#4f6d7a', marginLeft: '-4px', border: '2px solid #fbf9f6' } }, initials(p.name))))
           : h('small.muted', 'nobody in it now'))
       if (!el.isConnected) board.prepend(el)
     }
     for (const [id, el] of cardsById) if (!counts.carts.has(id)) { el.remove(); cardsById.delete(id) }
-    board.querySelector('p.muted')?.remove()
+    board.querySelector('p.board-empty')?.remove()
   }
   const bump = (id) => {
     const el = cardsById.get(id)
@@ -107,11 +116,26 @@ async function start ({ lc, claims, main, right }) {
       renderBoard()
     } catch { /* gone meanwhile */ }
   }
+  function renderUnavailable () {
+    fill(board, h('div', { style: { gridColumn: '1 / -1' } }, comingSoon('Live board of open carts',
+      'Every open cart appears here as it fills up: who is in it (focused or away), its checkout step, and a toast for each item carted. Meanwhile, open any cart by id on the right.',
+      '/ws/admin (cart.created, cart.line_added, cart.presence, checkout.step, order.*)')))
+  }
   const whoName = (e) => (!e.who ? 'Someone' : e.who.startsWith('anon-') ? 'A guest' : e.who.startsWith('walkin-') ? 'A walk-in customer' : e.who)
   const feed = lc.watchAdmin((e) => {
     const type = e.type
     if (type === 'gap') return log(`${e.dropped} events were skipped (this page fell behind)`, 'alert')
     const id = e.cartId
+    if ((type === 'order.created' || type === 'order.status') && ORDER_DONE.has(e.state)) {
+      // The cart became an order: it leaves the board (and the open-cart count) for good.
+      orders.upsert(e)
+      log(`Order ${e.orderId} is ${e.state.replace('_', ' ')}${e.total != null ? ` (${money(e.total)})` : ''}`, 'box')
+      if (id) { counts.carts.delete(id); closedCarts.add(id) }
+      renderBoard()
+      renderKpis()
+      return
+    }
+    if (id && closedCarts.has(id) && type !== 'order.status') return
     const c = id ? (counts.carts.get(id) || { items: 0, lines: {} }) : null
     if (c && id && !counts.carts.has(id)) {
       counts.carts.set(id, c)
@@ -154,8 +178,7 @@ async function start ({ lc, claims, main, right }) {
         orders.upsert(e)
         log(`Order ${e.orderId} is ${e.state.replace('_', ' ')}${e.total != null ? ` (${money(e.total)})` : ''}`, 'box')
         if (type === 'order.created') toast(`Order ${e.orderId} placed: ${money(e.total)}.`, { kind: 'success', title: 'New order' })
-        if (id && ['confirmed', 'cancelled'].includes(e.state)) counts.carts.delete(id)
-        else if (id) c.step = e.state.replace('_', ' ')
+        if (id) c.step = e.state.replace('_', ' ')
         break
       case 'discount.offered':
         log(`Discount ${e.code} sent to a cart`, 'tag')
@@ -171,13 +194,10 @@ async function start ({ lc, claims, main, right }) {
     counts.feed = s
     feedStatus.className = `tag ${s === 'open' ? 'ok' : s === 'unavailable' ? '' : 'warn'}`
     feedStatus.textContent = { open: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'stopped', unavailable: 'not on this server yet' }[s] || s
-    if (s === 'unavailable') {
-      fill(board, h('div', { style: { gridColumn: '1 / -1' } }, comingSoon('Live board of open carts',
-        'Every open cart appears here as it fills up: who is in it (focused or away), its checkout step, and a toast for each item carted. Meanwhile, open any cart by id on the right.',
-        '/ws/admin (cart.created, cart.line_added, cart.presence, checkout.step, order.*)')))
-    }
+    renderBoard()
     renderKpis()
   })
+  renderBoard()
   feed.on('error', (err) => { if (!(err instanceof NotAvailableError)) toast(describeError(err), { kind: 'error', title: 'Admin feed' }) })
 
   // -- open a cart ---------------------------------------------------------------------------
@@ -196,7 +216,7 @@ async function start ({ lc, claims, main, right }) {
     view?.destroy()
     cart = lc.openCart(id, { channel: 'api', user: { name: claims.sub, role: 'admin' } })
     reportCartEvents(cart)
-    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true })
+    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true, lc })
     const code = h('input', { placeholder: 'Code, e.g. STAY10', autocomplete: 'off', maxlength: 64, 'aria-label': 'Discount code' })
     const pct = h('input', { type: 'number', min: 1, max: 100, value: 10, 'aria-label': 'Percent off' })
     const discountNote = h('div')
@@ -236,12 +256,13 @@ function stockTable (lc, catalog) {
   const el = h('section.card',
     h('div.card-head', h('h2', icon('box', 18), 'Stock'), sortButton),
     h('div.table-wrap', h('table.stock',
-      h('thead', h('tr', h('th', 'Product'), h('th.num', 'On hand'), h('th.num', 'Held'), h('th', 'Available'), h('th.num', 'Adjust'))),
+      h('thead', h('tr', h('th', 'Product'), h('th.num.col-levels', 'On hand'), h('th.num.col-levels', 'Held'), h('th', 'Available'), h('th.num', 'Adjust'))),
       body)))
   const levels = new Map()
   for (const p of catalog.products) {
-    const onHand = h('td.num')
-    const held = h('td.num')
+    const onHand = h('td.num.col-levels')
+    const held = h('td.num.col-levels')
+    const inline = h('small.inline-levels')
     const avail = h('td')
     const adjust = (delta, reason) => async () => {
       try {
@@ -253,12 +274,12 @@ function stockTable (lc, catalog) {
       }
     }
     const tr = h('tr', { dataset: { sku: p.sku } },
-      h('td', h('div.sku-cell', productArt(p.sku, { size: 'sm' }), h('div', p.name, h('small', p.sku)))),
+      h('td', h('div.sku-cell', productArt(p.sku, { size: 'sm' }), h('div', p.name, h('small', p.sku), inline))),
       onHand, held, avail,
       h('td', h('div.adjust',
         h('button.btn', { title: 'Sold one in the shop', onclick: adjust(-1, 'in-store sale') }, '−1 sale'),
         h('button.btn', { title: 'A delivery came in', onclick: adjust(+1, 'delivery') }, '+1 in'))))
-    rows.set(p.sku, { tr, onHand, held, avail })
+    rows.set(p.sku, { tr, onHand, held, avail, inline })
     body.append(tr)
   }
   const render = (sku) => {
@@ -269,6 +290,7 @@ function stockTable (lc, catalog) {
     const a = level.available
     r.onHand.textContent = String(level.onHand)
     r.held.textContent = String(level.held)
+    r.inline.textContent = `${level.onHand} on hand · ${level.held} held`
     fill(r.avail, h('span', { style: { display: 'inline-flex', alignItems: 'center', gap: '8px', fontWeight: '600', color: a <= 0 ? 'var(--bad)' : a <= 3 ? 'var(--warn)' : '' } },
       h('span.bar', { class: a <= 0 ? 'out' : a <= 3 ? 'low' : '' }, h('i', { style: { width: `${Math.round(100 * Math.max(0, a) / max)}%` } })), a <= 0 ? 'sold out' : String(a)))
     r.tr.classList.remove('changed')

@@ -5,7 +5,7 @@
  * another shopper holds the last unit, and back when the hold ends.
  */
 import {
-  LiveCatalog, addProduct, describeError, fill, h, icon, liveDot, money, productArt, reportCartEvents,
+  LiveCatalog, addProduct, describeError, fill, h, icon, items, liveDot, money, productArt, reportCartEvents,
   shopper, shopperCartId, siteFooter, store, toast, topbar, watchHoldLosses
 } from './ui.js'
 
@@ -21,7 +21,8 @@ const CATEGORIES = [
 const app = document.getElementById('app')
 const state = { cart: null, category: store.get('livecart.category') || 'all', pendingAdds: new Map() }
 
-const cartButton = h('a.cart-button', { href: '/cart', 'aria-label': 'Your cart' }, icon('cart', 20), h('span.cart-count', { hidden: true }), h('span.cart-total'))
+// Hidden until this shopper has a cart: an empty pill before there is one says nothing.
+const cartButton = h('a.cart-button', { href: '/cart', 'aria-label': 'Your cart', hidden: true }, icon('cart', 20), h('span.cart-count', { hidden: true }), h('span.cart-total'))
 const dot = liveDot('Live stock')
 const grid = h('div.grid', { 'aria-busy': 'true' }, Array.from({ length: 8 }, () => h('div.product.skeleton', h('div.product-media'), h('div.product-body', h('i'), h('i'), h('i')))))
 const chips = h('nav.chips', { 'aria-label': 'Categories' })
@@ -181,11 +182,12 @@ function renderCartButton () {
   const count = cart ? cart.lines.reduce((n, l) => n + l.qty, 0) : 0
   const total = cart?.pricing ? money(cart.pricing.total, cart.pricing.currency) : ''
   const badge = cartButton.querySelector('.cart-count')
+  cartButton.hidden = !cart
   badge.hidden = count === 0
   badge.textContent = String(count)
   cartButton.querySelector('.cart-total').textContent = count ? total : 'Cart'
   miniCart.hidden = count === 0
-  fill(miniCart, h('span.minicart-count', `${count} ${count === 1 ? 'item' : 'items'}`), h('span.minicart-total', total), h('span.minicart-go', 'View cart', icon('arrow', 16)))
+  fill(miniCart, h('span.minicart-count', items(count)), h('span.minicart-total', total), h('span.minicart-go', 'View cart', icon('arrow', 16)))
 }
 
 async function add (product, button) {
