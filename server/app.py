@@ -11,7 +11,7 @@ from . import (  # noqa: F401 (importing a module registers its routes)
     invites as _invites,
 )
 from . import kiosks, webhooks
-from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
+from .appkeys import BROWSING, CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
 from .openapi import api
 from .pages import add_page_routes
@@ -20,7 +20,8 @@ from .demo import load_demo
 from .demo_people import add_demo_routes
 from .errors import json_errors
 from .checkout import DiscountBook
-from .feeds import EventFeed, StockFeed, admin_socket, me_socket, stock_socket
+from .browsing import Browsing, has_open_cart
+from .feeds import EventFeed, StockFeed, admin_socket, me_socket, shop_event, stock_socket
 from .rooms import Rooms, cart_socket
 from .bus import open_bus
 from .stock import StockActor, StockAuthority
@@ -63,7 +64,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[STORE], app[CATALOG] = store, catalog
     stock = open_stock(config, store)
     bus = open_bus(config.bus)
-    feeds, events, discounts = StockFeed(stock.levels), EventFeed(), DiscountBook(store)
+    browsing = Browsing(lambda type_, data: shop_event(bus, type_, **data), lambda sku: catalog.get(sku) is not None,
+                        lambda who: has_open_cart(store, who), config.max_messages_per_second)
+    feeds, events, discounts = StockFeed(stock.levels, browsing.count), EventFeed(), DiscountBook(store)
+    browsing.on_viewers = feeds.announce_viewers
     await discounts.load()
     bus.on_event("discounts", lambda e: asyncio.ensure_future(discounts.load(e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
@@ -79,11 +83,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
     bus.on_event("stock", feeds.changed, on_demand=True)
     app[STOCK], app[FEEDS], app[ROOMS], app[EVENTS], app[DISCOUNTS] = stock, feeds, rooms, events, discounts
+    app[BROWSING] = browsing
     await bus.start()
+    browsing.start()
     await stock.start()
     if config.demo:
         await load_demo(catalog, stock)
     yield
+    await browsing.stop()
     await rooms.close()
     await stock.stop()
     await bus.stop()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from .browsing import Browsing
     from .catalog import CatalogCache
     from .checkout import DiscountBook
     from .config import Config
@@ -22,3 +23,4 @@ STOCK: web.AppKey["StockAuthority"] = web.AppKey("stock")
 FEEDS: web.AppKey["StockFeed"] = web.AppKey("feeds")
 EVENTS: web.AppKey["EventFeed"] = web.AppKey("events")
 DISCOUNTS: web.AppKey["DiscountBook"] = web.AppKey("discounts")
+BROWSING: web.AppKey["Browsing"] = web.AppKey("browsing")

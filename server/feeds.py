@@ -4,14 +4,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any, Awaitable, Callable, Hashable, Iterable
 
 import orjson
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp_sse import sse_response
 
 from . import auth
-from .appkeys import CONFIG, EVENTS, FEEDS, ROOMS, STOCK
+from .appkeys import BROWSING, CONFIG, EVENTS, FEEDS, ROOMS, STOCK
+from .browsing import Browser, Refused, UnknownSku
 from .bus import Bus, following
 from .errors import ApiError
 from .sockets import LimitedSocket, close_at_expiry, close_ws
@@ -46,14 +47,15 @@ class Subscriber(Reader):
     def __init__(self, keys: frozenset[str]) -> None:
         super().__init__()
         self.keys = keys
-        self._pending: dict[Hashable, dict[str, Any]] = {}
+        self._pending: dict[Hashable, dict[str, Any] | str] = {}
 
-    def push(self, key: Hashable, message: dict[str, Any]) -> None:
+    def push(self, key: Hashable, message: dict[str, Any] | str) -> None:
+        """`message` is a dict, or its JSON already (one encoding for every reader of a fan-out)."""
         self._pending.pop(key, None)  # re-insert: keep arrival order of the latest values
         self._pending[key] = message
         self._wake.set()
 
-    def _take(self) -> list[dict[str, Any]]:
+    def _take(self) -> list[dict[str, Any] | str]:  # type: ignore[override]
         batch, self._pending = list(self._pending.values()), {}
         return batch
 
@@ -67,8 +69,10 @@ class StockFeed:
     latest truth, so the last value a viewer gets is always right.
     """
 
-    def __init__(self, read_levels: Callable[[list[str]], Awaitable[dict[str, Any]]] | None = None) -> None:
+    def __init__(self, read_levels: Callable[[list[str]], Awaitable[dict[str, Any]]] | None = None,
+                 count_viewers: Callable[[str], int] | None = None) -> None:
         self.by_sku: dict[str, set[Subscriber]] = {}
+        self._count_viewers = count_viewers  # browsing presence: who views each product (else: who subscribes)
         self._read_levels = read_levels
         self._stale: set[str] = set()
         self._refreshing: asyncio.Future[None] | None = None
@@ -96,7 +100,11 @@ class StockFeed:
         sub = Subscriber(skus)
         for sku in skus:
             self.by_sku.setdefault(sku, set()).add(sub)
-        self._announce_viewers(skus)
+        if self._count_viewers is None:
+            self.announce_viewers(skus)  # a subscriber is a viewer: everyone's count moved
+        else:  # viewers are browsers (server/browsing.py): the newcomer alone needs the counts
+            for sku in skus:
+                sub.push(("viewers", sku), {"sku": sku, "viewers": self.viewers(sku)})
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -106,7 +114,8 @@ class StockFeed:
                 watchers.discard(sub)
                 if not watchers:
                     del self.by_sku[sku]
-        self._announce_viewers(sub.keys)
+        if self._count_viewers is None:
+            self.announce_viewers(sub.keys)
 
     def close(self) -> None:
         """Server shutdown: every reader's pump ends."""
@@ -115,18 +124,20 @@ class StockFeed:
                 sub.close()
 
     def viewers(self, sku: str) -> int:
+        if self._count_viewers is not None:
+            return self._count_viewers(sku)
         return len(self.by_sku.get(sku, ()))
 
     def publish_levels(self, available: dict[str, int]) -> None:
         at = int(time.time() * 1000)
         for sku, value in available.items():
-            message = {"sku": sku, "available": value, "at": at}
+            message = orjson.dumps({"sku": sku, "available": value, "at": at}).decode()
             for sub in self.by_sku.get(sku, ()):
                 sub.push(("available", sku), message)
 
-    def _announce_viewers(self, skus: frozenset[str]) -> None:
+    def announce_viewers(self, skus: Iterable[str]) -> None:
         for sku in skus:
-            message = {"sku": sku, "viewers": self.viewers(sku)}
+            message = orjson.dumps({"sku": sku, "viewers": self.viewers(sku)}).decode()
             for sub in self.by_sku.get(sku, ()):
                 sub.push(("viewers", sku), message)
 
@@ -159,8 +170,10 @@ def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True,
                                  "shop": shop, **data})
 
 
-async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
-    """Sends a subscriber's messages until the reader is gone or the feed closes."""
+async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any],
+               send_all: Callable[[list[str]], None] | None = None) -> None:
+    """Sends a subscriber's messages until the reader is gone or the feed closes; `send_all`
+    writes a whole batch at once (a websocket: one write for every frame of it)."""
     gone_task = asyncio.ensure_future(gone)
     try:
         while True:
@@ -172,8 +185,12 @@ async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitab
             batch = batch_task.result()
             if batch is None:
                 return
-            for message in batch:
-                await send(orjson.dumps(message).decode())
+            encoded = [m if isinstance(m, str) else orjson.dumps(m).decode() for m in batch]
+            if send_all is not None:
+                send_all(encoded)
+                continue
+            for message in encoded:
+                await send(message)
     except (ConnectionError, RuntimeError):
         pass  # the reader went away mid-send
     finally:
@@ -186,20 +203,71 @@ async def _drain_incoming(ws: web.WebSocketResponse) -> None:
 
 
 async def stock_socket(request: web.Request) -> web.StreamResponse:
-    """GET /ws/stock?skus=a,b: `{sku, available, at}` on every change, `{sku, viewers}` as they come and go."""
+    """GET /ws/stock?skus=a,b[&token=]: `{sku, available, at}` on every change, `{sku, viewers}` as
+    viewers come and go; the browser says what it views (`view`, `visibility`: server/browsing.py)."""
     skus = _skus(request)
     ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
+    token = request.query.get("token")
+    try:
+        who = auth.verify(request.app[CONFIG].jwt_secret, token) if token else None
+    except auth.TokenError as exc:
+        await ws.prepare(request)
+        await close_ws(ws, 4401, str(exc))
+        return ws
     await ws.prepare(request)
-    feed = request.app[FEEDS]
+    feed, browsing = request.app[FEEDS], request.app[BROWSING]
+    browser = browsing.join(who.sub if who else None)
     sub = feed.subscribe(skus)
     try:
         async with following(_bus(request), "stock"):  # before the first read: no change after it is missed
             await _initial(request, sub)
-            await pump(sub, ws.send_str, _drain_incoming(ws))
+            await pump(sub, ws.send_str, _read_views(ws, browser, browsing),
+                       _frame_writer(ws, request, request.app[CONFIG].send_buffer_bytes))
     finally:
+        browsing.leave(browser)
         feed.unsubscribe(sub)
         await ws.close()
     return ws
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented text websocket frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+def _frame_writer(ws: web.WebSocketResponse, request: web.Request, limit: int) -> Callable[[list[str]], None]:
+    """Writes a batch of feed messages as frames in one write: a viewer-count fan-out to thousands
+    of storefronts costs a write per storefront, not one per SKU (bench/browsing.py). A reader that
+    lets the transport's buffer pass `limit` is cut off (it reconnects and reads the levels again)."""
+    def send_all(messages: list[str]) -> None:
+        transport = request.transport
+        if transport is None or transport.is_closing() or ws.closed or getattr(ws, "refusing", False):
+            raise ConnectionError("the reader went away")
+        if transport.get_write_buffer_size() > limit:
+            transport.abort()
+            raise ConnectionError("reader too slow to keep up")
+        transport.write(b"".join(text_frame(m.encode()) for m in messages))
+    return send_all
+
+
+async def _read_views(ws: web.WebSocketResponse, browser: Browser, browsing: Any) -> None:
+    """What a storefront says it views; a bad message closes this socket alone (4400, 4413, 4429)."""
+    async for msg in ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        try:
+            browsing.receive(browser, msg.data)
+        except UnknownSku as exc:  # a stale catalog is no reason to drop the stock feed: say so, go on
+            await ws.send_str(orjson.dumps({"type": "error", "code": "unknown_sku", "message": str(exc),
+                                            "sku": exc.sku}).decode())
+        except Refused as exc:
+            await close_ws(ws, exc.code, exc.reason)
+            return
 
 
 async def stock_events(request: web.Request) -> web.StreamResponse:

@@ -225,3 +225,40 @@ def test_demo_sign_in_picks_a_person_and_a_guest_line_then_shows_the_customers_n
     admin.fill("#open-cart input", cart_id)
     admin.click("#open-cart button[type=submit]")
     expect(admin.locator(".line[data-sku='CANDLE-FIG'] .by")).to_have_text("added by ada · web")  # not "a guest"
+
+
+# Headless Chromium never hides a tab (bringing another to the front leaves it "visible"), so the test
+# makes the Page Visibility API report what a real browser reports when the shopper switches tabs.
+SET_VISIBILITY = """(state) => {
+    Object.defineProperty(document, 'visibilityState', { value: state, configurable: true })
+    Object.defineProperty(document, 'hidden', { value: state === 'hidden', configurable: true })
+    document.dispatchEvent(new Event('visibilitychange'))
+}"""
+
+
+def test_the_admin_sees_a_shopper_view_a_product_and_go_away_when_the_tab_is_hidden(
+        browser: Browser, demo: Server, problems: list[str]) -> None:
+    url = demo.url
+    admin = watch(staff(browser, url, "/admin", "root", "admin"), "admin", problems)
+    admin.wait_for_selector("#feed-status:text('live')")
+    expect(admin.locator("#browsing .browse-empty")).to_be_visible()
+    ada = watch(shopper(browser, url, customer="ada"), "ada", problems)
+    other = watch(shopper(browser, url), "other shopper", problems)
+    for page in (ada, other):
+        page.goto(url + "/")
+        page.wait_for_selector(".product[data-sku='LAMP-DESK'] .add:not([disabled])")
+    ada.click(".product[data-sku='LAMP-DESK'] .product-open")
+    expect(ada.locator(".product-detail h2")).to_have_text("Desk lamp, oak")
+    row = admin.locator("#browsing .browse-row[data-who='ada']")
+    expect(row).to_contain_text("Desk lamp, oak")
+    expect(row.locator(".state")).to_have_text("Viewing")
+    # "N people are looking at this" is about this product, not every open storefront.
+    expect(other.locator(".product[data-sku='LAMP-DESK'] .looking")).to_contain_text("1 person is looking at this")
+    expect(other.locator(".product[data-sku='VASE-GLASS'] .looking")).to_be_hidden()
+    ada.evaluate(SET_VISIBILITY, "hidden")
+    expect(row.locator(".state")).to_have_text("Away")
+    expect(other.locator(".product[data-sku='LAMP-DESK'] .looking")).to_be_hidden()  # away is nobody looking
+    ada.evaluate(SET_VISIBILITY, "visible")
+    expect(row.locator(".state")).to_have_text("Viewing")
+    ada.click(".detail-close")
+    expect(admin.locator("#browsing .browse-row[data-who='ada']")).to_have_count(0)

@@ -7,7 +7,7 @@
  */
 import { NotAvailableError } from '../src/index.js'
 import {
-  cartView, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
+  cartView, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 
@@ -31,13 +31,14 @@ async function start ({ lc, claims, main, right }) {
   const activity = h('ul.feed-list', h('li.muted', 'Carts, checkouts and orders appear here as they happen.'))
   const activityCard = h('section.card', h('div.card-head', h('h2', icon('bolt', 18), 'Activity')), activity)
   const stock = stockTable(lc, catalog)
+  const browsing = browsingPanel(catalog)
   const cartPanel = h('section.card#open-cart')
   const orders = ordersPanel(lc)
   fill(main,
     h('div.section-title', h('h1', 'Shop floor'), h('span.muted', `Signed in as ${claims.sub}`)),
     kpis,
     h('div.admin-grid',
-      h('div.admin-col', boardCard, stock.el),
+      h('div.admin-col', boardCard, browsing.el, stock.el),
       h('div.admin-col', cartPanel, activityCard, orders.el)),
     siteFooter('staff'))
 
@@ -125,6 +126,7 @@ async function start ({ lc, claims, main, right }) {
   const feed = lc.watchAdmin((e) => {
     const type = e.type
     if (type === 'gap') return log(`${e.dropped} events were skipped (this page fell behind)`, 'alert')
+    if (type.startsWith('browse.')) return browsing.event(e)
     const id = e.cartId
     if ((type === 'order.created' || type === 'order.status') && ORDER_DONE.has(e.state)) {
       // The cart became an order: it leaves the board (and the open-cart count) for good.
@@ -245,6 +247,94 @@ async function start ({ lc, claims, main, right }) {
 
   // -- admin's own tools react to the stock feed too -------------------------------------------
   stock.start()
+}
+
+/**
+ * "Browsing now": who looks at which product, for how long, away or back, and whether they have a
+ * cart. Bounded whatever the crowd: totals and the busiest products come from the server's
+ * `browse.summary` (one per process, summed), the rows are the few most recent; at most KEEP
+ * browsers are remembered here, the oldest forgotten first.
+ */
+function browsingPanel (catalog) {
+  const ROWS = 12
+  const KEEP = 500
+  const browsers = new Map() // id → {id, who, sku, since, visible, hasCart, at}
+  const summaries = new Map() // process → its latest summary
+  const head = h('div.browse-summary')
+  const top = h('div.browse-top')
+  const list = h('ul.browse-list')
+  const more = h('p.browse-more', { hidden: true })
+  const el = h('section.card#browsing',
+    h('div.card-head', h('h2', icon('eye', 18), 'Browsing now')),
+    head, top, list, more)
+  const label = (who) => (!who || who === 'anonymous' ? 'Anonymous shopper' : /^anon-/.test(who) ? 'Guest shopper' : who)
+  const remember = (b) => {
+    browsers.delete(b.id) // re-insert: the Map's order is the order of activity
+    browsers.set(b.id, { ...b, at: Date.now() })
+    while (browsers.size > KEEP) browsers.delete(browsers.keys().next().value)
+  }
+  let timer = null
+  const later = () => { if (!timer) timer = setTimeout(() => { timer = null; render() }, 250) }
+  function render () {
+    const rows = [...browsers.values()].filter((b) => b.sku).sort((a, b) => b.at - a.at)
+    const totals = { browsing: 0, away: 0, withCart: 0 }
+    const products = new Map()
+    if (summaries.size) {
+      for (const s of summaries.values()) {
+        totals.browsing += s.browsing
+        totals.away += s.away
+        totals.withCart += s.withCart
+        for (const p of s.products) products.set(p.sku, (products.get(p.sku) || 0) + p.viewers)
+      }
+    } else {
+      totals.browsing = rows.length
+      totals.away = rows.filter((b) => !b.visible).length
+      totals.withCart = rows.filter((b) => b.hasCart).length
+      for (const b of rows) if (b.visible) products.set(b.sku, (products.get(b.sku) || 0) + 1)
+    }
+    fill(head,
+      h('span', h('strong.browse-count', String(totals.browsing)), ' browsing'),
+      h('span', h('strong', String(totals.away)), ' away'),
+      h('span', h('strong', String(totals.withCart)), ' with a cart'))
+    fill(top, [...products.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6)
+      .map(([sku, n]) => h('span.tag', { title: sku }, `${catalog.name(sku)} · ${n}`)))
+    if (!rows.length) {
+      fill(list, h('li.muted.browse-empty', 'Nobody is looking at a product right now.'))
+    } else {
+      fill(list, rows.slice(0, ROWS).map((b) => h('li.browse-row', { class: b.visible ? '' : 'away', dataset: { who: b.who, sku: b.sku } },
+        h('span.avatar.sm', { style: { background: b.hasCart ? 'var(--accent)' : 'var(--brand-2)' } }, b.who === 'anonymous' ? icon('user', 14) : initials(b.who)),
+        h('div', h('span.who', label(b.who)), h('small', catalog.name(b.sku), ' · for ', h('span', { dataset: { since: String(b.since) } }, clock(Date.now() - b.since)),
+          b.hasCart ? ' · has a cart' : '')),
+        h('span.state', b.visible ? 'Viewing' : 'Away'))))
+    }
+    const hidden = Math.max(0, totals.browsing - Math.min(rows.length, ROWS))
+    more.hidden = hidden === 0
+    more.textContent = `+ ${hidden} more browsing`
+  }
+  render()
+  return {
+    el,
+    event (e) {
+      const known = browsers.get(e.id)
+      switch (e.type) {
+        case 'browse.view':
+          remember(e)
+          break
+        case 'browse.away':
+        case 'browse.back':
+          if (known) remember({ ...known, visible: e.type === 'browse.back' })
+          break
+        case 'browse.left':
+          browsers.delete(e.id)
+          break
+        case 'browse.summary':
+          summaries.set(e.process, e)
+          for (const b of e.recent) if (!browsers.has(b.id)) remember(b)
+          break
+      }
+      later()
+    }
+  }
 }
 
 /** Stock levels per SKU, live: on hand, held, available, with an in-store sale and a delivery button. */

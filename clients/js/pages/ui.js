@@ -89,6 +89,7 @@ export function tickClocks () {
     el.textContent = left > 0 ? clock(left) : 'ending…'
     el.closest('.chip')?.classList.toggle('soon', left < 60_000)
   }
+  for (const el of document.querySelectorAll('[data-since]')) el.textContent = clock(now - Number(el.dataset.since))
 }
 
 // -- toasts -------------------------------------------------------------------------------
@@ -402,16 +403,35 @@ export class LiveCatalog {
     return this
   }
 
-  /** Starts the live feed; `fn(sku | null)` is called on every change. */
-  watch () {
+  /**
+   * Starts the live feed; `fn(sku | null)` is called on every change. With `browsing`, the feed
+   * carries the shopper's token and says what they view and whether this tab is visible.
+   */
+  watch ({ browsing = false } = {}) {
     if (this.feed || !this.products.length) return this
     this.feed = this.lc.watchStock(this.products.map((p) => p.sku), (m) => {
       if (typeof m.available === 'number') this.levels.set(m.sku, m.available)
       if (typeof m.viewers === 'number') this.viewers.set(m.sku, m.viewers)
       this._emit(m.sku)
-    })
+    }, browsing ? { token: this.lc.token } : {})
     this.feed.on('status', (s) => { this.status = s; this._emit(null) })
+    if (browsing) {
+      const say = () => this.feed.visibility(document.visibilityState === 'hidden' ? 'hidden' : 'visible')
+      document.addEventListener('visibilitychange', say)
+      say()
+    }
     return this
+  }
+
+  /** Browsing presence: the product this shopper looks at now (null: none). */
+  view (sku) {
+    this.feed?.view?.(sku)
+  }
+
+  /** How many others view this product (this tab not counted). */
+  others (sku) {
+    const n = this.viewers.get(sku) || 0
+    return Math.max(0, n - (this.feed?.viewing === sku && this.feed?.visible ? 1 : 0))
   }
 
   onChange (fn) {

@@ -351,6 +351,11 @@ export declare class StockWatcher extends Feed<StockMessage> {
   viewers: Map<string, number>
   skus: string[]
   setSkus (skus: string[]): void
+  /** the product this shopper views (browsing presence) */
+  viewing: string | null
+  visible: boolean
+  view (sku: string | null): void
+  visibility (state: 'visible' | 'hidden'): void
 }
 
 /** Live availability of SKUs over `/ws/stock`, with reconnect. */
