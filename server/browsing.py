@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ import orjson
 
 from .store import Store
 
+log = logging.getLogger("livecart.browsing")
 VIEW_MESSAGE_BYTES = 1024  # a view or visibility message is a few dozen bytes
 SUMMARY_EVERY = 1.0  # seconds between two `browse.summary` events (when something changed)
 SUMMARY_IDLE_EVERY = 5.0  # seconds between two summaries when nothing changed (while anyone browses)
@@ -98,15 +100,23 @@ class Browsing:
         summary_at = 0.0
         while True:
             await asyncio.sleep(min(VIEWERS_EVERY, SUMMARY_EVERY))
-            if self._moved:
-                moved, self._moved = self._moved, set()
-                self.on_viewers(moved)
-            loop_now = time.monotonic()
-            # Also now and then when nothing moved: a shop floor opened since learns who is here.
-            due = self._dirty or (self.browsers and loop_now - summary_at >= SUMMARY_IDLE_EVERY)
-            if due and loop_now - summary_at >= SUMMARY_EVERY:
-                self._dirty, summary_at = False, loop_now
-                self._publish("browse.summary", self.summary())
+            try:
+                summary_at = self._flush(summary_at)
+            except Exception:  # one bad round must not end presence for the process
+                log.exception("browsing: flush failed")
+
+    def _flush(self, summary_at: float) -> float:
+        """Announces moved viewer counts; publishes a summary when due. Returns when it last did."""
+        if self._moved:
+            moved, self._moved = self._moved, set()
+            self.on_viewers(moved)
+        loop_now = time.monotonic()
+        # Also now and then when nothing moved: a shop floor opened since learns who is here.
+        due = self._dirty or (self.browsers and loop_now - summary_at >= SUMMARY_IDLE_EVERY)
+        if due and loop_now - summary_at >= SUMMARY_EVERY:
+            self._dirty, summary_at = False, loop_now
+            self._publish("browse.summary", self.summary())
+        return summary_at
 
     # -- browsers ---------------------------------------------------------------------------------
 
