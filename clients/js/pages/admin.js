@@ -302,7 +302,7 @@ function browsingPanel (catalog) {
       fill(list, h('li.muted.browse-empty', 'Nobody is looking at a product right now.'))
     } else {
       fill(list, rows.slice(0, ROWS).map((b) => h('li.browse-row', { class: b.visible ? '' : 'away', dataset: { who: b.who, sku: b.sku } },
-        h('span.avatar.sm', { style: { background: b.hasCart ? 'var(--accent)' : 'var(--brand-2)' } }, b.who === 'anonymous' ? icon('user', 14) : initials(b.who)),
+        h('span.avatar.sm', { style: { background: b.hasCart ? 'var(--accent)' : 'var(--brand-2)' } }, b.who === 'anonymous' || /^anon-/.test(b.who) ? icon('user', 14) : initials(b.who)),
         h('div', h('span.who', label(b.who)), h('small', catalog.name(b.sku), ' · for ', h('span', { dataset: { since: String(b.since) } }, clock(Date.now() - b.since)),
           b.hasCart ? ' · has a cart' : '')),
         h('span.state', b.visible ? 'Viewing' : 'Away'))))
