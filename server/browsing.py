@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
+from .clock import now_ms
 from .store import Store
 
 log = logging.getLogger("livecart.browsing")
@@ -30,10 +31,6 @@ RECENT = 12  # browsers in a summary: the most recently active
 TOP_PRODUCTS = 10
 HAS_CART_RECHECK = 10.0  # seconds before a browser's "has a cart" is asked of the store again
 ANONYMOUS = "anonymous"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -56,7 +53,7 @@ class Browser:
                 "hasCart": self.has_cart}
 
 
-class Refused(Exception):
+class BadMessage(Exception):
     """A message that ends its connection: `code` and `reason` are the websocket close."""
 
     def __init__(self, code: int, reason: str) -> None:
@@ -138,28 +135,28 @@ class Browsing:
         return self.viewers.get(sku, 0)
 
     def receive(self, browser: Browser, data: str | bytes) -> None:
-        """One message from a browser; raises Refused for what ends its connection.
+        """One message from a browser; raises BadMessage for what ends its connection.
         An unknown SKU is not fatal: the browser is told (`error` message) by the caller."""
         self._spend(browser)
         if len(data) > VIEW_MESSAGE_BYTES:
-            raise Refused(TOO_LARGE, f"browsing messages are at most {VIEW_MESSAGE_BYTES} bytes")
+            raise BadMessage(TOO_LARGE, f"browsing messages are at most {VIEW_MESSAGE_BYTES} bytes")
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise Refused(REJECTED, "not JSON: send {\"type\": \"view\", \"sku\": ...}") from None
+            raise BadMessage(REJECTED, "not JSON: send {\"type\": \"view\", \"sku\": ...}") from None
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "view":
             sku = message.get("sku")
             if sku is not None and not isinstance(sku, str):
-                raise Refused(REJECTED, "view: sku is a string or null")
+                raise BadMessage(REJECTED, "view: sku is a string or null")
             self.view(browser, sku)
         elif kind == "visibility":
             state = message.get("state")
             if state not in ("visible", "hidden"):
-                raise Refused(REJECTED, "visibility: state is 'visible' or 'hidden'")
+                raise BadMessage(REJECTED, "visibility: state is 'visible' or 'hidden'")
             self.visibility(browser, state == "visible")
         else:
-            raise Refused(REJECTED, "unknown message: type is 'view' or 'visibility'")
+            raise BadMessage(REJECTED, "unknown message: type is 'view' or 'visibility'")
 
     def _spend(self, browser: Browser) -> None:
         """A token bucket per browser: `rate` messages a second, bursts of as many."""
@@ -167,7 +164,7 @@ class Browsing:
         browser.tokens = min(self._rate, browser.tokens + (now - browser.last) * self._rate)
         browser.last = now
         if browser.tokens < 1:
-            raise Refused(TOO_FAST, f"over {int(self._rate)} messages per second")
+            raise BadMessage(TOO_FAST, f"over {int(self._rate)} messages per second")
         browser.tokens -= 1
 
     def view(self, browser: Browser, sku: str | None) -> None:
