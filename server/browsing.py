@@ -75,7 +75,7 @@ class Browsing:
         self._rate = rate
         self.browsers: dict[str, Browser] = {}
         self.viewers: Counter[str] = Counter()  # sku → visible browsers viewing it
-        self.on_viewers: Callable[[set[str]], None] = lambda skus: None  # the stock feed announces these
+        self.on_viewers: Callable[[set[str]], Awaitable[None]] | None = None  # the stock feed announces these
         self._moved: set[str] = set()  # SKUs whose viewer count changed since the last announcement
         self._dirty = False  # something for the next summary
         self._ids = itertools.count(1)
@@ -98,15 +98,16 @@ class Browsing:
         while True:
             await asyncio.sleep(min(VIEWERS_EVERY, SUMMARY_EVERY))
             try:
-                summary_at = self._flush(summary_at)
+                summary_at = await self._flush(summary_at)
             except Exception:  # one bad round must not end presence for the process
                 log.exception("browsing: flush failed")
 
-    def _flush(self, summary_at: float) -> float:
+    async def _flush(self, summary_at: float) -> float:
         """Announces moved viewer counts; publishes a summary when due. Returns when it last did."""
         if self._moved:
             moved, self._moved = self._moved, set()
-            self.on_viewers(moved)
+            if self.on_viewers is not None:
+                await self.on_viewers(moved)
         loop_now = time.monotonic()
         # Also now and then when nothing moved: a shop floor opened since learns who is here.
         due = self._dirty or (self.browsers and loop_now - summary_at >= SUMMARY_IDLE_EVERY)

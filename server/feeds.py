@@ -125,6 +125,20 @@ class StockFeed:
             for sub in self.by_sku.get(sku, ()):
                 sub.push(("available", sku), message)
 
+    async def announce_viewers_spread(self, skus: Iterable[str], chunk: int = 100) -> None:
+        """`announce_viewers` for a crowd: the readers are woken `chunk` at a time, the loop free
+        in between, so what else is waiting (a shop-floor event) is not held up behind thousands."""
+        messages = {sku: orjson.dumps({"sku": sku, "viewers": self.viewers(sku)}).decode() for sku in skus}
+        readers: dict[Subscriber, list[str]] = {}
+        for sku in messages:
+            for sub in self.by_sku.get(sku, ()):
+                readers.setdefault(sub, []).append(sku)
+        for i, (sub, its) in enumerate(readers.items()):
+            for sku in its:
+                sub.push(("viewers", sku), messages[sku])
+            if i % chunk == chunk - 1:
+                await asyncio.sleep(0)
+
     def announce_viewers(self, skus: Iterable[str]) -> None:
         for sku in skus:
             message = orjson.dumps({"sku": sku, "viewers": self.viewers(sku)}).decode()

@@ -118,7 +118,7 @@ def _wire(s: Services) -> None:
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
-    s.browsing.on_viewers = s.stock_feed.announce_viewers  # `{sku, viewers}` as browsers move
+    s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
 
 
 def services_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
