@@ -11,6 +11,8 @@ from . import (  # noqa: F401 (importing a module registers its routes)
     invites as _invites,
 )
 from . import kiosks, webhooks
+from .mail.service import mail_worker
+from .routes import mail as _mail_routes  # noqa: F401 (registers the mail routes)
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
 from .openapi import api
@@ -39,6 +41,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(kiosks.idle_sweeper)
     app.cleanup_ctx.append(webhooks.webhook_worker)
+    app.cleanup_ctx.append(mail_worker)
     app.on_shutdown.append(_close_connections)
     if config.demo:
         add_page_routes(app)

@@ -12,6 +12,7 @@ from ..crdt.schema import MAX_AMOUNT
 from . import auth, webhooks
 from .access import may_see_order
 from .appkeys import CATALOG, DISCOUNTS, ROOMS, STOCK, STORE
+from .mail.orders import order_changed as order_mail
 from .carts import new_id, open_record
 from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import customer_event, shop_event
@@ -214,6 +215,7 @@ async def _order_event(app: web.Application, order: dict[str, Any], type_: str) 
     customer_event(app[ROOMS].bus, order["customerId"], type_, orderId=order["id"], cartId=order["cartId"],
                    state=order["state"], total=order["total"])
     await webhooks.emit(app, type_, {"order": order})
+    await order_mail(app, order)  # paid, dispatched, delivered, cancelled: mail to the order's email
 
 
 # -- payment and the order workflow -----------------------------------------------------------

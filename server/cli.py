@@ -75,6 +75,21 @@ def server_options(fn):
         click.option("--abandoned-after", default=DEFAULTS.abandoned_after, show_default=True, type=float,
                      help="Seconds without edits before a cart with holds sends cart.abandoned.",
                      **_env("ABANDONED_AFTER")),
+        click.option("--smtp-url", default="", help="smtp://[user:pass@]host:port or smtps://… for order mail "
+                     "and mailings [default: off, mail waits in the outbox; `demo` catches it locally].",
+                     **_env("SMTP_URL")),
+        click.option("--mail-from", default=DEFAULTS.mail_from, show_default=True, help="From: of every mail.",
+                     **_env("MAIL_FROM")),
+        click.option("--public-url", default="", help="Base of links in mail [default: http://HOST:PORT].",
+                     **_env("PUBLIC_URL")),
+        click.option("--smtp-timeout", default=DEFAULTS.smtp_timeout, show_default=True, type=float,
+                     help="Seconds one mail may take (connect to the answer after DATA) before it is retried.",
+                     **_env("SMTP_TIMEOUT")),
+        click.option("--mail-retry-base", default=DEFAULTS.mail_retry_base, show_default=True, type=float,
+                     help="Seconds before a failed mail is retried; doubles each time, at most 5 min.",
+                     **_env("MAIL_RETRY_BASE")),
+        click.option("--mailing-rate", default=DEFAULTS.mailing_rate, show_default=True, type=float,
+                     help="Mailing mails sent per second at most (0: no limit).", **_env("MAILING_RATE")),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"]), **_env("LOG_LEVEL")),
     ]
@@ -90,7 +105,9 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  webhook_retry_base: float = DEFAULTS.webhook_retry_base,
                  webhook_max_age: float = DEFAULTS.webhook_max_age,
                  abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
-                 **_: object) -> Config:
+                 smtp_url: str = "", mail_from: str = DEFAULTS.mail_from, public_url: str = "",
+                 mailing_rate: float = DEFAULTS.mailing_rate, smtp_timeout: float = DEFAULTS.smtp_timeout,
+                 mail_retry_base: float = DEFAULTS.mail_retry_base, **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -98,6 +115,7 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
             param_hint="--bus")
     if webhook_url and not webhook_url.startswith(("http://", "https://")):
         raise click.BadParameter("an http:// or https:// URL", param_hint="--webhook-url")
+    check_mail_options(smtp_url, mail_from, public_url, mailing_rate, smtp_timeout)
     if webhook_url and not webhook_secret:
         webhook_secret, path = webhooks.load_or_create_secret(directory)
         click.echo(f"webhooks are signed with the secret in {path}", err=True)
@@ -110,7 +128,29 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
         room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl, kiosk_idle_seconds=kiosk_idle,
         webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_retry_base=webhook_retry_base,
         webhook_max_age=webhook_max_age, abandoned_after=abandoned_after,
+        smtp_url=smtp_url, mail_from=mail_from, public_url=public_url.rstrip("/"), mailing_rate=mailing_rate,
+        smtp_timeout=smtp_timeout, mail_retry_base=mail_retry_base,
     )
+
+
+def check_mail_options(smtp_url: str, mail_from: str, public_url: str, mailing_rate: float,
+                       smtp_timeout: float = DEFAULTS.smtp_timeout) -> None:
+    from email.utils import parseaddr
+
+    from .mail.compose import valid_email
+    from .mail.smtp import SmtpTarget
+
+    if smtp_url:
+        try:
+            SmtpTarget.parse(smtp_url)
+        except ValueError:
+            raise click.BadParameter("smtp://host:port or smtps://host:port", param_hint="--smtp-url") from None
+    if not valid_email(parseaddr(mail_from)[1]) and not parseaddr(mail_from)[1].endswith("@localhost"):
+        raise click.BadParameter("an address, e.g. 'Shop <shop@example.com>'", param_hint="--mail-from")
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--public-url")
+    if mailing_rate < 0 or smtp_timeout <= 0:
+        raise click.BadParameter("--mailing-rate is 0 or more, --smtp-timeout more than 0")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -132,6 +172,7 @@ def demo(log_level: str, **options: object) -> None:
     """Run the server with the demo catalog loaded."""
     config = build_config(**options)  # type: ignore[arg-type]
     config.demo = True
+    config.mail_catcher = not config.smtp_url  # a local catcher: /admin shows the mail
     _run(config, log_level)
 
 

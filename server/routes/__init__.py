@@ -1,0 +1,1 @@
+"""Thin aiohttp handlers over the services, one module per capability (registered on `openapi.api`)."""

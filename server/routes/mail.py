@@ -1,0 +1,157 @@
+"""HTTP for mail: the order tracking page, one-click unsubscribe, mailings, the outboxes and the demo's caught mail."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import auth
+from ..appkeys import CONFIG, STORE
+from ..errors import ApiError, json_body
+from ..mail import segments
+from ..mail.compose import environment
+from ..mail.mailings import MAILINGS, MAX_SUBJECT, MAX_TEXT, NoRecipients
+from ..mail.orders import product_name, id_of, money, status_of
+from ..mail.service import MAIL
+from ..mail.tokens import tracking_ok, unsubscriber
+from ..openapi import COUNT, STRING, api, obj, param, string
+
+HTML = "text/html"
+TRACKED = obj(("orderId", "status", "lines", "total", "history"), orderId=STRING, status=STRING,
+              lines={"type": "array"}, total=STRING, history={"type": "array"},
+              tracking={"type": ["object", "null"]})
+PROGRESS = obj(("mailingId", "status", "total", "sent", "failed"), mailingId=STRING,
+               status={"enum": ["sending", "done"]}, total=COUNT, sent=COUNT, failed=COUNT, queued=COUNT,
+               subject=STRING, createdAt=COUNT)
+SEGMENT = obj((), q=string(0, 200), bought={"type": ["array", "string"]}, category=string(0, 100),
+              since={"type": ["string", "integer"]})
+TOKEN = {"t": param("the signed token from the mail", required=True)}
+
+
+def _admin(request: web.Request) -> auth.Identity:
+    who = auth.bearer(request)
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "admins only")
+    return who
+
+
+async def _tracked(request: web.Request) -> dict[str, Any]:
+    """The order a tracking link is for, as the page shows it; 404 for any other token."""
+    order_id = request.match_info["orderId"]
+    if not tracking_ok(request.app[CONFIG].jwt_secret, order_id, request.query.get("t", "")):
+        raise ApiError(404, "no_order", "no such order")
+    order = await request.app[STORE].get_record("order", order_id)
+    if order is None:
+        raise ApiError(404, "no_order", "no such order")
+    currency = str(order.get("currency") or "")
+    return {"orderId": id_of(order), "status": status_of(order), "total": money(order.get("total"), currency),
+            "lines": [{"sku": line.get("sku"), "name": product_name(request.app, line), "qty": line.get("qty"),
+                       "total": money(line.get("total"), currency)} for line in order.get("lines", [])],
+            "tracking": order.get("tracking") or None,
+            "history": [{"status": h.get("status") or h.get("state"), "at": h.get("at")}
+                        for h in order.get("history", [])]}
+
+
+@api.add("GET", "/orders/{orderId}", "The order tracking page (live status, no sign-in; the link in order mail)",
+         auth=None, query=TOKEN, errors=(404,), media=HTML, result=STRING)
+async def tracking_page(request: web.Request) -> web.Response:
+    order = await _tracked(request)
+    view = {**order, "id": order["orderId"]}
+    page = _env_page("tracking.html", order=view,
+                     json_url=f"/api/orders/{order['orderId']}/tracking?t={request.query['t']}")
+    return web.Response(text=page, content_type=HTML,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+def _env_page(name: str, **context: Any) -> str:
+    return environment().get_template(name).render(**context)
+
+
+@api.add("GET", "/api/orders/{orderId}/tracking", "What the tracking page shows, as JSON (?t= from the mail)",
+         auth=None, query=TOKEN, errors=(404,), result=TRACKED)
+async def tracking(request: web.Request) -> web.Response:
+    return web.json_response(await _tracked(request), headers={"Cache-Control": "no-store"})
+
+
+def _unsubscriber(request: web.Request) -> str:
+    customer_id = unsubscriber(request.app[CONFIG].jwt_secret, request.query.get("t", ""))
+    if customer_id is None:
+        raise ApiError(404, "bad_token", "this unsubscribe link is not valid")
+    return customer_id
+
+
+@api.add("GET", "/unsubscribe", "The unsubscribe page of a mailing's link: a button that POSTs", auth=None,
+         query=TOKEN, errors=(404,), media=HTML, result=STRING)
+async def unsubscribe_page(request: web.Request) -> web.Response:
+    _unsubscriber(request)  # nothing changes on GET: mail scanners follow links
+    text = ("<!doctype html><meta charset=utf-8><title>Unsubscribe</title>"
+            "<form method=post><p>Stop marketing mail from livecart?</p>"
+            "<button name=List-Unsubscribe value=One-Click>Unsubscribe</button></form>")
+    return web.Response(text=text, content_type=HTML)
+
+
+@api.add("POST", "/unsubscribe", "One-click unsubscribe (RFC 8058): ends the customer's marketing consent",
+         auth=None, query=TOKEN, errors=(404,), media=HTML, result=STRING)
+async def unsubscribe(request: web.Request) -> web.Response:
+    customer_id = _unsubscriber(request)
+    await segments.unsubscribe(request.app[STORE], customer_id)
+    return web.Response(text="<!doctype html><meta charset=utf-8><title>Unsubscribed</title>"
+                             "<p>You are unsubscribed: no more marketing mail.</p>", content_type=HTML)
+
+
+@api.add("POST", "/api/mailings", "Mail a customer segment (those with marketing consent and an email)",
+         auth="admin", ok=202, errors=(400,),
+         body=obj(("subject", "text"), subject=string(1, MAX_SUBJECT), text=string(1, MAX_TEXT), segment=SEGMENT),
+         result=obj(("mailingId", "recipients"), mailingId=STRING, recipients=COUNT))
+async def create_mailing(request: web.Request) -> web.Response:
+    who = _admin(request)
+    body = await json_body(request)
+    subject, text = body.get("subject"), body.get("text")
+    if not isinstance(subject, str) or not 0 < len(subject.strip()) <= MAX_SUBJECT or "\n" in subject:
+        raise ApiError(400, "bad_subject", f"subject is one line of 1..{MAX_SUBJECT} characters")
+    if not isinstance(text, str) or not 0 < len(text.strip()) <= MAX_TEXT:
+        raise ApiError(400, "bad_text", f"text is 1..{MAX_TEXT} characters")
+    try:
+        segment = segments.parse(body.get("segment"))
+    except segments.BadSegment as exc:
+        raise ApiError(400, "bad_segment", str(exc)) from None
+    store = request.app[STORE]
+    recipients = await segments.select(store, segment, await store.list_products() if segment.category else {})
+    try:
+        mailing = await request.app[MAILINGS].create(subject.strip(), text, segment, recipients, who.sub)
+    except NoRecipients as exc:
+        raise ApiError(400, "no_recipients", str(exc)) from None
+    return web.json_response({"mailingId": mailing["id"], "recipients": mailing["total"]}, status=202)
+
+
+@api.add("GET", "/api/mailings", "Mailings, newest first", auth="admin",
+         result=obj(("mailings",), mailings={"type": "array"}))
+async def list_mailings(request: web.Request) -> web.Response:
+    _admin(request)
+    return web.json_response({"mailings": await request.app[MAILINGS].list()})
+
+
+@api.add("GET", "/api/mailings/{mailingId}", "A mailing's progress", auth="admin", errors=(404,), result=PROGRESS)
+async def mailing_progress(request: web.Request) -> web.Response:
+    _admin(request)
+    progress = await request.app[MAILINGS].progress(request.match_info["mailingId"])
+    if progress is None:
+        raise ApiError(404, "no_mailing", "no such mailing")
+    return web.json_response(progress)
+
+
+@api.add("GET", "/api/mail/outbox", "Mail waiting to be sent and mail given up on, per outbox", auth="admin",
+         result=obj(("orders", "mailings"), orders={"type": "object"}, mailings={"type": "object"}))
+async def mail_outbox(request: web.Request) -> web.Response:
+    _admin(request)
+    return web.json_response(await request.app[MAIL].outboxes())
+
+
+@api.add("GET", "/api/mail/caught", "Mail the demo's local mail catcher caught, newest first", auth="admin",
+         result=obj(("catcher", "mails"), catcher={"type": "boolean"}, mails={"type": "array"}))
+async def caught_mail(request: web.Request) -> web.Response:
+    _admin(request)
+    catcher = request.app[MAIL].catcher
+    mails = list(reversed(catcher.mails)) if catcher is not None else []
+    return web.json_response({"catcher": catcher is not None, "mails": mails})
+
