@@ -32,7 +32,7 @@ class Shop:
         self.base, self.session = base, session
 
     async def call(self, method: str, path: str, token: str | None = ADMIN, **kw: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **kw.pop("headers", {})}
         async with self.session.request(method, self.base + path, headers=headers, **kw) as r:
             return r.status, await r.json() if r.content_type == "application/json" else await r.text()
 
