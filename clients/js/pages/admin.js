@@ -10,6 +10,7 @@ import {
   cartView, comingSoon, describeError, fill, h, icon, initials, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
+import { mailPanels } from './admin-mail.js'
 
 staffPage({
   key: 'livecart.staff.admin',
@@ -30,12 +31,13 @@ async function start ({ lc, claims, main, right }) {
   const stock = stockTable(lc, catalog)
   const cartPanel = h('section.card#open-cart')
   const orders = ordersPanel(lc)
+  const mail = mailPanels(lc)
   fill(main,
     h('div.section-title', h('h1', 'Shop floor'), h('span.muted', `Signed in as ${claims.sub}`)),
     kpis,
     h('div.admin-grid',
       h('div.admin-col', boardCard, stock.el),
-      h('div.admin-col', cartPanel, activityCard, orders.el)),
+      h('div.admin-col', cartPanel, activityCard, orders.el, mail.customers, mail.caught)),
     siteFooter())
 
   // -- KPIs ----------------------------------------------------------------------------------
