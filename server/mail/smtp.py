@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -58,7 +58,7 @@ class SmtpSender:
     timeout: float = 30.0  # seconds for one message, connect to the answer after DATA
     idle: list[tuple[float, aiosmtplib.SMTP]] = field(default_factory=list)
 
-    async def send(self, message: EmailMessage) -> Outcome:
+    async def send(self, message: Message) -> Outcome:
         """One attempt. A kept connection that turns out closed is replaced once, at once."""
         smtp: aiosmtplib.SMTP | None = None
         try:
