@@ -250,3 +250,69 @@ async def _import(data_dir: Path, store_url: str, products: dict, on_hand: dict)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command()
+@click.option("--url", default=f"http://127.0.0.1:{DEFAULTS.port}", show_default=True,
+              help="The running livecart to send through.", **_env("URL"))
+@click.option("--subject", help="One line.", **_env("MAILING_SUBJECT"))
+@click.option("--text", "text_file", type=click.File("r", encoding="utf-8"),
+              help="File with the mail's text ('-': standard input).", **_env("MAILING_TEXT"))
+@click.option("--bought", default="", help="Customers who bought any of these SKUs (comma-separated).",
+              **_env("MAILING_BOUGHT"))
+@click.option("--category", default="", help="… any SKU of this catalog category.", **_env("MAILING_CATEGORY"))
+@click.option("--since", default="", help="… in a paid order since this date (2026-06-01).", **_env("MAILING_SINCE"))
+@click.option("--q", default="", help="… whose name, e-mail or phone contains this.", **_env("MAILING_Q"))
+@click.option("--watch", "watch_id", default="", help="Only follow the progress of this mailing id.",
+              **_env("MAILING_WATCH"))
+@click.option("--data-dir", default=str(DEFAULTS.data_dir), show_default=True, type=click.Path(file_okay=False),
+              help="Where the generated secret lives (an admin token is minted from it).", **_env("DATA_DIR"))
+@click.option("--jwt-secret", default="", help="HS256 secret [default: the one in the data dir].", **_env("JWT_SECRET"))
+def mailing(url: str, subject: str | None, text_file, bought: str, category: str, since: str, q: str,  # noqa: ANN001
+            watch_id: str, data_dir: str, jwt_secret: str) -> None:
+    """Send a mailing to a customer segment (past buyers with marketing consent) and show its progress."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
+    token = auth.mint(jwt_secret or auth.load_or_create_secret(Path(data_dir)), "livecart-cli", "admin",
+                      ttl_seconds=24 * 3600)
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(url.rstrip("/") + path, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = exc.reason
+            raise click.ClickException(f"{exc.code}: {message}") from None
+        except OSError as exc:
+            raise click.ClickException(f"{url} is not reachable: {exc}") from None
+
+    if not watch_id:
+        if not subject or text_file is None:
+            raise click.UsageError("--subject and --text are needed (or --watch ID)")
+        segment = {k: v for k, v in {"bought": [s.strip() for s in bought.split(",") if s.strip()],
+                                     "category": category, "since": since, "q": q}.items() if v}
+        answer = call("POST", "/api/mailings", {"subject": subject, "text": text_file.read(), "segment": segment})
+        watch_id = answer["mailingId"]
+        click.echo(f"mailing {watch_id} to {answer['recipients']} customers")
+    progress = call("GET", f"/api/mailings/{watch_id}")
+    with tqdm(total=progress["total"], unit=" mails", desc="sending") as bar:
+        while True:
+            bar.update(progress["sent"] + progress["failed"] - bar.n)
+            bar.set_postfix(failed=progress["failed"])
+            if progress["status"] == "done":
+                break
+            time.sleep(0.5)
+            progress = call("GET", f"/api/mailings/{watch_id}")
+    click.echo(f"done: {progress['sent']} sent, {progress['failed']} failed")

@@ -1,13 +1,11 @@
-"""Mail as it is sent: Jinja2 templates (a text and an HTML part) into an EmailMessage with a stable Message-ID."""
+"""Mail as it is sent: Jinja2 templates (a text and an HTML part) into MIME bytes with a stable Message-ID."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from email.header import Header
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -42,27 +40,42 @@ def message_id(job_id: str, mail_from: str) -> str:
     return f"<{safe}.{digest}@{domain_of(mail_from)}>"
 
 
+def _header(value: str) -> str:
+    """One header value on one line; RFC 2047-encoded when it is not ASCII."""
+    value = " ".join(value.split())  # no CR/LF from a profile's name can start a header of its own
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
 def _address(value: str) -> str:
     name, address = parseaddr(value)
-    return formataddr((str(Header(name, "utf-8")) if not name.isascii() else name, address)) if name else address
+    return f"{_header(name)} <{address}>" if name else address
 
 
-def build(mail: dict[str, Any], mail_from: str) -> Message:
-    """An outbox mail (`to`, `subject`, `text`, `html`, `messageId`, `date`, `headers`) as a
-    multipart/alternative message (text, then HTML). Built with the classic `email.mime` classes:
-    the modern EmailMessage API spends several times longer folding headers, which a mailing of
-    thousands feels."""
-    message = MIMEMultipart("alternative")
-    message["From"] = _address(mail_from)
-    message["To"] = _address(mail["to"])
-    message["Subject"] = Header(mail["subject"], "utf-8") if not mail["subject"].isascii() else mail["subject"]
-    message["Message-ID"] = mail["messageId"]
-    message["Date"] = formatdate(mail["date"] / 1000, localtime=False)
-    for header, value in (mail.get("headers") or {}).items():
-        message[header] = value
-    message.attach(MIMEText(mail["text"], "plain", "utf-8"))
-    message.attach(MIMEText(mail["html"], "html", "utf-8"))
-    return message
+def _part(content_type: str, body: str) -> bytes:
+    encoded = base64.encodebytes(body.encode()).replace(b"\n", b"\r\n")  # lines of 76
+    return (f"Content-Type: {content_type}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            .encode() + encoded)
+
+
+def envelope(mail: dict[str, Any], mail_from: str) -> tuple[str, str]:
+    """(MAIL FROM, RCPT TO) addresses of an outbox mail."""
+    return parseaddr(mail_from)[1], parseaddr(mail["to"])[1]
+
+
+def build(mail: dict[str, Any], mail_from: str) -> bytes:
+    """An outbox mail (`to`, `subject`, `text`, `html`, `messageId`, `date`, `headers`) as the bytes
+    of a multipart/alternative message (text, then HTML, each base64 UTF-8). Written out here, not
+    with the `email` package: its header folding took 1.5 ms a mail, most of a mailing's time; the
+    same mail gives the same bytes at every attempt (the boundary comes from the Message-ID)."""
+    boundary = "=_lc_" + hashlib.sha256(mail["messageId"].encode()).hexdigest()[:24]
+    headers = {"From": _address(mail_from), "To": _address(mail["to"]), "Subject": _header(mail["subject"]),
+               "Message-ID": mail["messageId"], "Date": formatdate(mail["date"] / 1000, localtime=False),
+               "MIME-Version": "1.0", **{k: _header(v) for k, v in (mail.get("headers") or {}).items()},
+               "Content-Type": f'multipart/alternative; boundary="{boundary}"'}
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+    sep = f"--{boundary}\r\n".encode()
+    return b"".join((head, b"\r\n", sep, _part("text/plain", mail["text"]), sep, _part("text/html", mail["html"]),
+                     f"--{boundary}--\r\n".encode()))
 
 
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,253}\.[A-Za-z0-9-]{2,63}$")

@@ -25,7 +25,7 @@ from ..store import Store
 from ..tasks import cancel_and_wait
 from . import smtp
 from .catcher import Catcher
-from .compose import build
+from .compose import build, envelope
 
 log = logging.getLogger("livecart.mail")
 
@@ -70,7 +70,7 @@ class MailService:
             return Outcome(False, "no SMTP server configured")
         if await self.store.get_record(SENT, job["id"]) is not None:
             return Outcome(True, "sent before")  # a copy a crash left behind
-        outcome = await self.sender.send(build(mail, self.mail_from))
+        outcome = await self.sender.send(*envelope(mail, self.mail_from), build(mail, self.mail_from))
         if outcome.ok:
             await self.store.put_record(SENT, job["id"], {"at": now_ms(), "messageId": mail["messageId"]},
                                         ttl=SENT_TTL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from email.message import Message
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -58,20 +57,20 @@ class SmtpSender:
     timeout: float = 30.0  # seconds for one message, connect to the answer after DATA
     idle: list[tuple[float, aiosmtplib.SMTP]] = field(default_factory=list)
 
-    async def send(self, message: Message) -> Outcome:
-        """One attempt. A kept connection that turns out closed is replaced once, at once."""
+    async def send(self, sender: str, recipient: str, message: bytes) -> Outcome:
+        """One attempt at one message. A kept connection that turns out closed is replaced once, at once."""
         smtp: aiosmtplib.SMTP | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 reused, smtp = await self._connection()
                 try:
-                    await smtp.send_message(message)
+                    await smtp.sendmail(sender, [recipient], message)
                 except aiosmtplib.SMTPServerDisconnected:
                     if not reused:
                         raise
                     smtp.close()  # the server ended an idle connection: a fresh one, same attempt
                     smtp = await self._connect()
-                    await smtp.send_message(message)
+                    await smtp.sendmail(sender, [recipient], message)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             if smtp is not None:
                 smtp.close()

@@ -1,8 +1,11 @@
 """Mailings to a segment over real SMTP (aiosmtpd): consent, one-click unsubscribe, pace, progress, restarts."""
 from __future__ import annotations
 
+import asyncio
 import re
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +180,28 @@ async def test_mailings_keep_their_pace(tmp_path, session, sink) -> None:
         await lc.stop()
 
 
+
+
+async def _cli(*args: str, stdin: bytes = b"") -> tuple[int, str]:
+    exe = Path(sys.executable).parent / "livecart"
+    proc = await asyncio.create_subprocess_exec(str(exe), "mailing", *args, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate(stdin)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_mailing_command_sends_and_shows_progress(tmp_path, session, sink) -> None:
+    lc = await Livecart(mailing_config(tmp_path, sink, mailing_rate=0), session).start()
+    try:
+        await seed_buyers(lc.app[STORE], 5)
+        common = ("--url", lc.base, "--jwt-secret", lc.config.jwt_secret)
+        code, out = await _cli(*common, "--subject", "Mugs", "--text", "-", "--bought", "MUG", stdin=b"New mugs\n")
+        assert code == 0, out
+        assert "to 5 customers" in out and "done: 5 sent, 0 failed" in out and "sending" in out  # the bar
+        assert len(sink.delivered()) == 5 and "New mugs" in sink.delivered()[0].text
+        code, out = await _cli(*common, "--subject", "Mugs", "--text", "-", "--since", "June", stdin=b"x")
+        assert code == 1 and "400: since is a date" in out, out
+        code, out = await _cli(*common, "--subject", "Mugs", "--text", "-", "--bought", "TEE", stdin=b"x")
+        assert code == 1 and "400: nobody in this segment" in out, out
+    finally:
+        await lc.stop()
