@@ -46,8 +46,13 @@ def _header(value: str) -> str:
     return value if value.isascii() else Header(value, "utf-8").encode()
 
 
+@lru_cache(maxsize=4096)
+def _parsed(value: str) -> tuple[str, str]:
+    return parseaddr(value)
+
+
 def _address(value: str) -> str:
-    name, address = parseaddr(value)
+    name, address = _parsed(value)
     return f"{_header(name)} <{address}>" if name else address
 
 
@@ -59,7 +64,7 @@ def _part(content_type: str, body: str) -> bytes:
 
 def envelope(mail: dict[str, Any], mail_from: str) -> tuple[str, str]:
     """(MAIL FROM, RCPT TO) addresses of an outbox mail."""
-    return parseaddr(mail_from)[1], parseaddr(mail["to"])[1]
+    return _parsed(mail_from)[1], _parsed(mail["to"])[1]
 
 
 def build(mail: dict[str, Any], mail_from: str) -> bytes:

@@ -205,3 +205,22 @@ async def test_the_mailing_command_sends_and_shows_progress(tmp_path, session, s
         assert code == 1 and "400: nobody in this segment" in out, out
     finally:
         await lc.stop()
+
+
+async def test_two_processes_on_one_redis_store_share_a_mailing_and_mail_nobody_twice(
+        tmp_path, session, sink, redis_server) -> None:
+    shared = {"store": redis_server.url, "bus": redis_server.url, "mailing_rate": 0}
+    a = await Livecart(mailing_config(tmp_path / "a", sink, **shared), session).start()
+    b = await Livecart(mailing_config(tmp_path / "b", sink, **shared), session).start()
+    try:
+        customers = await seed_buyers(a.app[STORE], 60)
+        mailing_id = (await Shop(a.base, session).ok(202, "POST", "/api/mailings", json={
+            "subject": "Mugs", "text": "New mugs", "segment": {"bought": ["MUG"]}}))["mailingId"]
+
+        async def done() -> bool:  # asked of the other process: progress is kept in the shared store
+            return (await Shop(b.base, session).ok(200, "GET", f"/api/mailings/{mailing_id}"))["status"] == "done"
+        await eventually(done, what="the mailing done")
+        assert sorted(m.to for m in sink.delivered()) == sorted(f"{c}@example.com" for c in customers)
+    finally:
+        await a.stop()
+        await b.stop()
