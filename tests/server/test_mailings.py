@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import time
@@ -170,12 +171,30 @@ async def test_mailings_keep_their_pace(tmp_path, session, sink) -> None:
     try:
         await seed_buyers(lc.app[STORE], 25)
         shop = Shop(lc.base, session)
+        seen: list[dict] = []
+        subscribed = asyncio.Event()
+
+        async def admin_feed() -> None:
+            async with session.get(f"{lc.base}/api/admin/events?token={ADMIN}") as resp:
+                subscribed.set()
+                async for raw in resp.content:
+                    if raw.startswith(b"data:"):
+                        seen.append(json.loads(raw[5:]))
+        feed = asyncio.ensure_future(admin_feed())
+        await asyncio.wait_for(subscribed.wait(), 30)
         started = time.monotonic()
         mailing_id = (await shop.ok(202, "POST", "/api/mailings", json={
             "subject": "Mugs", "text": "New mugs", "segment": {"bought": ["MUG"]}}))["mailingId"]
         await eventually(lambda: len(mailing_mail(sink, mailing_id)) == 25, what="all 25")
         # 25 mails at 10/s cannot take less than 1.5 s (after a burst of 10): a floor, not a budget
         assert time.monotonic() - started >= 1.4
+        # the shop floor watched it move, up to done
+        await eventually(lambda: any(e["type"] == "mailing.progress" and e["status"] == "done" for e in seen),
+                         what="mailing.progress done on the admin feed")
+        moves = [e for e in seen if e["type"] == "mailing.progress" and e["mailingId"] == mailing_id]
+        assert moves[-1]["sent"] == moves[-1]["total"] == 25 and len(moves) >= 2
+        assert [e["sent"] for e in moves] == sorted(e["sent"] for e in moves)
+        feed.cancel()
     finally:
         await lc.stop()
 
