@@ -71,7 +71,7 @@ def parse(raw: Any) -> Segment:
     bought = raw.get("bought") or []
     if isinstance(bought, str):
         bought = [s.strip() for s in bought.split(",") if s.strip()]
-    if not isinstance(bought, list) or len(bought) > 100 or not all(isinstance(s, str) and 0 < len(s) <= 100
+    if not isinstance(bought, list) or len(bought) > 100 or not all(isinstance(s, str) and 0 < len(s) <= 200
                                                                     for s in bought):
         raise BadSegment("bought is a list of SKUs (or one comma-separated text), at most 100")
     since = _since(raw["since"]) if raw.get("since") not in (None, "") else 0

@@ -17,7 +17,7 @@ def tracking_token(secret: str, order_id: str) -> str:
 
 
 def tracking_ok(secret: str, order_id: str, token: str) -> bool:
-    return hmac.compare_digest(tracking_token(secret, order_id), token or "")
+    return hmac.compare_digest(tracking_token(secret, order_id).encode(), (token or "").encode())
 
 
 def unsubscribe_token(secret: str, customer_id: str) -> str:

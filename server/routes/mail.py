@@ -23,8 +23,12 @@ TRACKED = obj(("orderId", "status", "lines", "total", "history"), orderId=STRING
 PROGRESS = obj(("mailingId", "status", "total", "sent", "failed"), mailingId=STRING,
                status={"enum": ["sending", "done"]}, total=COUNT, sent=COUNT, failed=COUNT, queued=COUNT,
                subject=STRING, createdAt=COUNT)
-SEGMENT = obj((), q=string(0, 200), bought={"type": ["array", "string"]}, category=string(0, 100),
-              since={"type": ["string", "integer"]})
+SEGMENT = obj((), q=string(0, 200), category=string(0, 100),
+              bought={"anyOf": [{"type": "array", "maxItems": 100, "items": string(1, 200)}, string(0, 199)],
+                      "description": "SKUs, as a list or one comma-separated text"},
+              since={"anyOf": [COUNT, string(format="date")], "description": "a date, or ms since 1970"})
+SEGMENT["additionalProperties"] = False  # any other field: 400 bad_segment
+LINE = "^[^\r\n]*\\S[^\r\n]*$"  # one line with something on it
 TOKEN = {"t": param("the signed token from the mail", required=True)}
 
 
@@ -101,15 +105,16 @@ async def unsubscribe(request: web.Request) -> web.Response:
 
 @api.add("POST", "/api/mailings", "Mail a customer segment (those with marketing consent and an email)",
          auth="admin", ok=202, errors=(400,),
-         body=obj(("subject", "text"), subject=string(1, MAX_SUBJECT), text=string(1, MAX_TEXT), segment=SEGMENT),
+         body=obj(("subject", "text"), subject=string(1, MAX_SUBJECT, pattern=LINE), text=string(1, MAX_TEXT, pattern="\\S"),
+                  segment=SEGMENT),
          result=obj(("mailingId", "recipients"), mailingId=STRING, recipients=COUNT))
 async def create_mailing(request: web.Request) -> web.Response:
     who = _admin(request)
     body = await json_body(request)
     subject, text = body.get("subject"), body.get("text")
-    if not isinstance(subject, str) or not 0 < len(subject.strip()) <= MAX_SUBJECT or "\n" in subject:
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT or {"\r", "\n"} & set(subject):
         raise ApiError(400, "bad_subject", f"subject is one line of 1..{MAX_SUBJECT} characters")
-    if not isinstance(text, str) or not 0 < len(text.strip()) <= MAX_TEXT:
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
         raise ApiError(400, "bad_text", f"text is 1..{MAX_TEXT} characters")
     try:
         segment = segments.parse(body.get("segment"))
