@@ -33,7 +33,7 @@ MAIL_KIND = "mail-outbox"  # order mail
 BULK_KIND = "mailing-outbox"  # mailings
 SENT = "mail-sent"  # job id -> {at, messageId}: accepted by the SMTP server
 SENT_TTL = 60 * 24 * 3600
-ORDER_CONCURRENCY = 2
+ORDER_CONCURRENCY = 1  # one at a time, oldest first: "confirmed" goes before "on its way"
 BULK_CONCURRENCY = 8
 
 

@@ -14,6 +14,9 @@ function field (label, input) {
   return h('label.field', h('span', label), input)
 }
 
+const FIELDSET = { border: '0', padding: '0', margin: '0 0 14px', display: 'grid', gap: '10px' }
+const LEGEND = { fontWeight: '600', marginBottom: '8px', padding: '0' }
+
 function customersPanel (lc) {
   const bought = h('input#segment-bought', { placeholder: 'SKU, SKU', autocomplete: 'off' })
   const category = h('input#segment-category', { placeholder: 'any', autocomplete: 'off' })
@@ -22,7 +25,7 @@ function customersPanel (lc) {
   const subject = h('input#mailing-subject', { required: true, maxlength: 200, autocomplete: 'off' })
   const text = h('textarea#mailing-text', { required: true, rows: 5, maxlength: 50000 })
   const status = h('div#mailing-status', { role: 'status', 'aria-live': 'polite' })
-  const bar = h('progress#mailing-progress', { max: 1, value: 0, hidden: true, style: { width: '100%' } })
+  const bar = h('progress#mailing-progress', { max: 1, value: 0, hidden: true, style: { width: '100%', marginTop: '10px' } })
   const send = h('button.btn.primary#mailing-send', { type: 'submit' }, icon('bolt', 14), 'Send mailing')
   const segment = () => {
     const s = {}
@@ -64,9 +67,10 @@ function customersPanel (lc) {
       }
     }
   },
-  h('fieldset', h('legend', 'Who (past buyers with marketing consent)'),
-    field('Bought', bought), field('Category', category), field('Since', since), field('Search', q)),
-  h('fieldset', h('legend', 'What'), field('Subject', subject), field('Text', text)),
+  h('fieldset', { style: FIELDSET }, h('legend', { style: LEGEND }, 'Who: past buyers with marketing consent'),
+    h('div', { style: { display: 'grid', gap: '10px', gridTemplateColumns: 'repeat(auto-fit, minmax(160px, 1fr))' } },
+      field('Bought', bought), field('Category', category), field('Since', since), field('Search', q))),
+  h('fieldset', { style: FIELDSET }, h('legend', { style: LEGEND }, 'What'), field('Subject', subject), field('Text', text)),
   send, bar, status)
   return h('section.card#customers-panel', h('div.card-head', h('h2', icon('user', 18), 'Customers: mailing')), form)
 }
