@@ -60,6 +60,15 @@ def set_profile(data_dir: str, customer: str, email: str, name: str) -> None:
                    (customer, json.dumps({"email": email, "name": name, "marketingConsent": True})))
 
 
+def set_tracking(data_dir: str, order_id: str, tracking: dict) -> None:
+    """What issue 18's `POST /api/orders/{id}/status` with `tracking` stores, written beside the running
+    server until that lands."""
+    with closing(sqlite3.connect(Path(data_dir) / "livecart.db", timeout=30)) as db, db:
+        (value,) = db.execute("SELECT value FROM records WHERE kind = 'order' AND key = ?", (order_id,)).fetchone()
+        db.execute("UPDATE records SET value = ? WHERE kind = 'order' AND key = ?",
+                   (json.dumps({**json.loads(value), "tracking": tracking}), order_id))
+
+
 def test_tracking_page_and_a_mailing_from_the_admin_page(browser: Browser) -> None:
     server = screenshots.Server()
     problems: list[str] = []
@@ -73,6 +82,8 @@ def test_tracking_page_and_a_mailing_from_the_admin_page(browser: Browser) -> No
               "the line held")
         order_id = call(url, "POST", f"/api/carts/{cart}/checkout", ada)["orderId"]
         call(url, "POST", f"/api/orders/{order_id}/payment", admin, {"status": "paid", "reference": "psp"})
+        set_tracking(server.data.name, order_id, {"carrier": "Parcelforce", "number": "PF1",
+                                                  "url": "https://track.example/PF1"})
         call(url, "POST", f"/api/orders/{order_id}/status", admin, {"status": "dispatched"})
 
         def mail(subject: str) -> dict | None:
@@ -86,6 +97,8 @@ def test_tracking_page_and_a_mailing_from_the_admin_page(browser: Browser) -> No
         page.set_default_timeout(30_000)
         page.goto(link)
         page.wait_for_selector("#status:text('dispatched')")
+        assert page.get_attribute("#carrier-link", "href") == "https://track.example/PF1"
+        assert page.is_visible("#tracking") and "Parcelforce" in page.inner_text("#tracking")
         call(url, "POST", f"/api/orders/{order_id}/status", admin, {"status": "delivered"})
         page.wait_for_selector("#status:text('delivered')")  # live, no reload
 
