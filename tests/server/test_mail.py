@@ -289,3 +289,18 @@ async def test_serve_killed_between_outbox_write_and_delivery_delivers_after_res
         assert len(sink.caught) == 1
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"LIVECART_SMTP_URL": "http://mail.example"}, "--smtp-url"),
+    ({"LIVECART_PUBLIC_URL": "shop.example"}, "--public-url"),
+    ({"LIVECART_MAIL_FROM": "not an address"}, "--mail-from"),
+    ({"LIVECART_MAILING_RATE": "-1"}, "--mailing-rate"),
+])
+def test_mail_options_and_their_env_twins_refuse_bad_values(tmp_path, env, words) -> None:
+    from click.testing import CliRunner
+
+    from livecart.server.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 2 and words in result.output, result.output
