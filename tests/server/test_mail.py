@@ -304,3 +304,30 @@ def test_mail_options_and_their_env_twins_refuse_bad_values(tmp_path, env, words
 
     result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path)], env=env)
     assert result.exit_code == 2 and words in result.output, result.output
+
+
+async def test_serve_killed_mid_delivery_delivers_once_after_restart(tmp_path, session, sink) -> None:
+    """Killed with SIGKILL while the SMTP server holds the mail's DATA unanswered: the next process
+    finds the attempt's lease when it runs out (2 × --smtp-timeout + 1 s) and delivers the mail."""
+    sink.rule = lambda to, nth: "hang" if nth == 1 else "ok"
+    data = tmp_path / "data"
+    data.mkdir()
+    store = open_store("sqlite", data)
+    await store.open()
+    await profile(store, "ada", "ada@example.com", "Ada")
+    await store.close()
+    server = _serve(data, sink)
+    try:
+        shop = Shop(server.base, session)
+        await shop.stock()
+        order_id = await shop.order("ada")
+        await shop.pay(order_id)
+        await eventually(lambda: sink.tries("ada@example.com") == 1, what="the attempt in flight")
+        server.kill()
+        server = _serve(data, sink, port=server.port)
+        await eventually(lambda: len(sink.delivered()) == 1, what="the mail after the lease ran out")
+        await eventually(lambda: _no_pending(shop), what="the outbox emptied")
+        assert sink.delivered()[0].message["Subject"] == f"Your order {order_id} is confirmed"
+        assert sink.tries("ada@example.com") == 2
+    finally:
+        server.stop()
