@@ -23,11 +23,11 @@ import itertools
 import logging
 import random
 import secrets
-import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from .clock import now_ms
 from .store import Store
 
 log = logging.getLogger("livecart.outbox")
@@ -37,10 +37,6 @@ POLL_SECONDS = 1.0  # how often a worker looks for jobs other processes wrote
 DEAD_TTL = 30 * 24 * 3600  # dead letters are kept this long for inspection
 
 _made = itertools.count()  # orders jobs made in the same millisecond by one process
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def job_key(due_ms: int, job_id: str, nonce: str) -> str:

@@ -79,6 +79,11 @@ class Sink:
         outcome = self.rule(to, self.tries(to) + 1)
         self.attempts.append(to)
         message = cast(EmailMessage, message_from_bytes(cast(bytes, envelope.content), policy=policy.default))
+        if server.transport is None or server.transport.is_closing():
+            # `down()` cut this connection; what was already buffered is still read, but no answer can
+            # reach the sender: not delivered (the sender tries again, as it must)
+            self.caught.append(Caught(to, message, "cut"))
+            return "421 4.3.0 closing"
         if outcome == "hang":
             await self.release.wait()
             self.caught.append(Caught(to, message, "hang"))  # answered after the sender gave up: not delivered

@@ -20,15 +20,16 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
 from ..bus import Bus
 from ..feeds import shop_event
-from ..outbox import Outcome, now_ms
+from ..clock import now_ms
+from ..outbox import Outcome
 from ..store import LockBusy, held_lock
+from ..tasks import cancel_and_wait
 from .compose import domain_of, message_id, render
 from .segments import Recipient, Segment, consents
-from .service import SENT, MailService, public_url
+from .orders import public_url
+from .service import SENT, MailService
 from .tokens import unsubscribe_token
 
 log = logging.getLogger("livecart.mail")
@@ -57,6 +58,7 @@ class Mailings:
     cache: dict[str, dict[str, Any]] = field(default_factory=dict)  # mailing id -> the stored mailing
     moving: set[str] = field(default_factory=set)  # mailings with mail sent since the last progress event
     queuing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _runner: asyncio.Future[None] | None = None
 
     def __post_init__(self) -> None:
         self.service.render_bulk = self.render
@@ -163,6 +165,12 @@ class Mailings:
         return [{"mailingId": m["id"], "status": m["status"], "total": m["total"], "subject": m["subject"],
                  "createdAt": m["createdAt"]} for m in mailings[:50]]
 
+    async def start(self) -> None:
+        self._runner = asyncio.ensure_future(self.run())
+
+    async def stop(self) -> None:
+        await cancel_and_wait(*([self._runner] if self._runner else []), *self.queuing.values())
+
     async def run(self) -> None:
         """Publishes progress of mailings that move; resumes queuing cut short by a restart."""
         rounds = 0
@@ -180,5 +188,3 @@ class Mailings:
             rounds += 1
             await asyncio.sleep(PROGRESS_EVERY)
 
-
-MAILINGS: web.AppKey[Mailings] = web.AppKey("mailings", Mailings)

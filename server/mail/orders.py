@@ -4,13 +4,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
-
-from ..appkeys import CATALOG, CONFIG, STORE
-from ..outbox import now_ms
+from ..catalog import CatalogCache
+from ..clock import now_ms
+from ..config import Config
 from ..store import Store
 from .compose import message_id, render, valid_email
-from .service import MAIL, public_url
 from .tokens import tracking_token
 
 log = logging.getLogger("livecart.mail")
@@ -53,17 +51,22 @@ async def contact(store: Store, order: dict[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
-def product_name(app: web.Application, line: dict[str, Any]) -> str:
-    product = app[CATALOG].get(str(line.get("sku", "")))
+def product_name(catalog: CatalogCache, line: dict[str, Any]) -> str:
+    product = catalog.get(str(line.get("sku", "")))
     return str(line.get("name") or (product.name if product is not None else line.get("sku", "")))
 
 
-def tracking_url(app: web.Application, order_id: str) -> str:
-    config = app[CONFIG]
+def public_url(config: Config) -> str:
+    """The base of links in mail."""
+    return (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
+
+
+def tracking_url(config: Config, order_id: str) -> str:
     return f"{public_url(config)}/orders/{order_id}?t={tracking_token(config.jwt_secret, order_id)}"
 
 
-def compose(app: web.Application, order: dict[str, Any], email: str, name: str) -> tuple[str, dict[str, Any]]:
+def compose(config: Config, catalog: CatalogCache, order: dict[str, Any], email: str,
+            name: str) -> tuple[str, dict[str, Any]]:
     """The job id and the whole mail for the order's current status."""
     order_id, status = id_of(order), status_of(order)
     kind, subject, headline = MAILS[status]
@@ -72,32 +75,12 @@ def compose(app: web.Application, order: dict[str, Any], email: str, name: str) 
     tracking = order.get("tracking") if kind == "dispatched" else None
     subject = subject.format(id=order_id)
     context = {"name": name, "headline": headline, "order_id": order_id, "subject": subject,
-               "lines": [{"sku": line.get("sku", ""), "name": product_name(app, line), "qty": line.get("qty", 0),
+               "lines": [{"sku": line.get("sku", ""), "name": product_name(catalog, line), "qty": line.get("qty", 0),
                           "total": money(line.get("total"), currency)} for line in order.get("lines", [])],
                "total": money(order.get("total"), currency), "tracking": tracking,
-               "page_url": tracking_url(app, order_id), "shop": "livecart"}
+               "page_url": tracking_url(config, order_id), "shop": "livecart"}
     text, html = render("order", **context)
-    mail_from = app[CONFIG].mail_from
+    mail_from = config.mail_from
     return job_id, {"to": f"{name} <{email}>" if name else email, "subject": subject, "text": text, "html": html,
                     "messageId": message_id(job_id, mail_from), "date": now_ms(),
                     "headers": {"X-Livecart-Order": order_id}}
-
-
-async def order_changed(app: web.Application, order: dict[str, Any]) -> str:
-    """Queues the mail for the order's new status, if it has one; returns the job id ("" when none).
-
-    Called by the order flow after the order record was written (a crash before this loses the mail
-    as it loses the webhook: both are written right after the order)."""
-    service = app.get(MAIL)
-    if service is None or status_of(order) not in MAILS:
-        return ""
-    email, name = await contact(app[STORE], order)
-    if not email:
-        log.info("order %s is %s: no email to write to", id_of(order), status_of(order))
-        return ""
-    try:
-        job_id, mail = compose(app, order, email, name)
-    except Exception:  # a template that fails must not fail the payment or the dispatch
-        log.exception("order %s: mail not composed", id_of(order))
-        return ""
-    return await service.outbox.put(f"order.{MAILS[status_of(order)][0]}", mail, job_id)

@@ -14,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Awaitable, Callable
 
-from aiohttp import web
-
-from ..appkeys import CONFIG, ROOMS, STORE
+from ..catalog import CatalogCache
+from ..clock import now_ms
 from ..config import Config
-from ..outbox import Outbox, Outcome, now_ms
+from ..outbox import Outbox, Outcome
 from ..store import Store
 from ..tasks import cancel_and_wait
-from . import smtp
+from . import orders, smtp
 from .catcher import Catcher
 from .compose import build, envelope
 
@@ -39,15 +38,17 @@ BULK_CONCURRENCY = 8
 
 @dataclass
 class MailService:
-    """What the routes and the order flow use: queue order mail, run mailings, see the outboxes."""
+    """Order mail and the outboxes mail leaves from; mailings (mailings.py) put their jobs in `bulk`."""
 
     config: Config
     store: Store
+    catalog: CatalogCache
     sender: smtp.SmtpSender | None = None
     catcher: Catcher | None = None
-    render_bulk: Callable[[dict[str, Any]], Any] | None = None  # set by mailings: job -> mail dict or reason
+    render_bulk: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | Outcome]] | None = None  # mailings'
     outbox: Outbox = field(init=False)
     bulk: Outbox = field(init=False)
+    _tasks: list[asyncio.Future[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         c = self.config
@@ -61,16 +62,35 @@ class MailService:
                            max_age=c.mail_max_age, lease_seconds=lease, concurrency=BULK_CONCURRENCY,
                            rate=c.mailing_rate, name="mailing")
 
-    @property
-    def mail_from(self) -> str:
-        return self.config.mail_from
+    # -- order mail ---------------------------------------------------------------------------------
+
+    async def order_changed(self, order: dict[str, Any]) -> str:
+        """Queues the mail for the order's new status, if it has one; returns the job id ("" when none).
+
+        Called by the order flow after the order record was written, like the webhook (a crash
+        before this loses the mail as it loses the webhook)."""
+        status = orders.status_of(order)
+        if status not in orders.MAILS:
+            return ""
+        email, name = await orders.contact(self.store, order)
+        if not email:
+            log.info("order %s is %s: no email to write to", orders.id_of(order), status)
+            return ""
+        try:
+            job_id, mail = orders.compose(self.config, self.catalog, order, email, name)
+        except Exception:  # a template that fails must not fail the payment or the dispatch
+            log.exception("order %s: mail not composed", orders.id_of(order))
+            return ""
+        return await self.outbox.put(f"order.{orders.MAILS[status][0]}", mail, job_id)
+
+    # -- sending ------------------------------------------------------------------------------------
 
     async def _send_once(self, job: dict[str, Any], mail: dict[str, Any]) -> Outcome:
         if self.sender is None:
             return Outcome(False, "no SMTP server configured")
         if await self.store.get_record(SENT, job["id"]) is not None:
             return Outcome(True, "sent before")  # a copy a crash left behind
-        outcome = await self.sender.send(*envelope(mail, self.mail_from), build(mail, self.mail_from))
+        outcome = await self.sender.send(*envelope(mail, self.config.mail_from), build(mail, self.config.mail_from))
         if outcome.ok:
             await self.store.put_record(SENT, job["id"], {"at": now_ms(), "messageId": mail["messageId"]},
                                         ttl=SENT_TTL)
@@ -96,41 +116,26 @@ class MailService:
                                   for d in dead.values()][:100]}
         return out
 
+    # -- running --------------------------------------------------------------------------------------
 
-MAIL: web.AppKey[MailService] = web.AppKey("mail", MailService)
+    async def start(self) -> None:
+        """The demo catcher (when asked for and no SMTP server is given) and the outbox workers (when
+        there is an SMTP server to send to)."""
+        config = self.config
+        if config.mail_catcher and not config.smtp_url:
+            self.catcher = await Catcher.start("127.0.0.1", 0)
+            config.smtp_url = f"smtp://127.0.0.1:{self.catcher.port}"
+            log.info("demo mail catcher on %s: caught mail shows on /admin", config.smtp_url)
+        if not config.smtp_url:
+            log.info("no --smtp-url: mail waits in the outbox")
+            return
+        self.sender = smtp.SmtpSender(smtp.SmtpTarget.parse(config.smtp_url), config.smtp_timeout)
+        self._tasks = [asyncio.ensure_future(self.outbox.run()), asyncio.ensure_future(self.bulk.run())]
 
-
-async def mail_worker(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the mail service, its outbox workers (when there is an SMTP server to send to),
-    the demo catcher, and the mailings that were being queued when the last process stopped."""
-    from . import mailings
-
-    config: Config = app[CONFIG]
-    service = MailService(config, app[STORE])
-    app[MAIL] = service
-    if config.mail_catcher and not config.smtp_url:
-        service.catcher = await Catcher.start("127.0.0.1", 0)
-        config.smtp_url = f"smtp://127.0.0.1:{service.catcher.port}"
-        log.info("demo mail catcher on %s: caught mail shows on /admin", config.smtp_url)
-    tasks: list[asyncio.Future[Any]] = []
-    runner = mailings.Mailings(service, app[ROOMS].bus)
-    app[mailings.MAILINGS] = runner
-    if config.smtp_url:
-        service.sender = smtp.SmtpSender(smtp.SmtpTarget.parse(config.smtp_url), config.smtp_timeout)
-        tasks += [asyncio.ensure_future(service.outbox.run()), asyncio.ensure_future(service.bulk.run())]
-    else:
-        log.info("no --smtp-url: mail waits in the outbox")
-    tasks.append(asyncio.ensure_future(runner.run()))
-    yield
-    await cancel_and_wait(*tasks)
-    if service.sender is not None:
-        await service.sender.close()
-    if service.catcher is not None:
-        await service.catcher.stop()
-
-
-def public_url(config: Config) -> str:
-    """The base of links in mail."""
-    return (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
-
+    async def stop(self) -> None:
+        await cancel_and_wait(*self._tasks)
+        if self.sender is not None:
+            await self.sender.close()
+        if self.catcher is not None:
+            await self.catcher.stop()
 

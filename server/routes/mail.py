@@ -5,16 +5,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import auth
-from ..appkeys import CONFIG, STORE
 from ..errors import ApiError, json_body
+from ..guard import ADMINS_ONLY, caller
 from ..mail import segments
 from ..mail.compose import environment
-from ..mail.mailings import MAILINGS, MAX_SUBJECT, MAX_TEXT, NoRecipients
-from ..mail.orders import product_name, id_of, money, status_of
-from ..mail.service import MAIL
+from ..mail.mailings import MAX_SUBJECT, MAX_TEXT, NoRecipients
+from ..mail.orders import id_of, money, product_name, status_of
 from ..mail.tokens import tracking_ok, unsubscriber
 from ..openapi import COUNT, STRING, api, obj, param, string
+from ..services import SERVICES
 
 HTML = "text/html"
 TRACKED = obj(("orderId", "status", "lines", "total", "history"), orderId=STRING, status=STRING,
@@ -32,24 +31,18 @@ LINE = "^[^\r\n]*\\S[^\r\n]*$"  # one line with something on it
 TOKEN = {"t": param("the signed token from the mail", required=True)}
 
 
-def _admin(request: web.Request) -> auth.Identity:
-    who = auth.bearer(request)
-    if not who.is_admin:
-        raise ApiError(403, "forbidden", "admins only")
-    return who
-
-
 async def _tracked(request: web.Request) -> dict[str, Any]:
     """The order a tracking link is for, as the page shows it; 404 for any other token."""
+    services = request.app[SERVICES]
     order_id = request.match_info["orderId"]
-    if not tracking_ok(request.app[CONFIG].jwt_secret, order_id, request.query.get("t", "")):
+    if not tracking_ok(services.config.jwt_secret, order_id, request.query.get("t", "")):
         raise ApiError(404, "no_order", "no such order")
-    order = await request.app[STORE].get_record("order", order_id)
+    order = await services.store.get_record("order", order_id)
     if order is None:
         raise ApiError(404, "no_order", "no such order")
     currency = str(order.get("currency") or "")
     return {"orderId": id_of(order), "status": status_of(order), "total": money(order.get("total"), currency),
-            "lines": [{"sku": line.get("sku"), "name": product_name(request.app, line), "qty": line.get("qty"),
+            "lines": [{"sku": line.get("sku"), "name": product_name(services.catalog, line), "qty": line.get("qty"),
                        "total": money(line.get("total"), currency)} for line in order.get("lines", [])],
             "tracking": order.get("tracking") or None,
             "history": [{"status": h.get("status") or h.get("state"), "at": h.get("at")}
@@ -78,7 +71,7 @@ async def tracking(request: web.Request) -> web.Response:
 
 
 def _unsubscriber(request: web.Request) -> str:
-    customer_id = unsubscriber(request.app[CONFIG].jwt_secret, request.query.get("t", ""))
+    customer_id = unsubscriber(request.app[SERVICES].config.jwt_secret, request.query.get("t", ""))
     if customer_id is None:
         raise ApiError(404, "bad_token", "this unsubscribe link is not valid")
     return customer_id
@@ -98,18 +91,18 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
          auth=None, query=TOKEN, errors=(404,), media=HTML, result=STRING)
 async def unsubscribe(request: web.Request) -> web.Response:
     customer_id = _unsubscriber(request)
-    await segments.unsubscribe(request.app[STORE], customer_id)
+    await segments.unsubscribe(request.app[SERVICES].store, customer_id)
     return web.Response(text="<!doctype html><meta charset=utf-8><title>Unsubscribed</title>"
                              "<p>You are unsubscribed: no more marketing mail.</p>", content_type=HTML)
 
 
 @api.add("POST", "/api/mailings", "Mail a customer segment (those with marketing consent and an email)",
-         auth="admin", ok=202, errors=(400,),
+         auth=ADMINS_ONLY, ok=202, errors=(400,),
          body=obj(("subject", "text"), subject=string(1, MAX_SUBJECT, pattern=LINE), text=string(1, MAX_TEXT, pattern="\\S"),
                   segment=SEGMENT),
          result=obj(("mailingId", "recipients"), mailingId=STRING, recipients=COUNT))
 async def create_mailing(request: web.Request) -> web.Response:
-    who = _admin(request)
+    who = caller(request)
     body = await json_body(request)
     subject, text = body.get("subject"), body.get("text")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT or {"\r", "\n"} & set(subject):
@@ -120,43 +113,41 @@ async def create_mailing(request: web.Request) -> web.Response:
         segment = segments.parse(body.get("segment"))
     except segments.BadSegment as exc:
         raise ApiError(400, "bad_segment", str(exc)) from None
-    store = request.app[STORE]
+    services = request.app[SERVICES]
+    store = services.store
     recipients = await segments.select(store, segment, await store.list_products() if segment.category else {})
     try:
-        mailing = await request.app[MAILINGS].create(subject.strip(), text, segment, recipients, who.sub)
+        mailing = await services.mailings.create(subject.strip(), text, segment, recipients, who.sub)
     except NoRecipients as exc:
         raise ApiError(400, "no_recipients", str(exc)) from None
     return web.json_response({"mailingId": mailing["id"], "recipients": mailing["total"]}, status=202)
 
 
-@api.add("GET", "/api/mailings", "Mailings, newest first", auth="admin",
+@api.add("GET", "/api/mailings", "Mailings, newest first", auth=ADMINS_ONLY,
          result=obj(("mailings",), mailings={"type": "array"}))
 async def list_mailings(request: web.Request) -> web.Response:
-    _admin(request)
-    return web.json_response({"mailings": await request.app[MAILINGS].list()})
+    return web.json_response({"mailings": await request.app[SERVICES].mailings.list()})
 
 
-@api.add("GET", "/api/mailings/{mailingId}", "A mailing's progress", auth="admin", errors=(404,), result=PROGRESS)
+@api.add("GET", "/api/mailings/{mailingId}", "A mailing's progress", auth=ADMINS_ONLY, errors=(404,),
+         result=PROGRESS)
 async def mailing_progress(request: web.Request) -> web.Response:
-    _admin(request)
-    progress = await request.app[MAILINGS].progress(request.match_info["mailingId"])
+    progress = await request.app[SERVICES].mailings.progress(request.match_info["mailingId"])
     if progress is None:
         raise ApiError(404, "no_mailing", "no such mailing")
     return web.json_response(progress)
 
 
-@api.add("GET", "/api/mail/outbox", "Mail waiting to be sent and mail given up on, per outbox", auth="admin",
+@api.add("GET", "/api/mail/outbox", "Mail waiting to be sent and mail given up on, per outbox", auth=ADMINS_ONLY,
          result=obj(("orders", "mailings"), orders={"type": "object"}, mailings={"type": "object"}))
 async def mail_outbox(request: web.Request) -> web.Response:
-    _admin(request)
-    return web.json_response(await request.app[MAIL].outboxes())
+    return web.json_response(await request.app[SERVICES].mail.outboxes())
 
 
-@api.add("GET", "/api/mail/caught", "Mail the demo's local mail catcher caught, newest first", auth="admin",
+@api.add("GET", "/api/mail/caught", "Mail the demo's local mail catcher caught, newest first", auth=ADMINS_ONLY,
          result=obj(("catcher", "mails"), catcher={"type": "boolean"}, mails={"type": "array"}))
 async def caught_mail(request: web.Request) -> web.Response:
-    _admin(request)
-    catcher = request.app[MAIL].catcher
+    catcher = request.app[SERVICES].mail.catcher
     mails = list(reversed(catcher.mails)) if catcher is not None else []
     return web.json_response({"catcher": catcher is not None, "mails": mails})
 

@@ -12,8 +12,7 @@ import pytest
 
 from harness import SECRET, Livecart, free_port, make_config
 from livecart.server import auth
-from livecart.server.appkeys import STORE
-from livecart.server.mail.service import MAIL
+from livecart.server.services import SERVICES
 from livecart.server.mail.tokens import tracking_token
 from livecart.server.outbox import Outbox
 from livecart.server.store import open_store
@@ -90,7 +89,7 @@ async def test_every_order_mail_arrives_once_with_its_links(tmp_path, session, s
     try:
         shop = Shop(lc.base, session)
         await shop.stock()
-        store = lc.app[STORE]
+        store = lc.app[SERVICES].store
         await profile(store, "ada", "ada@example.com", "Ada Lovelace")
         await profile(store, "bob", "bob@example.com")
         first, second = await shop.order("ada"), await shop.order("bob")
@@ -174,7 +173,7 @@ async def test_smtp_refusing_timing_out_and_dropping_mid_data_is_retried_nothing
         shop = Shop(lc.base, session)
         await shop.stock()
         for customer in [*script, "fine@example.com"]:
-            await profile(lc.app[STORE], customer.partition("@")[0], customer)
+            await profile(lc.app[SERVICES].store, customer.partition("@")[0], customer)
             await shop.pay(await shop.order(customer.partition("@")[0]))
         wanted = set(script) - {"gone@example.com"} | {"fine@example.com"}
         await eventually(lambda: {m.to for m in sink.delivered()} == wanted, what="every good address's mail")
@@ -202,12 +201,12 @@ async def test_smtp_server_down_for_a_while_gets_the_mail_later(tmp_path, sessio
     try:
         shop = Shop(lc.base, session)
         await shop.stock()
-        await profile(lc.app[STORE], "ada", "ada@example.com")
+        await profile(lc.app[SERVICES].store, "ada", "ada@example.com")
         order_id = await shop.order("ada")
         await shop.pay(order_id)
 
         async def refused() -> bool:
-            jobs = await lc.app[MAIL].outbox.jobs()
+            jobs = await lc.app[SERVICES].mail.outbox.jobs()
             return any("Connect" in j.get("lastError", "") or "refused" in j.get("lastError", "").lower()
                        for j in jobs.values())
         await eventually(refused, what="a refused attempt")
@@ -237,7 +236,7 @@ async def test_a_restart_after_the_server_accepted_sends_no_second_copy(tmp_path
     first = await Livecart(config, session).start()
     shop = Shop(first.base, session)
     await shop.stock()
-    await profile(first.app[STORE], "ada", "ada@example.com")
+    await profile(first.app[SERVICES].store, "ada", "ada@example.com")
     order_id = await shop.order("ada")
     await shop.pay(order_id)
     await eventually(lambda: len(sink.delivered()) == 1 and dying.is_set(), what="the accepted mail")

@@ -13,7 +13,7 @@ import pytest
 
 from harness import Livecart
 from livecart.server import auth
-from livecart.server.appkeys import STORE
+from livecart.server.services import SERVICES
 from livecart.server.store import open_store
 from processes import ServerProcess
 from smtp_sink import Sink
@@ -55,7 +55,7 @@ async def test_a_mailing_reaches_the_consenting_buyers_once_and_one_click_unsubs
     lc = await Livecart(mailing_config(tmp_path, sink, public_url="https://shop.example", mailing_rate=0),
                         session).start()
     try:
-        shop, store = Shop(lc.base, session), lc.app[STORE]
+        shop, store = Shop(lc.base, session), lc.app[SERVICES].store
         await shop.stock("MUG")
         await shop.stock("TEE")
         for customer, consent, email in (("ada", True, "ada@example.com"), ("bob", True, "bob@example.com"),
@@ -169,7 +169,7 @@ async def test_mailings_keep_their_pace(tmp_path, session, sink) -> None:
     """At most `mailing_rate` mails a second (plus a one-second burst), whatever the SMTP server takes."""
     lc = await Livecart(mailing_config(tmp_path, sink, mailing_rate=10), session).start()
     try:
-        await seed_buyers(lc.app[STORE], 25)
+        await seed_buyers(lc.app[SERVICES].store, 25)
         shop = Shop(lc.base, session)
         seen: list[dict] = []
         subscribed = asyncio.Event()
@@ -212,7 +212,7 @@ async def _cli(*args: str, stdin: bytes = b"") -> tuple[int, str]:
 async def test_the_mailing_command_sends_and_shows_progress(tmp_path, session, sink) -> None:
     lc = await Livecart(mailing_config(tmp_path, sink, mailing_rate=0), session).start()
     try:
-        await seed_buyers(lc.app[STORE], 5)
+        await seed_buyers(lc.app[SERVICES].store, 5)
         common = ("--url", lc.base, "--jwt-secret", lc.config.jwt_secret)
         code, out = await _cli(*common, "--subject", "Mugs", "--text", "-", "--bought", "MUG", stdin=b"New mugs\n")
         assert code == 0, out
@@ -232,7 +232,7 @@ async def test_two_processes_on_one_redis_store_share_a_mailing_and_mail_nobody_
     a = await Livecart(mailing_config(tmp_path / "a", sink, **shared), session).start()
     b = await Livecart(mailing_config(tmp_path / "b", sink, **shared), session).start()
     try:
-        customers = await seed_buyers(a.app[STORE], 60)
+        customers = await seed_buyers(a.app[SERVICES].store, 60)
         mailing_id = (await Shop(a.base, session).ok(202, "POST", "/api/mailings", json={
             "subject": "Mugs", "text": "New mugs", "segment": {"bought": ["MUG"]}}))["mailingId"]
 
