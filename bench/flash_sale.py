@@ -61,6 +61,7 @@ class Viewer:
     sold_out_at: float | None = None
     server_at: float | None = None
     messages: int = 0
+    last: dict | None = None
 
 
 @dataclass
@@ -76,6 +77,7 @@ async def watch(s: aiohttp.ClientSession, url: str, v: Viewer, count: list[int])
         async for msg in ws:
             data = orjson.loads(msg.data)
             v.messages += 1
+            v.last = data
             if data.get("available") == 0 and v.sold_out_at is None:
                 v.sold_out_at, v.server_at = time.time() * 1000, data.get("at")
 
@@ -135,14 +137,23 @@ async def flash_sale(bases: list[str], pids: dict[str, int], units: int = 100, v
                     note=lambda: f"race: {decided():,}/{shoppers:,} lines decided")
         race_s = time.perf_counter() - t0
         told = lambda: sum(1 for v in sale.viewers if v.sold_out_at is not None)  # noqa: E731
-        await until(lambda: told() == viewers, "sold-out pushed to every viewer",
-                    note=lambda: f"sold-out: {told():,}/{viewers:,} viewers told")
+        try:
+            await until(lambda: told() == viewers or any(t.done() for t in tasks), "sold-out pushed to every viewer",
+                        note=lambda: f"sold-out: {told():,}/{viewers:,} viewers told")
+        except TimeoutError as exc:
+            by_process = [sum(1 for v in sale.viewers[i::len(bases)] if v.sold_out_at is not None)
+                          for i in range(len(bases))]
+            last = [(i % len(bases), v.messages, v.last) for i, v in enumerate(sale.viewers) if v.sold_out_at is None][:4]
+            raise TimeoutError(f"{exc}; told per process {by_process}; last messages {last}") from None
+        dropped = sum(1 for v, t in zip(sale.viewers, tasks) if t.done() and v.sold_out_at is None)
+        if dropped:
+            raise RuntimeError(f"{dropped} viewer socket(s) ended before sold-out reached them")
         cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
         wall_s = time.perf_counter() - t0
         progress("checking the store")
 
         holds = [hold(c) for c in sale.shoppers]
-        granted = sum(h["qty"] for h in holds if h and h.get("status") in ("held", "partial"))
+        granted = sum(int(h["qty"]) for h in holds if h and h.get("status") in ("held", "partial"))
         async with s.get(f"{bases[-1]}/api/stock?skus={SKU}", headers=headers) as r:
             level = (await r.json())[SKU]
         for c in sale.shoppers:
@@ -210,11 +221,13 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=2000)
     parser.add_argument("--shoppers", type=int, default=500)
     parser.add_argument("--cluster", action="store_true", help="also run on a 3-master Redis Cluster")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the viewers and shoppers")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the units, viewers and shoppers")
     parser.add_argument("--max-seconds", type=float, default=300, help="abort a sale after this long")
     args = parser.parse_args()
     if args.quick:
-        args.viewers, args.shoppers = args.viewers // 10, args.shoppers // 10
+        args.units, args.viewers, args.shoppers = args.units // 10, args.viewers // 10, args.shoppers // 10
+    if args.shoppers <= args.units:
+        parser.error("a flash sale needs more shoppers than units (else it never sells out)")
     print(f"flash sale (targets: 0 oversold; sold-out to every viewer p99 < 100 ms) — {os.cpu_count()} cores; "
           "viewers, shoppers, livecart and Redis share them")
     results = [("two processes, one Redis", asyncio.run(run(args, cluster=False)))]
