@@ -166,6 +166,7 @@ async def flash_sale(bases: list[str], pids: dict[str, int], units: int = 100, v
     print(file=sys.stderr)
     out.update({
         "race_seconds": race_s, "reservations": granted, "reservations_per_second": granted / race_s,
+        "decisions_per_second": shoppers / race_s,
         "store": level, "granted_in_docs": granted,
         "oversold": max(0, level["held"] - units, granted - units, level["held"] - level["onHand"]),
         "store_matches_docs": level["held"] == granted,
@@ -180,7 +181,7 @@ def report(r: dict, title: str) -> None:
     print(f"\n{title}: {r['units']} units, {r['viewers']:,} viewers on /ws/stock, {r['shoppers']:,} shoppers, "
           f"{r['processes']} livecart processes")
     print(f"  reservations/s            {r['reservations_per_second']:,.0f}  ({r['reservations']} units held, "
-          f"every line decided in {r['race_seconds'] * 1e3:,.0f} ms)")
+          f"every line decided in {r['race_seconds'] * 1e3:,.0f} ms: {r['decisions_per_second']:,.0f} decisions/s)")
     print(f"  sold-out to every viewer  p50 {r['push_p50_ms']:.1f} ms, p99 {r['push_p99_ms']:.1f} ms, "
           f"max {r['push_max_ms']:.1f} ms  (server's `at` → arrival; {r['viewers_told']:,}/{r['viewers']:,} told; "
           f"last one {r['all_told_after_race_start_ms']:,.0f} ms after the race began)")
