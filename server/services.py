@@ -20,7 +20,9 @@ from .invites import Invites
 from .kiosks import Kiosks
 from .merging import Merging
 from .orders import Orders
-from .rooms import Rooms
+from .hooks import Hooks
+from .shop_floor import ShopFloor
+from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
 from .webhooks import Webhooks
@@ -70,8 +72,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     stock_feed, events = StockFeed(stock.levels), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
-    rooms = Rooms(config, store, catalog, stock, bus)
-    rooms.shop_codes = discounts.get  # the room prices with the shop's codes (until the sync core takes them)
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
@@ -100,14 +101,15 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 
 
 def _wire(s: Services) -> None:
-    """Who hears what: bus topics, stock notices and cart edits (registered before the bus starts)."""
+    """Who hears what: bus topics, stock notices, and the rooms' extensions (registered before the bus starts)."""
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
     s.bus.on_event("catalog", lambda e: asyncio.ensure_future(s.catalog.load(e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", s.events.deliver, on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
-    s.rooms.edit_listeners.append(s.kiosks.on_edit)
-    s.rooms.edit_listeners.append(lambda who, cart_id: s.webhooks.note_activity(cart_id, who.sub))
+    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus)):
+        s.rooms.hooks.add(extension)
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
