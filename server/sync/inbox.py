@@ -58,15 +58,30 @@ class Inbox:
         """The oldest frame, or the oldest run of updates merged into one update message."""
         item = self._items.popleft()
         if isinstance(item, list):
-            if len(item) > 1:
-                self.merged += len(item)
-            frame = update_message(merge_updates(*item) if len(item) > 1 else item[0])
+            merged = self._merge(item)
+            if merged is None:  # one of them is not a valid update: the validator judges each alone
+                first, rest = item[0], item[1:]
+                self._items.appendleft(rest)
+                self.bytes -= len(first)
+                self._taken.set()
+                return update_message(first)
+            frame = update_message(merged)
             self.bytes -= sum(len(p) for p in item)
         else:
             frame = item
             self.bytes -= len(frame)
         self._taken.set()
         return frame
+
+    def _merge(self, payloads: list[bytes]) -> bytes | None:
+        if len(payloads) == 1:
+            return payloads[0]
+        try:
+            merged = merge_updates(*payloads)
+        except Exception:  # pycrdt raises on a malformed update; the validator's refusal is the clear one
+            return None
+        self.merged += len(payloads)
+        return merged
 
     @property
     def full(self) -> bool:

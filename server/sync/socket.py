@@ -91,9 +91,12 @@ async def serve_connection(room: Room, conn: Connection, config: Config,
 
 
 async def stop(task: asyncio.Future[None]) -> None:
+    """Cancels the reader and waits for it; how it ended was already read, or no longer matters."""
     if not task.done():
         task.cancel()
         await asyncio.wait((task,))
+    if not task.cancelled():
+        task.exception()  # retrieved: a close already under way makes its Close moot
 
 
 async def read_into(inbox: Inbox, conn: Connection, config: Config) -> None:
