@@ -447,11 +447,16 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       // drain: wait for what is still in flight (bounded)
       const drainEnd = Date.now() + drainMs
       let counts
-      for (;;) {
+      let convergedAt = null // capacity mode: when every cart is identical with every last edit
+      for (let i = 0; ; i++) {
         counts = await Promise.all(workers.map((w) => w.call('counts')))
         const d = counts.reduce((n, c) => n + c.delivered, 0)
         const e = counts.reduce((n, c) => n + c.expected, 0)
         if (d >= e || Date.now() >= drainEnd) break
+        if (cfg?.rate != null && i % 5 === 0) { // merged edits are never delivered one by one: converged ends the drain
+          const c = convergence((await Promise.all(workers.map((w) => w.call('states')))).flat(), carts, L.perCart)
+          if (c.allConverged && c.complete === carts) { convergedAt = clock(); break }
+        }
         await sleep(50)
       }
       const cpu1 = srvCpu(server)
@@ -517,7 +522,8 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       // the load drops is one of its figures
       result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart,
         cfg?.convergeMs ?? 5000, cfg?.rate != null)
-      result.convergedAfterLoadMs = result.convergence.allConverged ? clock() - end : null
+      result.convergedAfterLoadMs = convergedAt != null ? Math.max(0, convergedAt - end)
+        : result.convergence.allConverged ? clock() - end : null
       if (profiling) {
         const file = await profiling
         if (file) {
