@@ -55,6 +55,14 @@ def server_options(fn):
                      help="Largest websocket frame; bigger ones close with 4413.", **_env("MAX_MESSAGE_BYTES")),
         click.option("--max-messages-per-second", default=DEFAULTS.max_messages_per_second, show_default=True,
                      type=int, help="Per connection; more closes with 4429.", **_env("MAX_MESSAGES_PER_SECOND")),
+        click.option("--max-inbox-bytes", default=DEFAULTS.max_inbox_bytes, show_default=True,
+                     type=click.IntRange(1024), help="Per cart socket: bytes it may have sent that its room has "
+                     "not taken yet (waiting updates merge); past it the socket is not read until the room "
+                     "catches up.", **_env("MAX_INBOX_BYTES")),
+        click.option("--max-edits-in-flight", default=DEFAULTS.max_edits_in_flight, show_default=True,
+                     type=click.IntRange(1), help="Per process: cart socket messages inside rooms at once; "
+                     "more wait, merged per socket, so what is accepted keeps a bounded latency.",
+                     **_env("MAX_EDITS_IN_FLIGHT")),
         click.option("--max-lines", default=Limits.max_lines, show_default=True, type=click.IntRange(1, MAX_LINES),
                      help="Lines per cart.", **_env("MAX_LINES")),
         click.option("--max-doc-bytes", default=Limits.max_doc_bytes, show_default=True, type=int,
@@ -107,7 +115,8 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
                  smtp_url: str = "", mail_from: str = DEFAULTS.mail_from, public_url: str = "",
                  mailing_rate: float = DEFAULTS.mailing_rate, smtp_timeout: float = DEFAULTS.smtp_timeout,
-                 mail_retry_base: float = DEFAULTS.mail_retry_base, **_: object) -> Config:
+                 mail_retry_base: float = DEFAULTS.mail_retry_base, max_inbox_bytes: int = DEFAULTS.max_inbox_bytes,
+                 max_edits_in_flight: int = DEFAULTS.max_edits_in_flight, **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -123,7 +132,8 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
         host=host, port=port, data_dir=directory,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
         store=store, fsync=fsync, bus=bus, max_message_bytes=max_message_bytes,
-        max_messages_per_second=max_messages_per_second,
+        max_messages_per_second=max_messages_per_second, max_inbox_bytes=max_inbox_bytes,
+        max_edits_in_flight=max_edits_in_flight,
         limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
         room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl, kiosk_idle_seconds=kiosk_idle,
         webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_retry_base=webhook_retry_base,

@@ -22,6 +22,8 @@ class Config:
     room_grace_seconds: float = 10.0  # a room stays loaded this long after its last client leaves
     compact_every: int = 500  # updates appended before the room folds them into a snapshot
     send_buffer_bytes: int = 4 << 20  # unsent bytes one slow cart reader may have before it is cut off
+    max_inbox_bytes: int = 64 << 10  # what one cart socket may have sent and its room not taken, before it is not read
+    max_edits_in_flight: int = 64  # cart socket frames inside rooms at once, per process; more wait (merged)
     hold_ttl_seconds: float = 15 * 60
     kiosk_idle_seconds: float = 120.0
     demo: bool = False
