@@ -32,6 +32,7 @@ class Product:
     currency: str = "EUR"
     max_qty: int = 99
     personalisation: dict[str, FieldSpec] = field(default_factory=dict)
+    checkout_group: str = "general"  # which products may share one checkout (DESIGN.md, checkout groups)
 
 
 Catalog = Callable[[str], "Product | None"]

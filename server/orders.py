@@ -126,6 +126,9 @@ class Orders:
         found = problems(room, self.catalog.get, held)
         if found:
             raise Conflict("not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
+        conflicts = server_root.conflicts_of(room.cart, self.catalog.get, room.groups())
+        if conflicts:
+            raise Conflict("not_combinable", "; ".join(c["message"] for c in conflicts))
         pricing = server_root.compute_pricing(room.cart, self.catalog.get, self.discounts.get)
         order_id = new_id("o-")
         order = {"id": order_id, "cartId": record.id, "customerId": record.owner, "state": "awaiting_payment",

@@ -12,6 +12,7 @@ from .browsing import Browsing, has_open_cart
 from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
+from .checkout_groups import TOPIC as GROUPS_TOPIC, GroupBook
 from .config import Config
 from .customers import Customers
 from .demo import load_demo
@@ -25,6 +26,7 @@ from .merging import Merging
 from .orders import Orders
 from .hooks import Hooks
 from .shop_floor import ShopFloor
+from .splitting import Splitting
 from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
@@ -41,12 +43,14 @@ class Services:
     stock: StockAuthority
     catalog: CatalogCache
     discounts: DiscountBook
+    groups: GroupBook
     rooms: Rooms
     stock_feed: StockFeed
     events: EventFeed
     webhooks: Webhooks
     carts: Carts
     merging: Merging
+    splitting: Splitting
     offers: Offers
     orders: Orders
     customers: Customers
@@ -80,15 +84,19 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
-    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get)
+    groups = GroupBook(store, bus)
+    await groups.load()
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, groups=groups.get)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
     mail = MailService(config, store, catalog)
     services = Services(
-        config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, rooms=rooms,
+        config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, groups=groups,
+        rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
+        splitting=Splitting(store, stock, rooms, bus, carts),
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
         browsing=browsing, mail=mail, mailings=Mailings(mail, bus))
@@ -119,7 +127,9 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 def _wire(s: Services) -> None:
     """Who hears what: bus topics, stock notices, and the rooms' extensions (registered before the bus starts)."""
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
-    s.bus.on_event("catalog", lambda e: asyncio.ensure_future(s.catalog.load(e)))
+    s.bus.on_event("catalog", lambda e: asyncio.ensure_future(_catalog_changed(s, e)))
+    # Group rules changed anywhere: every process's open carts say their conflicts again.
+    s.bus.on_event(GROUPS_TOPIC, lambda e: asyncio.ensure_future(_groups_changed(s, e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", s.events.deliver, on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
@@ -131,6 +141,17 @@ def _wire(s: Services) -> None:
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
     s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
+
+
+async def _catalog_changed(s: Services, event: object) -> None:
+    await s.catalog.load(event)
+    if s.groups.current.rules:  # a product may have moved to another checkout group
+        s.rooms.reprice_all()
+
+
+async def _groups_changed(s: Services, event: object) -> None:
+    await s.groups.load(event)
+    s.rooms.reprice_all()
 
 
 def services_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -277,6 +277,14 @@ async def anonymous_token_with_cart(w: World) -> dict[str, str]:
     return {"anonymousToken": anonymous["token"]}
 
 
+async def split_one_of_two(w: World) -> dict[str, list[str]]:
+    """The cart with two lines; the body moves the first (a split leaves at least one behind)."""
+    cart = await w.cart()
+    first = await w.line(cart)
+    await w.line(cart)
+    return {"lineIds": [first]}
+
+
 async def kiosk(w: World) -> str:
     return await w.kiosk()
 
@@ -325,6 +333,10 @@ ROWS = [
         {"code": walk_in_code}, case="to a walk-in cart"),
     Row("POST", "/api/carts/{cartId}/merge", only(200, "owner", "operator-after-lookup", "admin"),
         {"cartId": cart, "body": into_another_cart}),
+    Row("POST", "/api/carts/{cartId}/split", only(201, *OPENERS), {"cartId": cart, "body": split_one_of_two}),
+    Row("PUT", "/api/checkout-groups/{group}", only(200, "admin"),
+        {"group": fresh("grp"), "body": const({"conflictsWith": ["general"]})}),
+    Row("GET", "/api/checkout-groups", only(200, "admin")),
     Row("GET", "/api/catalog", everyone(200)),
     Row("PUT", "/api/catalog/{sku}", only(200, "admin"), {"sku": fresh("NEW"), "body": const({"name": "New", "price": 100})}),
     Row("GET", "/api/stock", everyone(200), query="skus=TEE"),
