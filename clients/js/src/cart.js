@@ -101,6 +101,8 @@ export class Cart extends Emitter {
     this.meta = { note: '', discountCodes: [] }
     /** @type {import('./index.js').Checkout | null} */
     this.checkout = null
+    /** lines that may not be checked out together (`server.conflicts`): [{lineIds, groups, message}] */
+    this.conflicts = []
     /** @type {string | null} */
     this.mergedInto = null
     this._closed = false
@@ -517,7 +519,8 @@ export class Cart extends Emitter {
       pricing: plain(server.get('pricing')) || null,
       status: server.get('status') || 'open',
       meta: { note: typeof metaJson.note === 'string' ? metaJson.note : '', discountCodes: Array.isArray(metaJson.discountCodes) ? metaJson.discountCodes : [] },
-      checkout: plain(server.get('checkout')) || null
+      checkout: plain(server.get('checkout')) || null,
+      conflicts: plain(server.get('conflicts')) || []
     }
     this.mergedInto = server.get('mergedInto') || null
     const changed = []

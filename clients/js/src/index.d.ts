@@ -72,6 +72,14 @@ export interface CartJson {
   checkout: Checkout | null
   status: CartStatus
   mergedInto: string | null
+  conflicts: Conflict[]
+}
+
+/** Lines that may not be checked out together (`server.conflicts`). */
+export interface Conflict {
+  lineIds: string[]
+  groups: string[]
+  message: string
 }
 
 export interface PersonalisationField {
@@ -259,6 +267,7 @@ export interface CartEvents {
   status: (status: CartStatus) => void
   meta: (meta: Meta) => void
   checkout: (checkout: Checkout | null) => void
+  conflicts: (conflicts: Conflict[]) => void
   connection: (event: { status: ConnectionStatus, code?: number, reason?: string, error?: LivecartError }) => void
   synced: (cart: Cart) => void
   rejected: (error: RejectedError) => void
@@ -286,6 +295,7 @@ export declare class Cart extends Emitter<CartEvents> {
   status: CartStatus
   meta: Meta
   checkout: Checkout | null
+  conflicts: Conflict[]
   mergedInto: string | null
   /** the current Y.Doc (replaced after a restart or merge: listen to `doc`) */
   readonly doc: Y.Doc
@@ -420,6 +430,8 @@ export declare class Client {
   adjustStock (sku: string, delta: number, reason: string): Promise<{ onHand: number, held: number, available: number }>
 
   checkout (cartId: string): Promise<{ orderId: string, state: string, total: number }>
+  splitCart (cartId: string, lineIds: string[]): Promise<{ cartId: string }>
+  putCheckoutGroup (group: string, rule: { combinesWith?: string[], conflictsWith?: string[] }): Promise<any>
   checkoutStep (cartId: string, step: string): Promise<any>
   order (orderId: string): Promise<any>
   setPayment (orderId: string, status: 'paid' | 'failed', reference?: string): Promise<any>
