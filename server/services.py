@@ -23,6 +23,7 @@ from .kiosks import Kiosks
 from .mail.mailings import Mailings
 from .mail.service import MailService
 from .merging import Merging
+from .nudges import TOPIC as RULES_TOPIC, Nudges
 from .orders import Orders
 from .hooks import Hooks
 from .shop_floor import ShopFloor
@@ -59,6 +60,7 @@ class Services:
     browsing: Browsing
     mail: MailService
     mailings: Mailings
+    nudges: Nudges
 
     def close_connections(self) -> None:
         """Server shutdown, first step: long-lived sockets and streams end (clients reconnect elsewhere)."""
@@ -79,7 +81,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     catalog = CatalogCache(store, bus)
     await catalog.load()
     stock = open_stock(config, store)
-    browsing = Browsing(lambda type_, data: shop_event(bus, type_, **data), lambda sku: catalog.get(sku) is not None,
+
+    def browsed(type_: str, data: dict) -> None:  # the shop floor hears it, and the nudge rules' clocks
+        shop_event(bus, type_, **data)
+        nudges.browsed(type_, data)
+    browsing = Browsing(browsed, lambda sku: catalog.get(sku) is not None,
                         lambda who: has_open_cart(store, who), config.max_messages_per_second)
     stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
@@ -92,14 +98,18 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
     mail = MailService(config, store, catalog)
+    offers = Offers(rooms, bus)
+    nudges = Nudges(store, bus, offers)
+    await nudges.load()
     services = Services(
         config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, groups=groups,
         rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         splitting=Splitting(store, stock, rooms, bus, carts),
-        offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
+        offers=offers, orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, mail=mail, mailings=Mailings(mail, bus))
+        browsing=browsing, mail=mail, mailings=Mailings(mail, bus),
+        nudges=nudges)
     _wire(services)
     await bus.start()
     await stock.start()
@@ -110,9 +120,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     browsing.start()
     await mail.start()
     await services.mailings.start()
+    nudges.start(rooms.rooms)
     try:
         yield services
     finally:
+        await nudges.stop()
         await services.mailings.stop()
         await mail.stop()
         await browsing.stop()
@@ -128,13 +140,14 @@ def _wire(s: Services) -> None:
     """Who hears what: bus topics, stock notices, and the rooms' extensions (registered before the bus starts)."""
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
     s.bus.on_event("catalog", lambda e: asyncio.ensure_future(_catalog_changed(s, e)))
+    s.bus.on_event(RULES_TOPIC, lambda e: asyncio.ensure_future(s.nudges.load(e)))
     # Group rules changed anywhere: every process's open carts say their conflicts again.
     s.bus.on_event(GROUPS_TOPIC, lambda e: asyncio.ensure_future(_groups_changed(s, e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", s.events.deliver, on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus)):
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.nudges):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from . import (  # noqa: F401 (importing a module registers its routes)
     catalog, checkout_groups, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks,
-    mail,
+    mail, rules,
 )
 from ..openapi import api
 from ..sync.socket import cart_socket

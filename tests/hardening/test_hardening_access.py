@@ -285,6 +285,16 @@ async def split_one_of_two(w: World) -> dict[str, list[str]]:
     return {"lineIds": [first]}
 
 
+NOTIFY_RULE = {"when": {"event": "cart_idle", "minutes": 60}, "then": {"action": "notify"}}
+
+
+async def a_rule(w: World) -> str:
+    """A nudge rule an admin defined (one that will not fire while the matrix runs)."""
+    rule_id = f"rule-{w.n}"
+    await w.ok(200, "PUT", f"/api/rules/{rule_id}", w.token("root", "admin"), NOTIFY_RULE)
+    return rule_id
+
+
 async def kiosk(w: World) -> str:
     return await w.kiosk()
 
@@ -337,6 +347,9 @@ ROWS = [
     Row("PUT", "/api/checkout-groups/{group}", only(200, "admin"),
         {"group": fresh("grp"), "body": const({"conflictsWith": ["general"]})}),
     Row("GET", "/api/checkout-groups", only(200, "admin")),
+    Row("PUT", "/api/rules/{ruleId}", only(200, "admin"), {"ruleId": fresh("rule"), "body": const(NOTIFY_RULE)}),
+    Row("GET", "/api/rules", only(200, "admin")),
+    Row("DELETE", "/api/rules/{ruleId}", only(200, "admin"), {"ruleId": a_rule}),
     Row("GET", "/api/catalog", everyone(200)),
     Row("PUT", "/api/catalog/{sku}", only(200, "admin"), {"sku": fresh("NEW"), "body": const({"name": "New", "price": 100})}),
     Row("GET", "/api/stock", everyone(200), query="skus=TEE"),
