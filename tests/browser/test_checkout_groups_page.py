@@ -1,5 +1,5 @@
-"""The cart page's conflict banner and its one-click split (issue 19 #4), in real headless Chromium
-against a real `livecart demo`: two lines that may not share a checkout become two carts, holds kept."""
+"""The cart page's conflict banner and its one-click split (issue 19 #4), and /admin's nudge rules panel
+(issue 19 #3), in real headless Chromium against a real `livecart demo`."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ sys.path.insert(0, str(TOOLS))
 from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
 
 import screenshots  # noqa: E402
-from flows import shopper  # noqa: E402
+from flows import shopper, staff  # noqa: E402
 from screenshots import Server, token, watch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
@@ -87,4 +87,33 @@ def test_the_conflict_banner_splits_the_cart_in_one_click(browser: Browser, demo
     except BaseException:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         eve.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        raise
+
+
+def test_the_admin_adds_a_nudge_rule_and_sees_it_fire(browser: Browser, demo: Server,
+                                                      request: pytest.FixtureRequest) -> None:
+    url, problems = demo.url, []
+    admin = watch(staff(browser, url, "/admin", "root", "admin"), "admin", problems)
+    eve = watch(shopper(browser, url, customer="eve"), "shopper", problems)
+    try:
+        admin.wait_for_selector("#feed-status:text('live')")
+        expect(admin.locator("#rules-list")).to_contain_text("No rules yet")
+        admin.fill("#rule-id", "nudge")
+        admin.select_option("#rule-event", "cart_idle")
+        admin.fill("#rule-minutes", "0.005")  # a fraction of a minute: this test's own short rule
+        admin.select_option("#rule-action", "offer")
+        admin.fill("#rule-percent", "15")
+        admin.click("#rule-save")
+        expect(admin.locator("#rules-list li.rule[data-rule='nudge']")).to_contain_text("Cart idle for 0.005 min")
+        expect(admin.locator("#rules-list li.rule[data-rule='nudge']")).to_contain_text("offer NUDGE: 15% off")
+        eve.goto(url + "/")
+        eve.click(".product[data-sku='MUG-CLASSIC'] .add")
+        eve.wait_for_selector(".product[data-sku='MUG-CLASSIC'] .mine:not([hidden])")
+        expect(admin.locator("#rules-fired li[data-rule='nudge']")).to_contain_text("offered NUDGE")
+        admin.click("#rules-list li.rule[data-rule='nudge'] button:has-text('Delete')")
+        expect(admin.locator("#rules-list")).to_contain_text("No rules yet")
+        assert not problems, problems
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        admin.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
         raise
