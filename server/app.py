@@ -11,7 +11,9 @@ from . import (  # noqa: F401 (importing a module registers its routes)
     invites as _invites,
 )
 from . import kiosks, webhooks
-from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
+from . import tokens
+from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE, TOKENS
+from .auth import provider_keys
 from .catalog import CatalogCache
 from .openapi import api
 from .pages import add_page_routes
@@ -29,8 +31,9 @@ from .store import Store, StockLog, is_embedded, open_store
 def create_app(config: Config) -> web.Application:
     if not config.jwt_secret:
         raise ValueError("config.jwt_secret is empty")
-    app = web.Application(middlewares=[json_errors], client_max_size=config.max_message_bytes)
+    app = web.Application(middlewares=[json_errors, provider_keys], client_max_size=config.max_message_bytes)
     app[CONFIG] = config
+    app[TOKENS] = tokens.from_config(config)
     app.add_routes(api.routes)
     app.router.add_get("/ws/carts/{cartId}", cart_socket)
     app.router.add_get("/ws/stock", stock_socket)
@@ -79,6 +82,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[STOCK], app[FEEDS], app[ROOMS], app[EVENTS], app[DISCOUNTS] = stock, feeds, rooms, events, discounts
     await bus.start()
     await stock.start()
+    await app[TOKENS].start()
     if config.demo:
         await load_demo(catalog, stock)
     yield

@@ -9,7 +9,7 @@ from pathlib import Path
 import jwt
 from aiohttp import web
 
-from .appkeys import CONFIG
+from .appkeys import TOKENS
 from .errors import ApiError
 
 ROLES = ("customer", "assistant", "operator", "kiosk", "admin")
@@ -79,6 +79,25 @@ def bearer(request: web.Request) -> Identity:
     if scheme.lower() != "bearer":
         token = ""
     try:
-        return verify(request.app[CONFIG].jwt_secret, token.strip())
+        return request.app[TOKENS].verify(token.strip())
     except TokenError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
+
+
+def verify_for(app: web.Application, token: str | None) -> Identity:
+    """The identity behind a token from elsewhere than the header (`?token=`, a request body)."""
+    return app[TOKENS].verify(token)
+
+
+def token_of(request: web.Request) -> str:
+    """The token a request carries: `Authorization: Bearer …`, else `?token=`."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else request.query.get("token", "")
+
+
+@web.middleware
+async def provider_keys(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Before a handler reads a token, the identity provider's key it names is fetched if unknown
+    (bounded; see tokens.JwksCache), so the handlers' checks stay synchronous."""
+    await request.app[TOKENS].prepare(token_of(request))
+    return await handler(request)

@@ -308,7 +308,7 @@ async def claim(request: web.Request) -> web.Response:
     if who.role != "customer" or who.sub.startswith("anon-"):
         raise ApiError(403, "forbidden", "only a signed-in customer claims carts")
     try:
-        anonymous = auth.verify(request.app[CONFIG].jwt_secret, (await json_body(request)).get("anonymousToken"))
+        anonymous = auth.verify_for(request.app, (await json_body(request)).get("anonymousToken"))
     except auth.TokenError as exc:
         raise ApiError(400, "bad_anonymous_token", str(exc)) from None
     if anonymous.role != "customer" or not anonymous.sub.startswith("anon-") or anonymous.sub == who.sub:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..crdt import Limits
 from ..crdt.schema import MAX_LINES
-from . import auth, webhooks
+from . import auth, tokens, webhooks
 from .config import Config
 from .lock import data_dir_lock
 from .store import is_embedded
@@ -34,6 +34,20 @@ def server_options(fn):
                      help="Where the embedded store and the generated JWT secret live.", **_env("DATA_DIR")),
         click.option("--jwt-secret", default="", help="HS256 secret for tokens [default: generated once, kept in the data dir].",
                      **_env("JWT_SECRET")),
+        click.option("--jwt-public-key", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="An identity provider's PEM public key (RSA, EC P-256, Ed25519): its RS256/ES256/EdDSA "
+                          "tokens are accepted beside the server's own HS256 ones [default: off].",
+                     **_env("JWT_PUBLIC_KEY")),
+        click.option("--jwt-jwks-url", default="",
+                     help="An identity provider's JWKS URL: keys fetched, cached, fetched again on an unknown kid "
+                          "(at most every 30 s) [default: off].", **_env("JWT_JWKS_URL")),
+        click.option("--jwt-issuer", default="", help="The provider's tokens must carry this `iss` [default: not checked].",
+                     **_env("JWT_ISSUER")),
+        click.option("--jwt-audience", default="", help="The provider's tokens must carry this `aud` [default: not checked].",
+                     **_env("JWT_AUDIENCE")),
+        click.option("--jwt-role-claim", default=DEFAULTS.jwt_role_claim, show_default=True,
+                     help="The provider's claim naming the livecart role (a dotted path into objects works; "
+                          "a list claim gives its first livecart role).", **_env("JWT_ROLE_CLAIM")),
         click.option("--store", default=DEFAULTS.store, show_default=True,
                      help="'sqlite' (a file in the data dir), sqlite:///path, redis://host:port/db or "
                           "redis+cluster://host:port,host:port (many processes share carts and stock).",
@@ -90,7 +104,8 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  webhook_retry_base: float = DEFAULTS.webhook_retry_base,
                  webhook_max_age: float = DEFAULTS.webhook_max_age,
                  abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
-                 **_: object) -> Config:
+                 jwt_public_key: str | None = None, jwt_jwks_url: str = "", jwt_issuer: str = "", jwt_audience: str = "",
+                 jwt_role_claim: str = DEFAULTS.jwt_role_claim, **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -101,8 +116,17 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
     if webhook_url and not webhook_secret:
         webhook_secret, path = webhooks.load_or_create_secret(directory)
         click.echo(f"webhooks are signed with the secret in {path}", err=True)
+    public_key = Path(jwt_public_key).read_text() if jwt_public_key else ""
+    if public_key:
+        try:
+            tokens.load_pem(public_key)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--jwt-public-key") from None
+    if jwt_jwks_url and not jwt_jwks_url.startswith(("http://", "https://")):
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--jwt-jwks-url")
     return Config(
-        host=host, port=port, data_dir=directory,
+        host=host, port=port, data_dir=directory, jwt_public_key=public_key, jwt_jwks_url=jwt_jwks_url,
+        jwt_issuer=jwt_issuer, jwt_audience=jwt_audience, jwt_role_claim=jwt_role_claim,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
         store=store, fsync=fsync, bus=bus, max_message_bytes=max_message_bytes,
         max_messages_per_second=max_messages_per_second,

@@ -13,6 +13,13 @@ class Config:
     port: int = 8080
     data_dir: Path = Path("data")
     jwt_secret: str = ""
+    jwt_public_key: str = ""  # an identity provider's PEM public key (the CLI reads --jwt-public-key FILE)
+    jwt_jwks_url: str = ""  # or its JWKS URL: keys fetched, cached, fetched again on an unknown kid
+    jwt_issuer: str = ""  # checked on the provider's tokens when set
+    jwt_audience: str = ""  # checked on the provider's tokens when set
+    jwt_role_claim: str = "role"  # the provider's claim (or dotted path) that names the livecart role
+    jwks_min_interval: float = 30.0  # at most one JWKS fetch per this many seconds
+    jwks_timeout: float = 5.0  # a JWKS fetch taking longer fails (the cached keys stay)
     store: str = "sqlite"
     fsync: str = "everysec"  # the SQLite log: fsynced every second, or at every commit ("always")
     bus: str = "memory"

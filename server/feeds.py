@@ -280,7 +280,7 @@ def _identity(request: web.Request) -> auth.Identity:
     if token is None:
         return auth.bearer(request)
     try:
-        return auth.verify(request.app[CONFIG].jwt_secret, token)
+        return auth.verify_for(request.app, token)
     except auth.TokenError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
 

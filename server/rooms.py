@@ -15,9 +15,9 @@ from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
     update_message,
 )
-from .appkeys import CONFIG, ROOMS
+from .appkeys import CONFIG, ROOMS, TOKENS
 from .access import may_open
-from .auth import Identity, TokenError, verify
+from .auth import Identity, TokenError
 from .bus import Bus, CartMessage
 from .feeds import shop_event
 from .sockets import LimitedSocket, close_at_expiry, close_ws
@@ -683,7 +683,7 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
     ws = LimitedSocket(request, config.max_message_bytes, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:
-        who = verify(config.jwt_secret, request.query.get("token"))
+        who = request.app[TOKENS].verify(request.query.get("token"))
         record = await rooms.store.get_cart(request.match_info["cartId"])
         if record is None:
             raise Close(NO_CART, "no such cart")
