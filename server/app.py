@@ -7,7 +7,7 @@ from typing import AsyncIterator, cast
 from aiohttp import web
 
 from . import (  # noqa: F401 (importing a module registers its routes)
-    api as _api, carts as _carts, catalog as _catalog, checkout as _checkout, customers as _customers,
+    api as _api, apidocs as _apidocs, carts as _carts, catalog as _catalog, checkout as _checkout, customers as _customers,
     invites as _invites,
 )
 from . import kiosks, webhooks
