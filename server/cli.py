@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -165,8 +166,23 @@ def _run(config: Config, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with data_dir_lock(config.data_dir, "serve") if is_embedded(config.store) else nullcontext():
-        click.echo(f"livecart listening on http://{config.host}:{config.port} (data in {config.data_dir})")
+        click.echo(startup_message(config))
         web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+
+
+def startup_message(config: Config) -> str:
+    """What a person starting the server needs next: where it listens, its pages, a staff token."""
+    base = f"http://{config.host}:{config.port}"
+    command = sys.argv[0] if Path(sys.argv[0]).name == "livecart" else "livecart"
+    data_dir = "" if config.data_dir == DEFAULTS.data_dir else f" --data-dir {config.data_dir}"
+    lines = [f"livecart listening on {base} (data in {config.data_dir})"]
+    if config.demo:
+        lines.append(f"  shop: {base}/   cart: {base}/cart")
+        lines.append(f"  staff pages (add ?token=…): {base}/assistant  {base}/call-centre  "
+                     f"{base}/kiosk/front-door  {base}/admin")
+    lines.append(f"  API docs: {base}/api/docs   metrics: {base}/metrics   health: {base}/healthz")
+    lines.append(f"  a staff token: {command} token --sub root --role admin{data_dir}")
+    return "\n".join(lines)
 
 
 @main.command()
