@@ -14,6 +14,7 @@ from . import kiosks, webhooks
 from . import tokens
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE, TOKENS
 from .auth import provider_keys
+from .logs import request_ids
 from .catalog import CatalogCache
 from .openapi import api
 from .pages import add_page_routes
@@ -31,7 +32,7 @@ from .store import Store, StockLog, is_embedded, open_store
 def create_app(config: Config) -> web.Application:
     if not config.jwt_secret:
         raise ValueError("config.jwt_secret is empty")
-    app = web.Application(middlewares=[json_errors, provider_keys], client_max_size=config.max_message_bytes)
+    app = web.Application(middlewares=[request_ids, json_errors, provider_keys], client_max_size=config.max_message_bytes)
     app[CONFIG] = config
     app[TOKENS] = tokens.from_config(config)
     app.add_routes(api.routes)

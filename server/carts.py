@@ -14,7 +14,7 @@ from ..crdt.merge import (
     MergeError, MergePlan, apply_merge, check_mergeable, merged_source_status, plan_merge,
 )
 from ..crdt.validate import check_line
-from . import auth
+from . import auth, logs
 from .access import grant_cart, may_open, record_lookup
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, ROOMS, STOCK, STORE
 from .errors import ApiError, busy_as_409, int_in, json_body
@@ -258,6 +258,7 @@ async def _merge(app: web.Application, source: Room, target: Room) -> None:
             await store.put_record("grant", f"{sub}|{target_id}", {"role": "assistant"})
     await source.commit(merged_source_status(source.cart, target_id))
     await store.put_record("cart-closed", source_id, {"status": "merged", "mergedInto": target_id})
+    logs.event("cart.merged", cartId=source_id, into=target_id)
     rooms.bus.publish_event("gone", {"cartId": source_id, "reason": f"cart merged into {target_id}"})
     moved: dict[str, dict[str, Any]] = {}
     for move in plan.moves:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import signal
 import sys
 from contextlib import nullcontext
 from dataclasses import replace
@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..crdt import Limits
 from ..crdt.schema import MAX_LINES
-from . import auth, tokens, webhooks
+from . import auth, logs, tokens, webhooks
 from .config import Config
 from .lock import data_dir_lock
 from .store import is_embedded
@@ -92,6 +92,14 @@ def server_options(fn):
                      **_env("ABANDONED_AFTER")),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"]), **_env("LOG_LEVEL")),
+        click.option("--log-format", default="text", show_default=True, type=click.Choice(logs.FORMATS),
+                     help="'json': one JSON object per line (with the event's fields).", **_env("LOG_FORMAT")),
+        click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+                     help="Append the log here; SIGHUP reopens it (for logrotate) [default: stderr].",
+                     **_env("LOG_FILE")),
+        click.option("--shutdown-timeout", default=DEFAULTS.shutdown_timeout, show_default=True, type=float,
+                     help="SIGTERM: seconds open requests and sockets get to finish (sockets close with 1012).",
+                     **_env("SHUTDOWN_TIMEOUT")),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -106,7 +114,8 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  webhook_max_age: float = DEFAULTS.webhook_max_age,
                  abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
                  jwt_public_key: str | None = None, jwt_jwks_url: str = "", jwt_issuer: str = "", jwt_audience: str = "",
-                 jwt_role_claim: str = DEFAULTS.jwt_role_claim, **_: object) -> Config:
+                 jwt_role_claim: str = DEFAULTS.jwt_role_claim,
+                 shutdown_timeout: float = DEFAULTS.shutdown_timeout, **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -128,6 +137,7 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
     return Config(
         host=host, port=port, data_dir=directory, jwt_public_key=public_key, jwt_jwks_url=jwt_jwks_url,
         jwt_issuer=jwt_issuer, jwt_audience=jwt_audience, jwt_role_claim=jwt_role_claim,
+        shutdown_timeout=shutdown_timeout,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
         store=store, fsync=fsync, bus=bus, max_message_bytes=max_message_bytes,
         max_messages_per_second=max_messages_per_second,
@@ -146,28 +156,38 @@ def main() -> None:
 
 @main.command()
 @server_options
-def serve(log_level: str, **options: object) -> None:
+def serve(log_level: str, log_format: str, log_file: str | None, **options: object) -> None:
     """Run the server (embedded SQLite store under --data-dir by default)."""
-    _run(build_config(**options), log_level)  # type: ignore[arg-type]
+    _run(build_config(**options), log_level, log_format, log_file)  # type: ignore[arg-type]
 
 
 @main.command()
 @server_options
-def demo(log_level: str, **options: object) -> None:
+def demo(log_level: str, log_format: str, log_file: str | None, **options: object) -> None:
     """Run the server with the demo catalog loaded."""
     config = build_config(**options)  # type: ignore[arg-type]
     config.demo = True
-    _run(config, log_level)
+    _run(config, log_level, log_format, log_file)
 
 
-def _run(config: Config, log_level: str) -> None:
+def _run(config: Config, log_level: str, log_format: str = "text", log_file: str | None = None) -> None:
     from .app import create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logs.configure(log_level, log_format, log_file)
     with data_dir_lock(config.data_dir, "serve") if is_embedded(config.store) else nullcontext():
         click.echo(startup_message(config))
-        web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+        app = create_app(config)
+        app.on_startup.append(_reopen_logs_on_sighup)
+        # SIGTERM/SIGINT: aiohttp stops accepting, runs on_shutdown (sockets close with 1012), gives
+        # open handlers --shutdown-timeout, then the cleanup contexts commit and compact every room,
+        # hand back leased webhooks and close the store; run_app then returns and the process exits 0.
+        web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=config.shutdown_timeout,
+                    access_log_class=logs.AccessLogger, access_log=logs.access)
+        logs.event("server.stopped")
+
+
+async def _reopen_logs_on_sighup(app: web.Application) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, logs.reopen)
 
 
 def startup_message(config: Config) -> str:

@@ -32,6 +32,7 @@ class Config:
     hold_ttl_seconds: float = 15 * 60
     kiosk_idle_seconds: float = 120.0
     demo: bool = False
+    shutdown_timeout: float = 10.0  # SIGTERM: seconds for open requests and sockets to finish before exit
     webhook_url: str = ""  # where events are POSTed; empty: webhooks off
     webhook_secret: str = ""  # HMAC key for X-Livecart-Signature (CLI: generated once in the data dir)
     webhook_retry_base: float = 0.5  # seconds before the first retry; doubles each time, at most 5 min

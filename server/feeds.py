@@ -7,10 +7,10 @@ from collections import deque
 from typing import Any, Awaitable, Callable, Hashable
 
 import orjson
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from aiohttp_sse import sse_response
 
-from . import auth
+from . import auth, logs
 from .appkeys import CONFIG, EVENTS, FEEDS, ROOMS, STOCK
 from .bus import Bus, following
 from .errors import ApiError
@@ -150,13 +150,16 @@ async def _initial(request: web.Request, sub: Subscriber) -> None:
 
 def shop_event(bus: Bus, type_: str, **data: Any) -> None:
     """An event for the shop floor (every admin reader, in every process)."""
-    bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), **data})
+    event = {"type": type_, "at": int(time.time() * 1000), **data}
+    logs.shop_event(event)
+    bus.publish_event("events", event)
 
 
 def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True, **data: Any) -> None:
     """An event for one customer's own feed (and, with `shop`, the shop floor too)."""
-    bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), "customerId": customer_id,
-                                 "shop": shop, **data})
+    event = {"type": type_, "at": int(time.time() * 1000), "customerId": customer_id, "shop": shop, **data}
+    logs.shop_event(event)
+    bus.publish_event("events", event)
 
 
 async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
@@ -198,7 +201,7 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
             await pump(sub, ws.send_str, _drain_incoming(ws))
     finally:
         feed.unsubscribe(sub)
-        await ws.close()
+        await ws.close(code=_end_code(sub), message=_end_reason(sub))
     return ws
 
 
@@ -314,8 +317,17 @@ async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse
             if expiry is not None:
                 expiry.cancel()
             feed.unsubscribe(sub)
-            await ws.close()
+            await ws.close(code=_end_code(sub), message=_end_reason(sub))
     return ws
+
+
+def _end_code(sub: Reader) -> int:
+    """1012 (service restart) when the server is going away: the client reconnects by itself."""
+    return WSCloseCode.SERVICE_RESTART if sub.closed else WSCloseCode.OK
+
+
+def _end_reason(sub: Reader) -> bytes:
+    return b"server restarting" if sub.closed else b""
 
 
 async def _event_stream(request: web.Request, admin: bool) -> web.StreamResponse:

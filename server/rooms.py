@@ -15,6 +15,7 @@ from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
     update_message,
 )
+from . import logs
 from .appkeys import CONFIG, ROOMS, TOKENS
 from .access import may_open
 from .auth import Identity, TokenError
@@ -82,6 +83,7 @@ class Connection:
         self._closer: asyncio.Future[None] | None = None
         self.closing: Close | None = None
         self._expiry = close_at_expiry(who, self.close_soon)
+        self.request_id = ""  # the upgrade request's id, for the log
 
     def send(self, message: bytes) -> None:
         self.send_frame(binary_frame(message))
@@ -665,7 +667,7 @@ class Rooms:
         """Server shutdown, first step: every socket is told to go (clients reconnect elsewhere)."""
         for room in self.rooms.values():
             for conn in list(room.conns):
-                conn.close_soon(WSCloseCode.GOING_AWAY, "server shutting down")
+                conn.close_soon(WSCloseCode.SERVICE_RESTART, "server restarting; reconnect")
 
     async def close(self) -> None:
         """Server shutdown, last step: every room is compacted into the store."""
@@ -692,9 +694,13 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
         room = await rooms.get(record.id)
         room.check_open_for_clients()
     except TokenError as exc:
+        logs.event("socket.refused", path=request.path, code=UNAUTHORIZED, reason=str(exc),
+                   request_id=logs.request_id(request))
         await close_ws(ws, UNAUTHORIZED, str(exc))
         return ws
     except Close as close:
+        logs.event("socket.refused", path=request.path, code=close.code, reason=close.reason,
+                   request_id=logs.request_id(request))
         await close_ws(ws, close.code, close.reason)
         return ws
     except Exception as exc:  # the store or bus is away: a clear, retryable close, not a hang
@@ -704,6 +710,7 @@ async def cart_socket(request: web.Request) -> web.WebSocketResponse:
     if request.transport is None:
         return ws  # the client is gone already
     conn = Connection(ws, request.transport, who, config, room.id)
+    conn.request_id = logs.request_id(request)
     try:
         room.join(conn)
         await serve_connection(room, conn, config)
@@ -732,6 +739,8 @@ async def serve_connection(room: Room, conn: Connection, config: Config) -> None
                 raise Close(TOO_FAST, f"over {config.max_messages_per_second} messages per second")
             await room.receive(conn, msg.data)
     except Close as close:
+        logs.event("cart.rejected" if close.code in (REJECTED, TOO_LARGE, TOO_FAST) else "cart.closed", cartId=room.id,
+                   sub=conn.who.sub, role=conn.who.role, code=close.code, rule=close.reason, request_id=conn.request_id)
         conn.close_soon(close.code, close.reason)
     except Exception:
         log.exception("cart %s: error serving %s", room.id, conn.who.sub)

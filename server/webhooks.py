@@ -47,6 +47,7 @@ from aiohttp import web
 from ..crdt import CartDoc
 from ..crdt.cart import plain
 
+from . import logs
 from .appkeys import CONFIG, ROOMS, STOCK, STORE
 from .tasks import cancel_and_wait
 
@@ -219,15 +220,15 @@ async def _attempt(app: web.Application, session: aiohttp.ClientSession, key: st
     if config.webhook_max_age and age > config.webhook_max_age:
         await store.put_record(DEAD, leased["id"], {**leased, "lastError": outcome}, ttl=DEAD_TTL)
         await store.delete_record(OUTBOX, lease_key)
-        log.error("webhook %s %s dropped after %d attempts over %.0f s (last: %s); kept as %r records",
-                  leased["type"], leased["id"], attempt, age, outcome, DEAD)
+        logs.event("webhook.dropped", logging.ERROR, type=leased["type"], id=leased["id"], attempts=attempt,
+                   ageSeconds=round(age), lastError=outcome, keptAs=DEAD)
         return
     delay = backoff(config.webhook_retry_base, attempt)
     retry = {**leased, "lastError": outcome}
     await store.put_record(OUTBOX, _key(now_ms() + int(delay * 1000), leased["id"], secrets.token_hex(4)), retry)
     await store.delete_record(OUTBOX, lease_key)
-    log.info("webhook %s %s attempt %d failed (%s); next in %.1f s", leased["type"], leased["id"],
-             attempt, outcome, delay)
+    logs.event("webhook.retry", type=leased["type"], id=leased["id"], attempt=attempt, error=outcome,
+               nextInSeconds=round(delay, 1))
 
 
 async def _give_back(app: web.Application, lease_key: str, event: dict[str, Any]) -> None:
