@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, cast
+from typing import Any, AsyncIterator, cast
 
 from aiohttp import web
+from pycrdt import Map
+
+from ..crdt import CartDoc
 
 from . import (  # noqa: F401 (importing a module registers its routes)
     api as _api, apidocs as _apidocs, carts as _carts, catalog as _catalog, checkout as _checkout, customers as _customers,
@@ -12,7 +15,9 @@ from . import (  # noqa: F401 (importing a module registers its routes)
 )
 from . import kiosks, webhooks
 from . import tokens
-from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE, TOKENS
+from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, METRICS, ROOMS, STOCK, STORE, TOKENS
+from .metrics import Metrics
+from .routes.metrics import count_requests
 from .auth import provider_keys
 from .logs import request_ids
 from .catalog import CatalogCache
@@ -32,8 +37,10 @@ from .store import Store, StockLog, is_embedded, open_store
 def create_app(config: Config) -> web.Application:
     if not config.jwt_secret:
         raise ValueError("config.jwt_secret is empty")
-    app = web.Application(middlewares=[request_ids, json_errors, provider_keys], client_max_size=config.max_message_bytes)
+    app = web.Application(middlewares=[request_ids, count_requests, json_errors, provider_keys],
+                          client_max_size=config.max_message_bytes)
     app[CONFIG] = config
+    app[METRICS] = Metrics()
     app[TOKENS] = tokens.from_config(config)
     app.add_routes(api.routes)
     app.router.add_get("/ws/carts/{cartId}", cart_socket)
@@ -69,7 +76,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await discounts.load()
     bus.on_event("discounts", lambda e: asyncio.ensure_future(discounts.load(e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
-    bus.on_event("events", events.deliver, on_demand=True)
+    metrics = app[METRICS]
+    bus.on_event("events", lambda event: (metrics.heard_event(event), events.deliver(event)), on_demand=True)
     bus.on_event("catalog", lambda e: asyncio.ensure_future(catalog.load(e)))
     catalog.changed = lambda sku: bus.publish_event("catalog", {"sku": sku})
     rooms = Rooms(config, store, catalog, stock, bus)
@@ -81,6 +89,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stock.level_listeners.append(lambda levels: bus.publish_event("stock", levels))
     bus.on_event("stock", feeds.changed, on_demand=True)
     app[STOCK], app[FEEDS], app[ROOMS], app[EVENTS], app[DISCOUNTS] = stock, feeds, rooms, events, discounts
+    _measure(metrics, store, stock, bus, rooms, feeds, events)
     await bus.start()
     await stock.start()
     await app[TOKENS].start()
@@ -91,6 +100,38 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await stock.stop()
     await bus.stop()
     await store.close()
+
+
+def _measure(metrics: Metrics, store: Store, stock: StockAuthority, bus: Any, rooms: Rooms, feeds: StockFeed,
+             events: EventFeed) -> None:
+    """What /metrics reads at scrape time, and the listeners that count as things happen."""
+    rooms.metrics = metrics
+    sources = metrics.sources
+    sources.rooms = lambda: len(rooms.rooms)
+    sources.connections = lambda: [
+        *(("cart", conn.who.role) for room in rooms.rooms.values() for conn in room.conns),
+        *(("events", "admin" if sub.customer_id is None else "customer") for sub in events.subscribers),
+        *(("stock", "any") for sub in {s for subs in feeds.by_sku.values() for s in subs})]
+    sources.holds = lambda: (status for room in list(rooms.rooms.values()) for status in _hold_statuses(room.cart))
+
+    async def count_records(kind: str) -> int:
+        return len(await store.list_records(kind))
+
+    async def expired(cart_id: str, decisions: dict[str, Any]) -> None:
+        metrics.expiries.inc(len(decisions))
+
+    async def reconnected() -> None:
+        metrics.reconnects.inc()
+
+    sources.records = count_records
+    stock.hold_listeners.append(expired)
+    bus.reconnected.append(reconnected)
+
+
+def _hold_statuses(cart: CartDoc) -> list[str]:
+    with cart.doc.transaction():
+        holds = cart.server.get("holds")
+        return [str(h.get("status")) for h in holds.values() if isinstance(h, dict)] if isinstance(holds, Map) else []
 
 
 def open_stock(config: Config, store: Store) -> StockAuthority:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .checkout import DiscountBook
     from .config import Config
     from .feeds import EventFeed, StockFeed
+    from .metrics import Metrics
     from .rooms import Rooms
     from .stock import StockAuthority
     from .store import Store
@@ -24,3 +25,4 @@ FEEDS: web.AppKey["StockFeed"] = web.AppKey("feeds")
 EVENTS: web.AppKey["EventFeed"] = web.AppKey("events")
 DISCOUNTS: web.AppKey["DiscountBook"] = web.AppKey("discounts")
 TOKENS: web.AppKey["TokenVerifier"] = web.AppKey("tokens")
+METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")

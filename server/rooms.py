@@ -21,6 +21,7 @@ from .access import may_open
 from .auth import Identity, TokenError
 from .bus import Bus, CartMessage
 from .feeds import shop_event
+from .metrics import NO_METRICS
 from .sockets import LimitedSocket, close_at_expiry, close_ws
 from .catalog import CatalogCache
 from .config import Config
@@ -232,6 +233,7 @@ class Room:
         codes_changed = "discountCodes" in self.cart.last_touched_meta()
         if update == EMPTY_UPDATE:
             return  # all of it was known already
+        self.rooms.metrics.accepted()
         self.report_edit(conn.who, *self.cart.last_added_removed(), wants)
         answer = self._answer_now(touched, wants) if touched or codes_changed else b""
         if answer:
@@ -257,6 +259,7 @@ class Room:
         decided = self.rooms.stock.reserve_now(self.id, wants) if touched else {}  # wants: one per touched line
         if decided is None:
             return None
+        self.rooms.metrics.decided(decision.status for decision in decided.values())
         return self.cart.settle({line_id: hold_entry(decision, wants[line_id]) for line_id, decision in decided.items()},
                                 self.rooms.catalog.get, self.rooms.shop_codes)
 
@@ -360,6 +363,7 @@ class Room:
                     await asyncio.sleep(1)  # storage trouble: retry, not spin
                     continue
                 decisions[line_id] = hold_entry(result, want)
+                self.rooms.metrics.decided((result.status,))
             await self.set_holds(decisions)
 
     async def _audit_holds(self, before: dict[str, HoldRow] | None) -> None:
@@ -472,8 +476,10 @@ class Room:
 
     async def persist(self, update: bytes) -> None:
         pending = self._last_write = self.rooms.store.append(self.id, update)
+        started = time.perf_counter()
         try:
             seq = await pending
+            self.rooms.metrics.committed(time.perf_counter() - started)
         except Exception as exc:
             log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
             self.rooms.fail(self)
@@ -538,6 +544,7 @@ class Room:
                 if not self._seen(seq):
                     self._mark(seq)
                     self._apply_remote(update)
+                    self.rooms.metrics.caught_up(1)
                     applied = True
         except Exception as exc:  # Redis away: the reconnect hook tries again
             log.warning("cart %s: catch-up failed: %s", self.id, exc)
@@ -574,6 +581,7 @@ class Rooms:
         bus.on_event("revoke", self.on_revoked)
         bus.on_event("gone", self.on_gone)
         self.rooms: dict[str, Room] = {}
+        self.metrics: Any = NO_METRICS  # the app's Metrics (server/metrics.py)
         self.edit_listeners: list[Callable[[Identity, str], None]] = []
         self.shop_codes: Callable[[str], dict[str, int] | None] = lambda code: None
         self._loading: dict[str, asyncio.Future[Room]] = {}
@@ -737,8 +745,12 @@ async def serve_connection(room: Room, conn: Connection, config: Config) -> None
                 raise Close(TOO_LARGE, f"message over {config.max_message_bytes} bytes")
             if not conn.allow():
                 raise Close(TOO_FAST, f"over {config.max_messages_per_second} messages per second")
+            started = time.perf_counter()
             await room.receive(conn, msg.data)
+            room.rooms.metrics.relayed(time.perf_counter() - started)
     except Close as close:
+        if close.code in (REJECTED, TOO_LARGE, TOO_FAST):
+            room.rooms.metrics.rejected(close.reason, close.code)
         logs.event("cart.rejected" if close.code in (REJECTED, TOO_LARGE, TOO_FAST) else "cart.closed", cartId=room.id,
                    sub=conn.who.sub, role=conn.who.role, code=close.code, rule=close.reason, request_id=conn.request_id)
         conn.close_soon(close.code, close.reason)

@@ -37,6 +37,7 @@ class LimitedSocket(web.WebSocketResponse):
         super().__init__(max_msg_size=max_bytes + 1, **kwargs)  # type: ignore[arg-type]
         self._request, self.max_bytes = request, max_bytes
         self.refusing = False  # its close frame is out: whoever writes to its transport must stop
+        self.on_close: Callable[[int, str, bool], None] | None = _closed_hook(request)  # counts close codes
 
     def _reset_heartbeat(self) -> None:
         # aiohttp (3.14) re-arms the heartbeat when bytes arrive after `close()` (the peer's own
@@ -49,6 +50,9 @@ class LimitedSocket(web.WebSocketResponse):
         refused = self._refusal(code)  # only aiohttp's reader closes with these codes
         if refused is not None and not self.closed:
             code, message = refused[0], close_reason(refused[1])
+        if not self.closed and not self._closing and self.on_close is not None:
+            self.on_close(code, message.decode("utf-8", "replace"), refused is not None)
+        if refused is not None and not self.closed:
             await self._linger(code, message)
         return await super().close(code=code, message=message, drain=drain)
 
@@ -78,6 +82,21 @@ class LimitedSocket(web.WebSocketResponse):
         deadline = loop.time() + LINGER_SECONDS
         while self._request.transport is not None and not transport.is_closing() and loop.time() < deadline:
             await asyncio.sleep(0.05)
+
+
+def _closed_hook(request: web.Request) -> Callable[[int, str, bool], None] | None:
+    """The app's close counter (server/metrics.py), if the app has one."""
+    from .appkeys import METRICS
+
+    metrics = request.app.get(METRICS)
+    if metrics is None:
+        return None
+
+    def closed(code: int, reason: str, refused: bool) -> None:
+        metrics.closed(code)
+        if refused:  # a frame the reader refused (too large, not a frame): a rejection too
+            metrics.rejected(reason, code)
+    return closed
 
 
 def close_at_expiry(who: Identity, close: Callable[[int, str], object]) -> asyncio.TimerHandle | None:

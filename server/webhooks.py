@@ -48,7 +48,7 @@ from ..crdt import CartDoc
 from ..crdt.cart import plain
 
 from . import logs
-from .appkeys import CONFIG, ROOMS, STOCK, STORE
+from .appkeys import CONFIG, METRICS, ROOMS, STOCK, STORE
 from .tasks import cancel_and_wait
 
 log = logging.getLogger("livecart.webhooks")
@@ -216,6 +216,7 @@ async def _attempt(app: web.Application, session: aiohttp.ClientSession, key: st
         await store.delete_record(OUTBOX, lease_key)
         log.debug("webhook %s %s delivered (attempt %d)", leased["type"], leased["id"], attempt)
         return
+    app[METRICS].webhook_failures.labels(_failure_kind(outcome)).inc()
     age = (now_ms() - int(leased.get("createdAt", 0))) / 1000
     if config.webhook_max_age and age > config.webhook_max_age:
         await store.put_record(DEAD, leased["id"], {**leased, "lastError": outcome}, ttl=DEAD_TTL)
@@ -229,6 +230,15 @@ async def _attempt(app: web.Application, session: aiohttp.ClientSession, key: st
     await store.delete_record(OUTBOX, lease_key)
     logs.event("webhook.retry", type=leased["type"], id=leased["id"], attempt=attempt, error=outcome,
                nextInSeconds=round(delay, 1))
+
+
+def _failure_kind(outcome: str) -> str:
+    """A failed attempt's outcome as a bounded label: `http_503`, `timeout`, or the error's class."""
+    if outcome.startswith("HTTP "):
+        return "http_" + outcome[5:8]
+    if outcome.startswith("no answer"):
+        return "timeout"
+    return outcome.partition(":")[0][:40] or "error"
 
 
 async def _give_back(app: web.Application, lease_key: str, event: dict[str, Any]) -> None:

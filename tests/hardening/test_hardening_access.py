@@ -290,6 +290,7 @@ async def new_cart_for_customer(w: World) -> dict[str, str]:
 
 ROWS = [
     Row("GET", "/healthz", everyone(200)),
+    Row("GET", "/metrics", everyone(200)),
     Row("GET", "/api/openapi.json", everyone(200)),
     Row("GET", "/api/docs", everyone(200)),
     Row("GET", "/api/docs/swagger-ui-bundle.js", everyone(200)),
