@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import click
 from aiohttp import web
@@ -229,6 +230,24 @@ def import_(file: Path, data_dir: str, store: str) -> None:
     Columns / keys: sku, name, price (minor units), currency, maxQty, onHand,
     personalisation (JSON object of field specs).
     """
+    # SIGTERM while the file is read stops cleanly with nothing imported; during the write (one transaction,
+    # short) it waits for the write to finish: the import is then whole, never half.
+    with _sigterm_noted() as stopped:
+        _import_file(file, data_dir, store, stopped)
+
+
+@contextmanager
+def _sigterm_noted() -> Iterator[list[int]]:
+    """SIGTERM is noted in the list instead of killing the process (the previous handler comes back after)."""
+    stopped: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _import_file(file: Path, data_dir: str, store: str, stopped: list[int]) -> None:
     from tqdm import tqdm
 
     from .importer import BadRow, parse_row, read_rows, to_store
@@ -237,6 +256,8 @@ def import_(file: Path, data_dir: str, store: str) -> None:
     rows, errors = [], []
     try:
         for number, data in tqdm(read_rows(file), total=max(total, 0), unit=" rows", desc="checking"):
+            if stopped:
+                raise click.ClickException("stopped by SIGTERM while checking the file; nothing was imported")
             try:
                 rows.append(parse_row(number, data))
             except BadRow as bad:
@@ -249,8 +270,11 @@ def import_(file: Path, data_dir: str, store: str) -> None:
         more = " (first 50 shown)" if len(errors) > 50 else ""
         raise click.ClickException(f"{len(errors)} bad row(s){more}; nothing was imported")
     products, on_hand = to_store(rows)
+    if stopped:
+        raise click.ClickException("stopped by SIGTERM; nothing was imported")
     asyncio.run(_import(Path(data_dir), store, products, on_hand))
-    click.echo(f"imported {len(products)} products, stock for {len(on_hand)}")
+    click.echo(f"imported {len(products)} products, stock for {len(on_hand)}"
+               + (" (SIGTERM came during the write, which finished first)" if stopped else ""))
 
 
 async def _import(data_dir: Path, store_url: str, products: dict, on_hand: dict) -> None:
