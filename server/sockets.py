@@ -8,6 +8,7 @@ from typing import Callable
 
 from aiohttp import WSCloseCode, web
 
+from . import logs
 from .auth import Identity
 
 REJECTED, UNAUTHORIZED, TOO_LARGE = 4400, 4401, 4413
@@ -96,6 +97,7 @@ def _closed_hook(request: web.Request) -> Callable[[int, str, bool], None] | Non
         metrics.closed(code)
         if refused:  # a frame the reader refused (too large, not a frame): a rejection too
             metrics.rejected(reason, code)
+            logs.event("socket.rejected", path=request.path, code=code, rule=reason, request_id=logs.request_id(request))
     return closed
 
 

@@ -54,6 +54,10 @@ async def test_access_log_and_events_in_json_never_show_a_token(tmp_path: Path, 
         client.lines["bad"] = new_line("NO-SUCH-SKU", 1, "alice", "web", 1)
         code, reason = await client.wait_closed()
         assert code == 4400 and "NO-SUCH-SKU" in reason
+        big = await YClient(session, server.ws(f"/ws/carts/{cart}?token={alice}")).connect()
+        await big.wait_synced()
+        await big.send_raw(b"\0" * ((1 << 20) + 10))  # over --max-message-bytes: refused by the reader
+        assert (await big.wait_closed())[0] == 4413
         async with session.get(server.base + f"/api/stock?skus=TEE&token={alice}") as r:
             assert r.status == 200
         # a merge, and an order that changes status
@@ -94,6 +98,8 @@ async def test_access_log_and_events_in_json_never_show_a_token(tmp_path: Path, 
     rejected = by_event["cart.rejected"][0]
     assert rejected["code"] == 4400 and "NO-SUCH-SKU" in rejected["rule"] and rejected["sub"] == "alice"
     assert rejected["request_id"] == socket["request_id"]  # which connection: the socket's own request
+    too_large = by_event["socket.rejected"][0]
+    assert too_large["code"] == 4413 and "message over" in too_large["rule"] and too_large["request_id"]
     assert [line["state"] for line in by_event["order.status"]] == ["confirmed"]
     assert by_event["order.created"][0]["orderId"] == order["orderId"]
     retry = by_event["webhook.retry"][0]
