@@ -1,4 +1,4 @@
-"""Tokens (JWT HS256 via PyJWT), the caller's identity, and who may open which cart."""
+"""Tokens (JWT HS256 via PyJWT) and the identity they carry."""
 from __future__ import annotations
 
 import secrets
@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
-from aiohttp import web
-
-from .appkeys import TOKENS
-from .errors import ApiError
 
 ROLES = ("customer", "assistant", "operator", "kiosk", "admin")
 ALGORITHM = "HS256"
@@ -70,34 +66,3 @@ def verify(secret: str, token: str | None) -> Identity:
     if role not in ROLES or not isinstance(claims["sub"], str) or not claims["sub"]:
         raise TokenError("invalid token: bad sub or role")
     return Identity(claims["sub"], role, float(claims["exp"]))
-
-
-def bearer(request: web.Request) -> Identity:
-    """The identity behind `Authorization: Bearer …`, or a 401."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        token = ""
-    try:
-        return request.app[TOKENS].verify(token.strip())
-    except TokenError as exc:
-        raise ApiError(401, "unauthorized", str(exc)) from None
-
-
-def verify_for(app: web.Application, token: str | None) -> Identity:
-    """The identity behind a token from elsewhere than the header (`?token=`, a request body)."""
-    return app[TOKENS].verify(token)
-
-
-def token_of(request: web.Request) -> str:
-    """The token a request carries: `Authorization: Bearer …`, else `?token=`."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else request.query.get("token", "")
-
-
-@web.middleware
-async def provider_keys(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Before a handler reads a token, the identity provider's key it names is fetched if unknown
-    (bounded; see tokens.JwksCache), so the handlers' checks stay synchronous."""
-    await request.app[TOKENS].prepare(token_of(request))
-    return await handler(request)

@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pycrdt import Map
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STORE_WAIT = 2.0  # seconds a scrape waits for the store's figures
@@ -129,6 +130,9 @@ class Metrics:
     def rejected(self, reason: str, code: int) -> None:
         self.rejections.labels(rule_of(reason), str(code)).inc()
 
+    def webhook_failed(self, kind: str) -> None:
+        self.webhook_failures.labels(kind).inc()
+
     def closed(self, code: int) -> None:
         self.closes.labels(str(code)).inc()
 
@@ -161,6 +165,39 @@ class Metrics:
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def watch(metrics: Metrics, store: Any, stock: Any, bus: Any, rooms: Any, stock_feed: Any, events: Any,
+          webhooks: Any) -> None:
+    """What the scrape reads from the running services, and the listeners that count as things happen."""
+    rooms.metrics = webhooks.metrics = metrics
+    sources = metrics.sources
+    sources.rooms = lambda: len(rooms.rooms)
+    sources.connections = lambda: [
+        *(("cart", conn.who.role) for room in rooms.rooms.values() for conn in room.conns),
+        *(("events", "admin" if sub.customer_id is None else "customer") for sub in events.subscribers),
+        *(("stock", "any") for sub in {s for subs in stock_feed.by_sku.values() for s in subs})]
+    sources.holds = lambda: (status for room in list(rooms.rooms.values()) for status in _hold_statuses(room.cart))
+
+    async def count_records(kind: str) -> int:
+        return len(await store.list_records(kind))
+
+    async def expired(cart_id: str, decisions: dict[str, Any]) -> None:
+        metrics.expiries.inc(len(decisions))
+
+    async def reconnected() -> None:
+        metrics.reconnects.inc()
+
+    sources.records = count_records
+    stock.hold_listeners.append(expired)
+    bus.reconnected.append(reconnected)
+
+
+def _hold_statuses(cart: Any) -> list[str]:
+    """The status of every hold a cart document shows."""
+    with cart.doc.transaction():
+        holds = cart.server.get("holds")
+        return [str(h.get("status")) for h in holds.values() if isinstance(h, dict)] if isinstance(holds, Map) else []
 
 
 class NoMetrics:

@@ -16,7 +16,6 @@ from ..crdt.protocol import (
     update_message,
 )
 from . import logs
-from .appkeys import CONFIG, ROOMS, TOKENS
 from .access import may_open
 from .auth import Identity, TokenError
 from .bus import Bus, CartMessage
@@ -25,7 +24,7 @@ from .metrics import NO_METRICS
 from .sockets import LimitedSocket, close_at_expiry, close_ws
 from .catalog import CatalogCache
 from .config import Config
-from .reconcile import sync_of
+from .stock.reconcile import sync_of
 from .stock import Decision, StockAuthority, Want
 from .store import HoldRow, Store
 
@@ -686,14 +685,13 @@ class Rooms:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-async def cart_socket(request: web.Request) -> web.WebSocketResponse:
-    """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
-    config: Config = request.app[CONFIG]
-    rooms: Rooms = request.app[ROOMS]
+async def cart_socket(request: web.Request, config: Config, rooms: Rooms,
+                      verify: Callable[[str | None], Identity]) -> web.WebSocketResponse:
+    """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this (`verify`: the app's tokens)."""
     ws = LimitedSocket(request, config.max_message_bytes, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:
-        who = request.app[TOKENS].verify(request.query.get("token"))
+        who = verify(request.query.get("token"))
         record = await rooms.store.get_cart(request.match_info["cartId"])
         if record is None:
             raise Close(NO_CART, "no such cart")

@@ -87,11 +87,12 @@ class LimitedSocket(web.WebSocketResponse):
 
 def _closed_hook(request: web.Request) -> Callable[[int, str, bool], None] | None:
     """The app's close counter (server/metrics.py), if the app has one."""
-    from .appkeys import METRICS
+    from .services import SERVICES  # the sockets are below the services: looked up when a socket opens
 
-    metrics = request.app.get(METRICS)
-    if metrics is None:
+    services = request.app.get(SERVICES)
+    if services is None:
         return None
+    metrics = services.metrics
 
     def closed(code: int, reason: str, refused: bool) -> None:
         metrics.closed(code)

@@ -6,9 +6,9 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from ..appkeys import METRICS
 from ..metrics import CONTENT_TYPE
 from ..openapi import STRING, api
+from ..services import SERVICES
 
 OUTBOXES = ("outbox", "outbox-dead")  # webhooks waiting, and those given up on
 
@@ -16,7 +16,7 @@ OUTBOXES = ("outbox", "outbox-dead")  # webhooks waiting, and those given up on
 @api.add("GET", "/metrics", "Prometheus metrics of this process (each process serves its own)", auth=None,
          media="text/plain", result=STRING)
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[METRICS]
+    registry = request.app[SERVICES].metrics
     await registry.refresh(OUTBOXES)
     return web.Response(body=registry.text(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -37,4 +37,6 @@ async def count_requests(request: web.Request,
     finally:
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
-        request.app[METRICS].request(request.method, name, status, time.perf_counter() - started)
+        services = request.app.get(SERVICES)
+        if services is not None:
+            services.metrics.request(request.method, name, status, time.perf_counter() - started)

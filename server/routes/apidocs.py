@@ -6,10 +6,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .errors import ApiError
-from .openapi import STRING, api
+from ..errors import ApiError
+from ..openapi import STRING, api
 
-DOCS_DIR = Path(__file__).parent / "static" / "api-docs"
+DOCS_DIR = Path(__file__).parent.parent / "static" / "api-docs"
 _HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
