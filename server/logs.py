@@ -16,8 +16,7 @@ FORMATS = ("text", "json")
 events = logging.getLogger("livecart.events")
 access = logging.getLogger("livecart.access")
 
-# A typed request key where aiohttp has them (3.13+), a plain string before.
-REQUEST_ID: Any = web.RequestKey("livecart_request_id", str) if hasattr(web, "RequestKey") else "livecart_request_id"
+REQUEST_ID = web.RequestKey("livecart.request_id", str)
 # Fields never written to a log, whatever their value: credentials and message bodies.
 SECRET_FIELDS = frozenset({"token", "anonymousToken", "authorization", "password", "secret", "body", "html", "text"})
 # Shop events worth a line at info; the rest (every edit's line_added, presence) go at debug.
