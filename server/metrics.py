@@ -13,6 +13,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pycrdt import Map
 
+from .hooks import Edit, Extension
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STORE_WAIT = 2.0  # seconds a scrape waits for the store's figures
 
@@ -85,7 +87,10 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.edits = Counter("livecart_edits_accepted", "Client updates accepted", registry=r)
+        self.edits = Counter("livecart_edits_accepted", "Edits accepted (a client's update, or an HTTP line edit)",
+                             registry=r)
+        self.loads = Counter("livecart_rooms_loaded", "Carts loaded into this process", registry=r)
+        self.unloads = Counter("livecart_rooms_unloaded", "Carts unloaded from this process", registry=r)
         self.rejections = Counter("livecart_edits_rejected", "Client messages rejected, by rule and close code",
                                   ["rule", "code"], registry=r)
         self.closes = Counter("livecart_socket_closes", "Websockets closed by the server, by close code",
@@ -167,10 +172,27 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class RoomMetrics(Extension):
+    """The rooms' extension (server/hooks.py): accepted edits (a client's or an HTTP one), rooms loaded
+    and unloaded. The sync core's own figures (latencies, decisions, rejections) it reports itself."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_edit(self, room: Any, edit: Edit) -> None:
+        self.metrics.accepted()
+
+    def on_load(self, room: Any) -> None:
+        self.metrics.loads.inc()
+
+    def on_unload(self, room: Any) -> None:
+        self.metrics.unloads.inc()
+
+
 def watch(metrics: Metrics, store: Any, stock: Any, bus: Any, rooms: Any, stock_feed: Any, events: Any,
           webhooks: Any) -> None:
     """What the scrape reads from the running services, and the listeners that count as things happen."""
-    rooms.metrics = webhooks.metrics = metrics
+    webhooks.metrics = metrics
     sources = metrics.sources
     sources.rooms = lambda: len(rooms.rooms)
     sources.connections = lambda: [

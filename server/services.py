@@ -19,9 +19,11 @@ from .feeds import EventFeed, StockFeed
 from .invites import Invites
 from .kiosks import Kiosks
 from .merging import Merging
-from .metrics import Metrics, watch
+from .metrics import Metrics, RoomMetrics, watch
 from .orders import Orders
-from .rooms import Rooms
+from .hooks import Hooks
+from .shop_floor import ShopFloor
+from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
 from .tokens import TokenVerifier, from_config
@@ -74,8 +76,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     stock_feed, events = StockFeed(stock.levels), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
-    rooms = Rooms(config, store, catalog, stock, bus)
-    rooms.shop_codes = discounts.get  # the room prices with the shop's codes (until the sync core takes them)
+    metrics = Metrics()
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, metrics=metrics)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
@@ -85,7 +87,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        tokens=from_config(config), metrics=Metrics())
+        tokens=from_config(config), metrics=metrics)
     _wire(services)
     await bus.start()
     await stock.start()
@@ -106,14 +108,15 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 
 
 def _wire(s: Services) -> None:
-    """Who hears what: bus topics, stock notices and cart edits (registered before the bus starts)."""
+    """Who hears what: bus topics, stock notices, and the rooms' extensions (registered before the bus starts)."""
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
     s.bus.on_event("catalog", lambda e: asyncio.ensure_future(s.catalog.load(e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
-    s.rooms.edit_listeners.append(s.kiosks.on_edit)
-    s.rooms.edit_listeners.append(lambda who, cart_id: s.webhooks.note_activity(cart_id, who.sub))
+    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), RoomMetrics(s.metrics)):
+        s.rooms.hooks.add(extension)
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)

@@ -20,8 +20,8 @@ that `Webhooks.start` runs in every server process:
 - Order: each process delivers one event at a time; of the events that are due, the oldest
   (by creation time) goes first. Retries and several processes can reorder them.
 
-cart.abandoned: `Webhooks.note_activity` (called by rooms on every accepted edit) keeps a record of kind
-"activity" per cart (written at most every few seconds); a periodic check in every process takes
+cart.abandoned: `Webhooks.note_activity` (called on every accepted edit: `Webhooks` is an extension of the
+rooms) keeps a record of kind "activity" per cart (written at most every few seconds); a periodic check in every process takes
 (atomically: one process wins) the record of a cart idle for `abandoned_after` seconds and, if the
 cart still has holds, emits `cart.abandoned`. The next edit writes the record again: re-armed.
 """
@@ -49,12 +49,14 @@ from . import logs
 from .clock import now_ms
 from .metrics import NO_METRICS
 from .config import Config
+from .hooks import Edit, Extension
 from .stock import StockAuthority
 from .store import Store
 from .tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from .rooms import Rooms
+    from .sync.registry import Rooms
+    from .sync.room import Room
 
 log = logging.getLogger("livecart.webhooks")
 
@@ -128,7 +130,7 @@ def _failure_kind(outcome: str) -> str:
     return outcome.partition(":")[0][:40] or "error"
 
 
-class Webhooks:
+class Webhooks(Extension):
     """The outbox, its delivery worker and the abandoned-cart check of one app (all off without a URL)."""
 
     def __init__(self, config: Config, store: Store, stock: StockAuthority, rooms: Rooms) -> None:
@@ -286,6 +288,10 @@ class Webhooks:
             return False, f"{type(exc).__name__}: {exc}"
 
     # -- cart.abandoned -----------------------------------------------------------------------------
+
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        """Every accepted edit of a cart restarts its abandonment clock."""
+        self.note_activity(room.id, edit.who.sub)
 
     def note_activity(self, cart_id: str, owner: str) -> None:
         """Call on every accepted edit of a cart: restarts its abandonment clock (and re-arms it).

@@ -8,7 +8,7 @@ from . import (  # noqa: F401 (importing a module registers its routes)
     catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks, apidocs, metrics,
 )
 from ..openapi import api
-from ..rooms import cart_socket
+from ..sync.socket import cart_socket
 from ..services import SERVICES
 
 
