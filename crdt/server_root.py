@@ -197,12 +197,13 @@ def _commit(cart: CartDoc, view: ServerView | None, keys: dict[str, Any], holds:
     count = len(keys) + len(holds or ()) + len(top) + len(gone) + len(lines)
     if not count:
         return b""
-    server = cart.server.integrated
+    server = cart.server.integrated if keys else None
     maps = (view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated) if view else None
 
     def change(txn: Any) -> None:
-        for key, value in keys.items():
-            server.insert(txn, key, value)
+        if server is not None:
+            for key, value in keys.items():
+                server.insert(txn, key, value)
         if maps is None:
             return
         holds_map, pricing_map, lines_map = maps

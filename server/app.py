@@ -8,6 +8,7 @@ from .errors import json_errors
 from .logs import request_ids
 from .pages import add_page_routes
 from .routes import add_routes
+from .routes.demo import add_demo_routes
 from .routes.metrics import count_requests
 from .services import SERVICES, services_context
 
@@ -21,6 +22,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(services_context(config))
     app.on_shutdown.append(_close_connections)
     if config.demo:
+        add_demo_routes(app)  # sign in as a demo person: a demo app's alone
         add_page_routes(app)
     return app
 

@@ -64,6 +64,14 @@ class Kiosks(Extension):
             raise NotFound("signed_out", _SIGNED_OUT)
         return session, max(0, int(session["lastActive"] + self.idle - time.time()))
 
+    async def state(self, kiosk_id: str) -> dict[str, Any] | None:
+        """Who is signed in (with the seconds left before the idle sign-out), or None: nobody is."""
+        session = await self.store.get_record("kiosk", kiosk_id)
+        if session is None:
+            return None
+        return {"cartId": session["cartId"], "customerId": session["customerId"],
+                "idleSecondsLeft": max(0, int(session["lastActive"] + self.idle - time.time()))}
+
     async def ping(self, kiosk_id: str) -> None:
         """The customer is still there: the idle clock starts again."""
         if not await self.touch(kiosk_id, force=True):

@@ -8,6 +8,7 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
+from .browsing import Browsing, has_open_cart
 from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
@@ -15,7 +16,7 @@ from .config import Config
 from .customers import Customers
 from .demo import load_demo
 from .discounts import DiscountBook, Offers
-from .feeds import EventFeed, StockFeed
+from .feeds import EventFeed, StockFeed, shop_event
 from .invites import Invites
 from .kiosks import Kiosks
 from .merging import Merging
@@ -51,6 +52,7 @@ class Services:
     customers: Customers
     invites: Invites
     kiosks: Kiosks
+    browsing: Browsing
     tokens: TokenVerifier
     metrics: Metrics
 
@@ -73,7 +75,9 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     catalog = CatalogCache(store, bus)
     await catalog.load()
     stock = open_stock(config, store)
-    stock_feed, events = StockFeed(stock.levels), EventFeed()
+    browsing = Browsing(lambda type_, data: shop_event(bus, type_, **data), lambda sku: catalog.get(sku) is not None,
+                        lambda who: has_open_cart(store, who), config.max_messages_per_second)
+    stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
     metrics = Metrics()
@@ -87,7 +91,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        tokens=from_config(config), metrics=metrics)
+        browsing=browsing, tokens=from_config(config), metrics=metrics)
     _wire(services)
     await bus.start()
     await stock.start()
@@ -96,9 +100,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         await load_demo(catalog, stock)
     await kiosks.start()
     await webhooks.start()
+    browsing.start()
     try:
         yield services
     finally:
+        await browsing.stop()
         await webhooks.stop()
         await kiosks.stop()  # ended before the store closes
         await rooms.close()
@@ -120,6 +126,7 @@ def _wire(s: Services) -> None:
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
+    s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
     watch(s.metrics, s.store, s.stock, s.bus, s.rooms, s.stock_feed, s.events, s.webhooks)
 
 

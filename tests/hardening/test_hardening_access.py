@@ -342,6 +342,7 @@ ROWS = [
         {"customerId": customer, "sku": const("TEE")}),
     Row("POST", "/api/kiosk-codes", only(201, *CUSTOMERS)),
     Row("POST", "/api/kiosks/{kioskId}/sessions", only(201, "kiosk-signed-in", "admin"), {"kioskId": kiosk, "body": kiosk_code}),
+    Row("GET", "/api/kiosks/{kioskId}", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),
     Row("GET", "/api/kiosks/{kioskId}/sessions", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),
     Row("POST", "/api/kiosks/{kioskId}/sessions/ping", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),
     Row("DELETE", "/api/kiosks/{kioskId}/sessions", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),

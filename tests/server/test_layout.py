@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
-SERVICES = ("access", "auth", "carts", "catalog", "clock", "customers", "discounts", "feeds", "hooks", "ids",
-            "invites", "kiosks", "merging", "orders", "refusals", "shop_floor", "webhooks")
+SERVICES = ("access", "auth", "browsing", "carts", "catalog", "clock", "customers", "demo_people", "discounts",
+            "feeds", "hooks", "ids", "invites", "kiosks", "merging", "orders", "refusals", "shop_floor", "webhooks")
 
 
 def imported(module: str) -> set[str]:

@@ -37,7 +37,7 @@ async function start ({ lc, claims, main, right }) {
   fill(main,
     h('div.section-title', h('h1', 'On the phone'), h('span.tag.info', icon('phone', 12), 'call-centre channel')),
     h('div.cc-grid', lookup, cartPane, side),
-    siteFooter())
+    siteFooter('staff'))
   fill(cartPane, h('div.empty', h('div.empty-icon', icon('phone', 26)), h('p', 'Look up the caller to see and edit their carts.')))
 
   async function find (customerId) {
@@ -99,7 +99,7 @@ async function start ({ lc, claims, main, right }) {
     cart = lc.openCart(cartId, { channel: 'call-centre', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
     cart.on('merged', () => renderHead())
-    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', staff: true })
+    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', staff: true, lc })
     const head = h('div.cart-header')
     const renderHead = () => fill(head,
       h('div.cart-header-row', h('h2', 'Customer’s cart'), presenceBar(cart)),
