@@ -107,8 +107,8 @@ class Metrics:
         self.reconnects = Counter("livecart_bus_reconnects", "Times the bus came back after an outage", registry=r)
         self.bus_lag = Histogram("livecart_bus_lag_seconds", "Age of a shop event when this process hears it",
                                  buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0), registry=r)
-        self.webhook_failures = Counter("livecart_webhook_failures", "Webhook attempts that failed, by outcome",
-                                        ["outcome"], registry=r)
+        self.outbox_failures = Counter("livecart_outbox_failures", "Outbox attempts (webhooks, mail) that failed, "
+                                       "by outbox and outcome", ["outbox", "outcome"], registry=r)
         self.outbox = Gauge("livecart_outbox_depth", "Events waiting in an outbox (at the last scrape)",
                             ["outbox"], registry=r)
         self.store_up = Gauge("livecart_store_up", "1 if the store answered the last scrape, else 0", registry=r)
@@ -135,8 +135,8 @@ class Metrics:
     def rejected(self, reason: str, code: int) -> None:
         self.rejections.labels(rule_of(reason), str(code)).inc()
 
-    def webhook_failed(self, kind: str) -> None:
-        self.webhook_failures.labels(kind).inc()
+    def outbox_failed(self, outbox: str, kind: str) -> None:
+        self.outbox_failures.labels(outbox, kind).inc()
 
     def closed(self, code: int) -> None:
         self.closes.labels(str(code)).inc()
@@ -190,9 +190,10 @@ class RoomMetrics(Extension):
 
 
 def watch(metrics: Metrics, store: Any, stock: Any, bus: Any, rooms: Any, stock_feed: Any, events: Any,
-          webhooks: Any) -> None:
+          outboxes: Iterable[Any]) -> None:
     """What the scrape reads from the running services, and the listeners that count as things happen."""
-    webhooks.metrics = metrics
+    for outbox in outboxes:
+        outbox.metrics = metrics
     sources = metrics.sources
     sources.rooms = lambda: len(rooms.rooms)
     sources.connections = lambda: [

@@ -3,7 +3,7 @@ sells what is held, and the order's workflow (confirmed, dispatched, delivered, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..crdt import server_root
 from ..crdt.cart import plain
@@ -86,6 +86,7 @@ class Orders:
                  discounts: DiscountBook, bus: Bus, webhooks: Webhooks) -> None:
         self.config, self.store, self.stock, self.rooms = config, store, stock, rooms
         self.catalog, self.discounts, self.bus, self.webhooks = catalog, discounts, bus, webhooks
+        self.listeners: list[Callable[[Order], Awaitable[Any]]] = []  # told of each change (order mail)
 
     async def get(self, order_id: str) -> Order:
         order = await self.store.get_record("order", order_id)
@@ -151,6 +152,8 @@ class Orders:
         customer_event(self.bus, order["customerId"], type_, orderId=order["id"], cartId=order["cartId"],
                        state=order["state"], total=order["total"])
         await self.webhooks.emit(type_, {"order": order})
+        for listener in self.listeners:
+            await listener(order)
 
     # -- payment and the order workflow ---------------------------------------------------------
 

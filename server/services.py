@@ -19,6 +19,8 @@ from .discounts import DiscountBook, Offers
 from .feeds import EventFeed, StockFeed, shop_event
 from .invites import Invites
 from .kiosks import Kiosks
+from .mail.mailings import Mailings
+from .mail.service import MailService
 from .merging import Merging
 from .metrics import Metrics, RoomMetrics, watch
 from .orders import Orders
@@ -53,6 +55,8 @@ class Services:
     invites: Invites
     kiosks: Kiosks
     browsing: Browsing
+    mail: MailService
+    mailings: Mailings
     tokens: TokenVerifier
     metrics: Metrics
 
@@ -86,12 +90,13 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
+    mail = MailService(config, store, catalog)
     services = Services(
         config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, tokens=from_config(config), metrics=metrics)
+        browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config), metrics=metrics)
     _wire(services)
     await bus.start()
     await stock.start()
@@ -101,9 +106,13 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     await kiosks.start()
     await webhooks.start()
     browsing.start()
+    await mail.start()
+    await services.mailings.start()
     try:
         yield services
     finally:
+        await services.mailings.stop()
+        await mail.stop()
         await browsing.stop()
         await webhooks.stop()
         await kiosks.stop()  # ended before the store closes
@@ -123,11 +132,13 @@ def _wire(s: Services) -> None:
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
     for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), RoomMetrics(s.metrics)):
         s.rooms.hooks.add(extension)
+    s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
     s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
-    watch(s.metrics, s.store, s.stock, s.bus, s.rooms, s.stock_feed, s.events, s.webhooks)
+    watch(s.metrics, s.store, s.stock, s.bus, s.rooms, s.stock_feed, s.events,
+          (s.webhooks.outbox, s.mail.outbox, s.mail.bulk))
 
 
 def services_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:

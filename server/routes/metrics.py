@@ -10,7 +10,7 @@ from ..metrics import CONTENT_TYPE
 from ..openapi import STRING, api
 from ..services import SERVICES
 
-OUTBOXES = ("outbox", "outbox-dead")  # webhooks waiting, and those given up on
+OUTBOXES = ("outbox", "outbox-dead", "mail-outbox", "mail-outbox-dead", "mailing-outbox")  # waiting, and given up on
 
 
 @api.add("GET", "/metrics", "Prometheus metrics of this process (each process serves its own)", auth=None,

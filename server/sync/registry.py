@@ -35,6 +35,8 @@ class Rooms:
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # frames inside rooms at once, all sockets together (socket.serve_connection)
+        self.in_flight = asyncio.Semaphore(config.max_edits_in_flight)
 
     async def get(self, cart_id: str) -> Room:
         """The cart's room, loaded if need be. A room nobody is connected to (loaded for an HTTP

@@ -2,6 +2,7 @@
 y-websocket client; every way it ends is a close code."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Callable
@@ -14,6 +15,7 @@ from ..auth import Identity, TokenError
 from ..config import Config
 from ..sockets import LimitedSocket, close_ws
 from .connection import FORBIDDEN, NO_CART, REJECTED, TOO_FAST, TOO_LARGE, UNAUTHORIZED, Close, Connection
+from .inbox import Inbox
 from .registry import Rooms
 from .room import Room
 
@@ -54,7 +56,7 @@ async def cart_socket(request: web.Request, config: Config, rooms: Rooms,
     conn.request_id = logs.request_id(request)
     try:
         room.join(conn)
-        await serve_connection(room, conn, config)
+        await serve_connection(room, conn, config, rooms.in_flight)
     finally:
         try:
             room.leave(conn)
@@ -64,30 +66,68 @@ async def cart_socket(request: web.Request, config: Config, rooms: Rooms,
     return ws
 
 
-async def serve_connection(room: Room, conn: Connection, config: Config) -> None:
-    """Reads the socket until it closes; every way it can fail ends in a close code."""
+async def serve_connection(room: Room, conn: Connection, config: Config,
+                           in_flight: asyncio.Semaphore | None = None) -> None:
+    """Hands the room what the client sends, in order, while a reader runs ahead; every way it can
+    fail ends in a close code.
+
+    The reader fills the connection's `Inbox` (updates waiting there merge), so a sender faster than
+    its room is taken a batch at a time; past the inbox's bound the socket is not read until the room
+    catches up (TCP slows that sender alone). `in_flight`, the process's budget, bounds how many
+    frames are inside rooms at once: past it work waits, merged in inboxes, instead of interleaving
+    without bound, which keeps the latency of what is accepted bounded."""
+    inbox = Inbox(config.max_inbox_bytes)
+    reading = asyncio.ensure_future(read_into(inbox, conn, config))
+    reading.add_done_callback(inbox.reader_done)
     try:
-        async for msg in conn.ws:
-            if conn.closing:
-                return
-            if msg.type is WSMsgType.ERROR:
-                return  # the socket closed itself (LimitedSocket: 4413 or 4400)
-            if msg.type is not WSMsgType.BINARY:
-                raise Close(REJECTED, "binary y-protocols frames only")
-            if len(msg.data) > config.max_message_bytes:
-                raise Close(TOO_LARGE, f"message over {config.max_message_bytes} bytes")
-            if not conn.allow():
-                raise Close(TOO_FAST, f"over {config.max_messages_per_second} messages per second")
+        while await inbox.next(reading) and not conn.closing:
             started = time.perf_counter()
-            await room.receive(conn, msg.data)
+            if in_flight is None:
+                await room.receive(conn, inbox.take())
+            else:
+                async with in_flight:
+                    await room.receive(conn, inbox.take())  # taken once admitted: what waited meanwhile merged
             room.metrics.relayed(time.perf_counter() - started)
+        if not conn.closing:
+            reading.result()  # how reading ended: the peer's close, or a Close (4413, 4429, 4400)
     except Close as close:
         rejected = close.code in (REJECTED, TOO_LARGE, TOO_FAST)
         if rejected:
             room.metrics.rejected(close.reason, close.code)
         logs.event("cart.rejected" if rejected else "cart.closed", cartId=room.id, sub=conn.who.sub,
                    role=conn.who.role, code=close.code, rule=close.reason, request_id=conn.request_id)
+        await stop(reading)  # no read may be in progress while the close handshake runs
         conn.close_soon(close.code, close.reason)
     except Exception:
         log.exception("cart %s: error serving %s", room.id, conn.who.sub)
+        await stop(reading)
         conn.close_soon(WSCloseCode.INTERNAL_ERROR, "server error; reconnect")
+    finally:
+        await stop(reading)
+
+
+async def stop(task: asyncio.Future[None]) -> None:
+    """Cancels the reader and waits for it; how it ended was already read, or no longer matters."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,))
+    if not task.cancelled():
+        task.exception()  # retrieved: a close already under way makes its Close moot
+
+
+async def read_into(inbox: Inbox, conn: Connection, config: Config) -> None:
+    """Reads the socket into `inbox` until it closes, checking each frame at the door."""
+    async for msg in conn.ws:
+        if conn.closing:
+            return
+        if msg.type is WSMsgType.ERROR:
+            return  # the socket closed itself (LimitedSocket: 4413 or 4400)
+        if msg.type is not WSMsgType.BINARY:
+            raise Close(REJECTED, "binary y-protocols frames only")
+        if len(msg.data) > config.max_message_bytes:
+            raise Close(TOO_LARGE, f"message over {config.max_message_bytes} bytes")
+        if not conn.allow():
+            raise Close(TOO_FAST, f"over {config.max_messages_per_second} messages per second")
+        inbox.put(msg.data)
+        if inbox.full:
+            await inbox.room_for_more()  # the fastest senders: read no more until the room took their backlog

@@ -51,16 +51,16 @@ async def test_figures_move_with_real_traffic(lc: Livecart, tmp_path: Path, sess
         admin.lines["c"] = new_line("MUG", 1, "root", "store", 3)  # the last mug is gone: unavailable
         await eventually(lambda: len(alice.snapshot()["server"].get("holds", {})) == 3, what="three decisions")
         figures = await scrape(lc)
-        assert value(figures, "livecart_edits_accepted_total") >= 3
+        assert value(figures, "livecart_edits_accepted_total") >= 2  # updates that waited together merge into one
         assert value(figures, "livecart_stock_decisions_total", status="held") >= 2
         assert value(figures, "livecart_stock_decisions_total", status="unavailable") >= 1
         assert value(figures, "livecart_holds", status="held") == 2
         assert value(figures, "livecart_holds", status="unavailable") == 1
-        assert value(figures, "livecart_relay_seconds_count") >= 3
+        assert value(figures, "livecart_relay_seconds_count") >= 2
         assert value(figures, "livecart_connections", kind="events", role="admin") == 1
-        assert value(figures, "livecart_bus_lag_seconds_count") >= 3  # the feed heard the edits' events
+        assert value(figures, "livecart_bus_lag_seconds_count") >= 2  # the feed heard the edits' events
         await feed.close()
-        assert value(figures, "livecart_commit_seconds_count") >= 3
+        assert value(figures, "livecart_commit_seconds_count") >= 2
         assert value(figures, "livecart_relay_seconds_bucket", le="+Inf") == value(figures, "livecart_relay_seconds_count")
 
         # rejections, by rule and close code
@@ -113,7 +113,7 @@ async def test_expiries_and_webhook_failures(tmp_path: Path, session: aiohttp.Cl
 
         async def failing() -> bool:
             figures = await scrape(lc)
-            return (sum(v for (name, _), v in figures.items() if name == "livecart_webhook_failures_total") >= 2
+            return (sum(v for (name, _), v in figures.items() if name == "livecart_outbox_failures_total") >= 2
                     and value(figures, "livecart_outbox_depth", outbox="outbox") >= 1)
         await eventually(failing, what="webhook failures counted, the event still in the outbox")
         other = await lc.cart("bob")

@@ -10,6 +10,7 @@ import {
   cartView, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
+import { mailPanels } from './admin-mail.js'
 
 // An order in one of these states has left its cart behind: paid, on its way, done or called off.
 const ORDER_DONE = new Set(['confirmed', 'dispatched', 'delivered', 'cancelled'])
@@ -34,12 +35,13 @@ async function start ({ lc, claims, main, right }) {
   const browsing = browsingPanel(catalog)
   const cartPanel = h('section.card#open-cart')
   const orders = ordersPanel(lc)
+  const mail = mailPanels(lc)
   fill(main,
     h('div.section-title', h('h1', 'Shop floor'), h('span.muted', `Signed in as ${claims.sub}`)),
     kpis,
     h('div.admin-grid',
       h('div.admin-col', boardCard, browsing.el, stock.el),
-      h('div.admin-col', cartPanel, activityCard, orders.el)),
+      h('div.admin-col', cartPanel, activityCard, orders.el, mail.customers, mail.caught)),
     siteFooter('staff'))
 
   // -- KPIs ----------------------------------------------------------------------------------
