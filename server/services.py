@@ -23,6 +23,7 @@ from .kiosks import Kiosks
 from .mail.mailings import Mailings
 from .mail.service import MailService
 from .merging import Merging
+from .metrics import Metrics, RoomMetrics, watch
 from .nudges import TOPIC as RULES_TOPIC, Nudges
 from .orders import Orders
 from .hooks import Hooks
@@ -31,6 +32,7 @@ from .splitting import Splitting
 from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
+from .tokens import TokenVerifier, from_config
 from .webhooks import Webhooks
 
 
@@ -60,6 +62,8 @@ class Services:
     browsing: Browsing
     mail: MailService
     mailings: Mailings
+    tokens: TokenVerifier
+    metrics: Metrics
     nudges: Nudges
 
     def close_connections(self) -> None:
@@ -90,9 +94,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
+    metrics = Metrics()
     groups = GroupBook(store, bus)
     await groups.load()
-    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, groups=groups.get)
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, metrics=metrics,
+                  groups=groups.get)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
@@ -108,11 +114,12 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         splitting=Splitting(store, stock, rooms, bus, carts),
         offers=offers, orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, mail=mail, mailings=Mailings(mail, bus),
+        browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config), metrics=metrics,
         nudges=nudges)
     _wire(services)
     await bus.start()
     await stock.start()
+    await services.tokens.start()  # an identity provider's keys (JWKS), fetched once at start
     if config.demo:
         await load_demo(catalog, stock)
     await kiosks.start()
@@ -144,16 +151,18 @@ def _wire(s: Services) -> None:
     # Group rules changed anywhere: every process's open carts say their conflicts again.
     s.bus.on_event(GROUPS_TOPIC, lambda e: asyncio.ensure_future(_groups_changed(s, e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
-    s.bus.on_event("events", s.events.deliver, on_demand=True)
+    s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.nudges):
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), RoomMetrics(s.metrics), s.nudges):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
     s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
+    watch(s.metrics, s.store, s.stock, s.bus, s.rooms, s.stock_feed, s.events,
+          (s.webhooks.outbox, s.mail.outbox, s.mail.bulk))
 
 
 async def _catalog_changed(s: Services, event: object) -> None:
