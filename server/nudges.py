@@ -69,6 +69,8 @@ def rule_from_json(rule_id: str, body: Any) -> Rule:
     if action not in ACTIONS:
         raise Invalid("bad_rule", f"then.action must be one of {', '.join(ACTIONS)}")
     if action == "notify":
+        if any(then.get(k) is not None for k in ("code", "percentOff", "amountOff")):
+            raise Invalid("bad_rule", "a notify rule offers nothing: code, percentOff and amountOff are for offers")
         return Rule(rule_id, event, minutes, action)
     code = code_from_json({"code": then.get("code", rule_id)})
     return Rule(rule_id, event, minutes, action, code, discount_from_json(then))

@@ -11,12 +11,13 @@ from ..services import SERVICES
 
 GROUP = string(1, 64, pattern=GROUP_NAME.pattern)
 GROUPS = {"type": "array", "maxItems": 100, "items": GROUP}
-RULE = obj(conflictsWith=GROUPS, combinesWith=GROUPS)
+NULLABLE_GROUPS = {"anyOf": [GROUPS, {"type": "null"}]}  # null: as if left out
+RULE = obj(conflictsWith=NULLABLE_GROUPS, combinesWith=NULLABLE_GROUPS)
 
 
 @api.add("PUT", "/api/checkout-groups/{group}", "Say which groups this group may (not) share a checkout with",
          auth=ADMINS_ONLY, params={"group": GROUP}, body=RULE, result=obj(("group", "conflictsWith"), group=GROUP,
-                                                                           **RULE["properties"]))
+                                                                           conflictsWith=GROUPS, combinesWith=GROUPS))
 async def put_group(request: web.Request) -> web.Response:
     group = request.match_info["group"]
     rule = await request.app[SERVICES].groups.put(group, await json_body(request))
