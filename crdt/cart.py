@@ -130,7 +130,7 @@ class CartDoc:
         """Keeps the view true after a client update (which never touches `server`)."""
         if view is None:
             return
-        if self._watch.touches.touched_meta:  # discount codes are priced
+        if self._watch.touches.touched_meta & {"discountCodes"}:  # discount codes are priced (details are not)
             self._view = None
             return
         for line_id, want in self._watch.wants.items():  # judged: None for a removed line
@@ -361,7 +361,8 @@ class CartDoc:
             server = plain(self.server)
         return {
             "lines": lines,
-            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", [])},
+            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", []),
+                     **({"details": meta["details"]} if "details" in meta else {})},
             "holds": server.get("holds", {}),
             "pricing": server.get("pricing"),
             "checkout": server.get("checkout"),

@@ -7,7 +7,7 @@ from typing import Callable, Literal
 ROOTS = frozenset({"lines", "meta", "server"})
 CLIENT_ROOTS = frozenset({"lines", "meta"})
 LINE_FIELDS = frozenset({"sku", "qty", "addedBy", "channel", "addedAt", "personalisation"})
-META_FIELDS = frozenset({"note", "discountCodes"})
+META_FIELDS = frozenset({"note", "discountCodes", "details"})
 LINE_STATUSES = ("held", "partial", "unavailable", "expired", "released")
 CART_STATUSES = ("open", "checking_out", "ordered", "merged", "closed")
 
