@@ -32,6 +32,7 @@ class Product:
     currency: str = "EUR"
     max_qty: int = 99
     personalisation: dict[str, FieldSpec] = field(default_factory=dict)
+    category: str = ""  # the catalog's grouping (customers are found by a category bought)
 
 
 Catalog = Callable[[str], "Product | None"]

@@ -11,7 +11,8 @@ from . import (  # noqa: F401 (importing a module registers its routes)
     invites as _invites,
 )
 from . import kiosks, webhooks
-from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, ROOMS, STOCK, STORE
+from .routes import customers as _customer_routes, orders as _order_routes  # noqa: F401 (registers routes)
+from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, INDEX, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
 from .openapi import api
 from .pages import add_page_routes
@@ -24,6 +25,7 @@ from .rooms import Rooms, cart_socket
 from .bus import open_bus
 from .stock import StockActor, StockAuthority
 from .store import Store, StockLog, is_embedded, open_store
+from .store.index import open_index
 
 
 def create_app(config: Config) -> web.Application:
@@ -59,6 +61,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     catalog = CatalogCache(store)
     await catalog.load()
     app[STORE], app[CATALOG] = store, catalog
+    app[INDEX] = open_index(store)
+    await app[INDEX].open()
     stock = open_stock(config, store)
     bus = open_bus(config.bus)
     feeds, events, discounts = StockFeed(stock.levels), EventFeed(), DiscountBook(store)

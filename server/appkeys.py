@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .rooms import Rooms
     from .stock import StockAuthority
     from .store import Store
+    from .store.index import ShopIndex
 
 CONFIG: web.AppKey["Config"] = web.AppKey("config")
 STORE: web.AppKey["Store"] = web.AppKey("store")
@@ -22,3 +23,4 @@ STOCK: web.AppKey["StockAuthority"] = web.AppKey("stock")
 FEEDS: web.AppKey["StockFeed"] = web.AppKey("feeds")
 EVENTS: web.AppKey["EventFeed"] = web.AppKey("events")
 DISCOUNTS: web.AppKey["DiscountBook"] = web.AppKey("discounts")
+INDEX: web.AppKey["ShopIndex"] = web.AppKey("index")  # orders and customers, searchable (server/store/index.py)

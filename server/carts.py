@@ -19,8 +19,9 @@ from .access import grant_cart, may_open, record_lookup
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, ROOMS, STOCK, STORE
 from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import shop_event
-from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
+from .openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj, param
 from .reconcile import sync_of
+from .shop_floor import open_carts
 from .rooms import Room
 from .stock import StockError
 from .store import CartRecord
@@ -120,12 +121,16 @@ async def get_cart(request: web.Request) -> web.Response:
                               "createdAt": record.created_at, **cart.to_dict()})
 
 
-@api.add("GET", "/api/carts", "Carts of an owner", auth="the owner, operator (records a lookup), admin",
-         query={"owner": "customer id (defaults to the caller)"},
+@api.add("GET", "/api/carts", "Carts of an owner; or (admin, ?status=open) every open cart with a summary",
+         auth="the owner, operator (records a lookup), admin; ?status=open: admin",
+         query={"owner": "customer id (defaults to the caller)", "status": param("open: the shop floor's carts",
+                                                                                  {"enum": ["open"]})},
          result=obj(("carts",), carts={"type": "array", "items": obj(("id", "owner", "status"), id=STRING,
                                                                      owner=STRING, status=STRING)}))
 async def list_carts(request: web.Request) -> web.Response:
     who = auth.bearer(request)
+    if "status" in request.query:
+        return await _shop_floor(request, who)
     owner = request.query.get("owner", who.sub)
     store = request.app[STORE]
     if who.role == "operator":
@@ -136,6 +141,15 @@ async def list_carts(request: web.Request) -> web.Response:
     return web.json_response({"carts": [
         {**r.to_json(), "status": closed.get(r.id, {}).get("status", "open")}
         for r in await store.list_carts(owner)]})
+
+
+async def _shop_floor(request: web.Request, who: auth.Identity) -> web.Response:
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "the shop floor's carts are for admins")
+    if request.query["status"] != "open":
+        raise ApiError(400, "bad_status", "status=open is the one filter")
+    docs = {cart_id: room.cart for cart_id, room in request.app[ROOMS].rooms.items()}
+    return web.json_response({"carts": await open_carts(request.app[STORE], docs)})
 
 
 # -- line edits over HTTP (for clients without Yjs) ------------------------------------------------

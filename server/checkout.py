@@ -8,10 +8,11 @@ from aiohttp import web
 
 from ..crdt import CartDoc
 from ..crdt.cart import compute_pricing, plain, write_pricing
+from ..crdt.details import clean_details, missing_details
 from ..crdt.schema import MAX_AMOUNT
-from . import auth, webhooks
+from . import auth, orders, profiles, webhooks
 from .access import may_see_order
-from .appkeys import CATALOG, DISCOUNTS, ROOMS, STOCK, STORE
+from .appkeys import CATALOG, DISCOUNTS, INDEX, ROOMS, STOCK, STORE
 from .carts import new_id, open_record
 from .errors import ApiError, busy_as_409, int_in, json_body
 from .feeds import customer_event, shop_event
@@ -21,6 +22,7 @@ from .stock import StockError
 from .store import HoldRow, Store
 
 STEPS = ("personalise", "details", "payment")
+_NO_PRODUCT = type("NoProduct", (), {"category": ""})()  # a SKU since dropped from the catalog
 # order state -> the states an admin may move it to
 TRANSITIONS = {"confirmed": {"dispatched", "cancelled"}, "dispatched": {"delivered"},
                "awaiting_payment": {"cancelled"}}
@@ -116,6 +118,9 @@ async def checkout_step(request: web.Request) -> web.Response:
     room = await request.app[ROOMS].get(record.id)
     if room.cart.status != "open":
         raise ApiError(409, "not_open", f"cart is {room.cart.status}")
+    missing = missing_details(plain(room.cart.meta.get("details") or {})) if step == "payment" else []
+    if missing:
+        raise ApiError(409, "details_incomplete", "checkout details missing or invalid: " + ", ".join(missing))
     at = int(time.time() * 1000)
     await room.write(lambda cart: cart.server.__setitem__(
         "checkout", {"state": "in_progress", "step": step, "orderId": None, "updatedAt": at}))
@@ -181,11 +186,9 @@ async def _checkout(app: web.Application, who: auth.Identity, record: Any, room:
         raise ApiError(409, "not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
     pricing = compute_pricing(room.cart, app[CATALOG].get, app[DISCOUNTS].get)
     order_id = new_id("o-")
-    order = {"id": order_id, "cartId": record.id, "customerId": record.owner, "state": "awaiting_payment",
-             "lines": order_lines(room, pricing), "currency": pricing["currency"],
-             "subtotal": pricing["subtotal"], "discounts": pricing["discounts"], "total": pricing["total"],
-             "createdAt": now, "history": [{"state": "awaiting_payment", "at": now, "by": who.sub}]}
-    await store.put_record("order", order_id, order)
+    order = orders.new_order(order_id, record.id, record.owner, order_lines(room, pricing), pricing,
+                             clean_details(plain(room.cart.meta.get("details") or {})), now, who.sub)
+    await orders.save(store, app[INDEX], order)
     await store.put_record("customer-order", f"{record.owner}|{now:013d}|{order_id}", {"orderId": order_id})
 
     def freeze(cart: CartDoc) -> None:
@@ -212,7 +215,8 @@ async def _existing_order(room: Room, store: Store) -> web.Response | None:
 async def _order_event(app: web.Application, order: dict[str, Any], type_: str) -> None:
     """Live to the customer and the shop floor, and (persisted first) to the host platform."""
     customer_event(app[ROOMS].bus, order["customerId"], type_, orderId=order["id"], cartId=order["cartId"],
-                   state=order["state"], total=order["total"])
+                   state=order["state"], status=orders.status_of(order), total=order["total"],
+                   createdAt=order["createdAt"], **({"tracking": order["tracking"]} if order.get("tracking") else {}))
     await webhooks.emit(app, type_, {"order": order})
 
 
@@ -226,9 +230,8 @@ async def _order(request: web.Request) -> dict[str, Any]:
 
 
 async def _move(app: web.Application, order: dict[str, Any], state: str, who: str, **extra: Any) -> dict[str, Any]:
-    order = {**order, **extra, "state": state,
-             "history": [*order["history"], {"state": state, "at": int(time.time() * 1000), "by": who}]}
-    await app[STORE].put_record("order", order["id"], order)
+    order = orders.moved(order, state, who, int(time.time() * 1000), **extra)
+    await orders.save(app[STORE], app[INDEX], order)
     await _order_event(app, order, "order.status")
     return order
 
@@ -261,6 +264,7 @@ async def _payment(app: web.Application, who: auth.Identity, order: dict[str, An
     if status == "paid":
         sold = await _sell(app, await app[ROOMS].get(order["cartId"]), order)
         order = await _move(app, order, "confirmed", who.sub, payment={"reference": reference, "sold": sold})
+        await profiles.record_paid(app[INDEX], order, lambda sku: (app[CATALOG].get(sku) or _NO_PRODUCT).category)
     else:
         order = await _move(app, order, "payment_failed", who.sub, payment={"reference": reference})
     await _show_outcome(app, order, status)
@@ -312,10 +316,20 @@ async def _sell(app: web.Application, room: Room, order: dict[str, Any]) -> dict
 
 @api.add("POST", "/api/orders/{orderId}/status", "Move an order on: dispatched, delivered, cancelled",
          auth="admin", errors=(404, 409), result=ORDER,
-         body=obj(("status",), status={"enum": ["dispatched", "delivered", "cancelled"]}))
+         body=obj(("status",), status={"enum": ["dispatched", "delivered", "cancelled"]},
+                  tracking=obj(("carrier", "number", "url"), carrier=string(1, 100), number=string(1, 100),
+                               url=string(1, 2000))))
 async def order_status(request: web.Request) -> web.Response:
     who = _admin(request)
-    target = (await json_body(request)).get("status")
+    body = await json_body(request)
+    target, extra = body.get("status"), {}
+    if body.get("tracking") is not None:
+        if target != "dispatched":
+            raise ApiError(400, "bad_tracking", "tracking goes with dispatched")
+        try:
+            extra["tracking"] = orders.tracking(body["tracking"])
+        except orders.BadOrderInput as exc:
+            raise ApiError(400, exc.code, str(exc)) from None
     app = request.app
     async with busy_as_409(app[STORE], f"order:{request.match_info['orderId']}"):
         order = await _order(request)
@@ -323,7 +337,7 @@ async def order_status(request: web.Request) -> web.Response:
             raise ApiError(409, "bad_transition", f"an order that is {order['state']} cannot become {target}")
         if target == "cancelled":
             await _cancel(app, order)
-        return web.json_response(await _move(app, order, target, who.sub))
+        return web.json_response(await _move(app, order, target, who.sub, **extra))
 
 
 async def _cancel(app: web.Application, order: dict[str, Any]) -> None:

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from . import auth
 from .access import may_see_customer, record_lookup
-from .appkeys import CATALOG, STOCK, STORE
+from .appkeys import CATALOG, INDEX, STOCK, STORE
 from .errors import ApiError
 from .openapi import STRING, api, obj
 from .store import Store
+from .store.index import customer_json
 
 SKU_LIST = {"type": "array", "items": STRING}
 RECENT_ORDERS = 5
@@ -72,8 +73,9 @@ async def profile(request: web.Request) -> web.Response:
     levels = await request.app[STOCK].levels([p.sku for p in products])
     in_stock = [p.sku for p in products if levels[p.sku].available > 0]
     carts = await store.list_carts(customer_id)
+    record = await request.app[INDEX].get_customer(customer_id) or customer_json({"id": customer_id})
     return web.json_response({
-        "id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
+        **record, "id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
         "suggestions": suggest(own, favourites, baskets, in_stock),
         "carts": [c.to_json() for c in carts]})
 

@@ -7,8 +7,13 @@ from pycrdt import Array, Map, Text
 from livecart.crdt.cart import CartDoc, plain
 from livecart.crdt.details import clean_details, missing_details
 
-from .test_validate import cart, edit_accepted, edit_rejected, synced  # noqa: F401 (fixture)
+from .test_validate import _BASE, edit_accepted, edit_rejected, synced
 from .ytools import LIMITS, catalog
+
+
+@pytest.fixture
+def cart() -> CartDoc:
+    return CartDoc(_BASE)
 
 
 def with_details(c, **fields) -> None:

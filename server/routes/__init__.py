@@ -1,0 +1,1 @@
+"""Thin aiohttp handlers over the services, one module per capability (importing one registers its routes)."""
