@@ -19,6 +19,7 @@ def summary(record: CartRecord, cart: CartDoc) -> dict[str, Any]:
     return {**record.to_json(), "status": data["status"], "lines": len(lines),
             "items": sum(int(line.get("qty") or 0) for line in lines),
             "skus": sorted({str(line.get("sku")) for line in lines}),
+            "lineItems": {line_id: {"sku": line.get("sku"), "qty": line.get("qty")} for line_id, line in data["lines"].items()},
             "total": pricing.get("total", 0), "currency": pricing.get("currency", "EUR"),
             "step": (data.get("checkout") or {}).get("step"), "name": details.get("name") or None,
             "updatedAt": (data.get("checkout") or {}).get("updatedAt")}
