@@ -10,7 +10,7 @@ from . import (  # noqa: F401 (importing a module registers its routes)
     api as _api, carts as _carts, catalog as _catalog, checkout as _checkout, customers as _customers,
     invites as _invites,
 )
-from . import kiosks, webhooks
+from . import kiosks, orders, webhooks
 from .routes import customers as _customer_routes, orders as _order_routes  # noqa: F401 (registers routes)
 from .appkeys import CATALOG, CONFIG, DISCOUNTS, EVENTS, FEEDS, INDEX, ROOMS, STOCK, STORE
 from .catalog import CatalogCache
@@ -63,6 +63,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[STORE], app[CATALOG] = store, catalog
     app[INDEX] = open_index(store)
     await app[INDEX].open()
+    await orders.backfill(store, app[INDEX], lambda sku: getattr(catalog.get(sku), "category", None))
     stock = open_stock(config, store)
     bus = open_bus(config.bus)
     feeds, events, discounts = StockFeed(stock.levels), EventFeed(), DiscountBook(store)

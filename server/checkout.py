@@ -22,7 +22,6 @@ from .stock import StockError
 from .store import HoldRow, Store
 
 STEPS = ("personalise", "details", "payment")
-_NO_PRODUCT = type("NoProduct", (), {"category": ""})()  # a SKU since dropped from the catalog
 # order state -> the states an admin may move it to
 TRANSITIONS = {"confirmed": {"dispatched", "cancelled"}, "dispatched": {"delivered"},
                "awaiting_payment": {"cancelled"}}
@@ -264,7 +263,7 @@ async def _payment(app: web.Application, who: auth.Identity, order: dict[str, An
     if status == "paid":
         sold = await _sell(app, await app[ROOMS].get(order["cartId"]), order)
         order = await _move(app, order, "confirmed", who.sub, payment={"reference": reference, "sold": sold})
-        await profiles.record_paid(app[INDEX], order, lambda sku: (app[CATALOG].get(sku) or _NO_PRODUCT).category)
+        await profiles.record_paid(app[INDEX], order, lambda sku: getattr(app[CATALOG].get(sku), "category", None))
     else:
         order = await _move(app, order, "payment_failed", who.sub, payment={"reference": reference})
     await _show_outcome(app, order, status)

@@ -102,3 +102,28 @@ def order_query(query: Mapping[str, str], customer: str | None) -> OrderQuery:
     if cursor is not None and not re.fullmatch(r"\d{13}\|[\w-]{1,100}", cursor):
         raise BadOrderInput("bad_cursor", "cursor is the `next` of the page before")
     return OrderQuery(status=status, customer=customer, since=since(query), limit=limit(query), cursor=cursor)
+
+
+PAID = ("confirmed", "dispatched", "delivered")
+
+
+def shaped(order: dict[str, Any]) -> dict[str, Any]:
+    """An order as stored before it had the contract's names (`id`/`state` only), in today's shape."""
+    status = status_of(order)
+    return {**order, "orderId": order["id"], "status": status,
+            "history": [{**h, "status": h.get("status") or h.get("state")} for h in order.get("history", [])]}
+
+
+async def backfill(store: Store, index: ShopIndex, category_of: Callable[[str], str | None]) -> int:
+    """Orders stored before the index existed go into it, once (a marker record says so). Safe to
+    run in many processes at once: every index write is idempotent."""
+    if await store.get_record("index", "orders-v1") is not None:
+        return 0
+    stored = await store.list_records("order")
+    for order in stored.values():
+        order = shaped(order)
+        await index.put_order(order)
+        if order["status"] in PAID:
+            await index.add_purchase(purchase(order, category_of))
+    await store.put_record("index", "orders-v1", {"orders": len(stored)})
+    return len(stored)

@@ -124,7 +124,9 @@ class SqliteIndex:
     def _add(self, db: sqlite3.Connection, p: Purchase) -> bool:
         if db.execute("INSERT OR IGNORE INTO customer_purchases VALUES (?)", (p.order_id,)).rowcount == 0:
             return False
-        db.execute("INSERT OR IGNORE INTO customers (id) VALUES (?)", (p.customer,))
+        before = db.execute("SELECT name, email FROM customers WHERE id = ?", (p.customer,)).fetchone()
+        if before is None:
+            db.execute("INSERT INTO customers (id) VALUES (?)", (p.customer,))
         db.execute("UPDATE customers SET orders = orders + 1, spent = spent + ?,"
                    " last_order_at = max(coalesce(last_order_at, 0), ?),"
                    " name = coalesce(nullif(name, ''), ?), email = coalesce(nullif(email, ''), ?) WHERE id = ?",
@@ -133,7 +135,9 @@ class SqliteIndex:
                        " SET last_at = max(last_at, excluded.last_at)",
                        [("s", sku, p.customer, p.at) for sku in set(p.skus)]
                        + [("c", cat, p.customer, p.at) for cat in set(p.categories)])
-        self._reindex(db, p.customer)
+        name, email = before or (None, None)
+        if (p.name and not name) or (p.email and not email):  # the profile was filled: found by it now
+            self._reindex(db, p.customer)
         return True
 
     async def search_customers(self, query: CustomerQuery) -> Page:

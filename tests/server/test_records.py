@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pycrdt import Map
 
-from harness import Livecart
+from harness import Livecart, make_config
+from livecart.server.store import open_store
 from livecart.crdt.cart import new_line
 from test_checkout import Feed, held
 from yclient import eventually
@@ -200,3 +201,30 @@ async def test_customers_are_filled_by_paid_orders_edited_and_found(lc: Livecart
     for bad in ("segment=vip", "q=" + "x" * 300, "since=soon"):
         status, answer = await lc.call("GET", f"/api/customers?{bad}", admin)
         assert status == 400 and answer["error"]["code"] == "bad_query", (bad, answer)
+
+
+async def test_orders_stored_before_the_index_are_listed_and_their_buyers_found(tmp_path, session) -> None:
+    config = make_config(tmp_path)
+    store = open_store(config.store, config.data_dir)
+    await store.open()
+    old = {"id": "o-old", "cartId": "c-old", "customerId": "ada", "state": "confirmed", "total": 900,
+           "currency": "EUR", "createdAt": 1_700_000_000_000, "lines": [{"lineId": "l1", "sku": "TEE", "qty": 1}],
+           "history": [{"state": "confirmed", "at": 1_700_000_000_000, "by": "root"}]}
+    await store.put_record("order", "o-old", old)
+    await store.close()
+    lc = await Livecart(config, session).start()
+    try:
+        admin = lc.token("root", "admin")
+        listed = (await lc.call("GET", "/api/orders", admin))[1]["orders"]
+        assert [(o["orderId"], o["status"], o["history"][0]["status"]) for o in listed] == [
+            ("o-old", "confirmed", "confirmed")]
+        found = (await lc.call("GET", "/api/customers?bought=TEE", admin))[1]["customers"]
+        assert [(c["id"], c["orders"], c["spent"]) for c in found] == [("ada", 1, 900)]
+    finally:
+        await lc.stop()
+    lc = await Livecart(config, session).start()  # once: a restart counts nobody twice
+    try:
+        found = (await lc.call("GET", "/api/customers?bought=TEE", lc.token("root", "admin")))[1]["customers"]
+        assert [(c["id"], c["orders"]) for c in found] == [("ada", 1)]
+    finally:
+        await lc.stop()
