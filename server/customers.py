@@ -6,9 +6,11 @@ from typing import Any, Iterable
 
 from aiohttp import web
 
+from ..crdt import CartDoc
+
 from . import auth
 from .access import may_see_customer, record_lookup
-from .appkeys import CATALOG, INDEX, STOCK, STORE
+from .appkeys import CATALOG, INDEX, ROOMS, STOCK, STORE
 from .errors import ApiError
 from .openapi import STRING, api, obj
 from .store import Store
@@ -67,17 +69,32 @@ async def profile(request: web.Request) -> web.Response:
     store = request.app[STORE]
     favourites = (await store.get_record("profile", customer_id) or {}).get("favourites", [])
     orders = await orders_of(store, customer_id)
-    own = {line["sku"] for o in orders for line in o.get("lines", [])}
+    carts = await store.list_carts(customer_id)
+    # What is in the customer's open carts is never suggested (and suggests what goes with it).
+    own = {line["sku"] for o in orders for line in o.get("lines", [])} | await _skus_in_open_carts(request, carts)
     baskets = [{line["sku"] for line in o.get("lines", [])} for o in (await store.list_records("order")).values()]
     products = request.app[CATALOG].all()
     levels = await request.app[STOCK].levels([p.sku for p in products])
     in_stock = [p.sku for p in products if levels[p.sku].available > 0]
-    carts = await store.list_carts(customer_id)
     record = await request.app[INDEX].get_customer(customer_id) or customer_json({"id": customer_id})
     return web.json_response({
         **record, "id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
         "suggestions": suggest(own, favourites, baskets, in_stock),
         "carts": [c.to_json() for c in carts]})
+
+
+async def _skus_in_open_carts(request: web.Request, carts: list[Any], newest: int = 3) -> set[str]:
+    closed = await request.app[STORE].list_records("cart-closed")
+    skus: set[str] = set()
+    for record in [c for c in carts if c.id not in closed][-newest:]:
+        room = request.app[ROOMS].rooms.get(record.id)
+        if room is not None:
+            cart = room.cart
+        else:
+            stored = await request.app[STORE].load(record.id)
+            cart = CartDoc(stored.snapshot, stored.updates)
+        skus |= {str(line["sku"]) for line in cart.to_dict()["lines"].values()}
+    return skus
 
 
 @api.add("GET", "/api/customers/{customerId}/orders", "Order history, newest first",

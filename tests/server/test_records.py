@@ -228,3 +228,27 @@ async def test_orders_stored_before_the_index_are_listed_and_their_buyers_found(
         assert [(c["id"], c["orders"]) for c in found] == [("ada", 1)]
     finally:
         await lc.stop()
+
+
+async def test_suggestions_come_from_similar_buyers_never_from_the_cart_or_sold_out(lc: Livecart) -> None:
+    admin = await stocked(lc)
+    for sku in ("SCARF", "CAP", "SOLD"):
+        await lc.product(sku)
+        assert (await lc.call("PUT", f"/api/stock/{sku}", admin, json={"onHand": 50}))[0] == 200
+    for buyer in ("bob", "cy"):  # others who bought the mug also bought a scarf, a cap and what sold out
+        cart = await lc.cart(buyer)
+        for sku in ("MUG-LAST", "SCARF", "CAP", "SOLD"):
+            assert (await lc.call("POST", f"/api/carts/{cart}/lines", lc.token(buyer), json={"sku": sku, "qty": 1}))[0] == 201
+
+        async def all_held(cart=cart, buyer=buyer) -> bool:
+            holds = (await lc.call("GET", f"/api/carts/{cart}", lc.token(buyer)))[1]["holds"]
+            return len(holds) == 4 and all(h["status"] == "held" for h in holds.values())
+        await eventually(all_held, what="held")
+        order = (await lc.call("POST", f"/api/carts/{cart}/checkout", lc.token(buyer)))[1]["orderId"]
+        assert (await lc.call("POST", f"/api/orders/{order}/payment", admin, json={"status": "paid"}))[0] == 200
+    assert (await lc.call("PUT", "/api/stock/SOLD", admin, json={"onHand": 0}))[0] == 200
+    await paid_order(lc, "ada")  # ada bought the mug too
+    cart = await held_cart(lc, "ada", "SCARF")  # and has a scarf in her cart now
+    profile = (await lc.call("GET", "/api/customers/ada", lc.token("ada")))[1]
+    assert profile["suggestions"][0] == "CAP", profile["suggestions"]
+    assert not {"SCARF", "SOLD", "MUG-LAST"} & set(profile["suggestions"]), (cart, profile["suggestions"])
