@@ -8,6 +8,8 @@ from livecart.crdt.cart import CartDoc, plain
 from livecart.crdt.details import clean_details, missing_details
 
 from .test_validate import _BASE, edit_accepted, edit_rejected, synced
+from livecart.crdt.validate import OK
+
 from .ytools import LIMITS, catalog
 
 
@@ -84,3 +86,25 @@ def test_what_payment_needs() -> None:
     assert clean_details({**ship, "store": "Soho", "phone": " 020 "}) == {
         "name": "Ada", "email": "ada@example.com", "delivery": "ship", "phone": "020",
         "address": {"line1": "1 Row", "city": "London", "postcode": "N1", "country": "GB"}}
+
+
+def test_a_merge_fills_the_targets_gaps_from_the_sources_details_never_overwrites() -> None:
+    from livecart.crdt.merge import apply_merge, plan_merge
+    from .ytools import Client
+
+    def cart_with(details: dict) -> CartDoc:
+        c = CartDoc(_BASE)
+        author = Client()
+        author.sync_from(c)
+        fields = {k: (Map(v) if isinstance(v, dict) else v) for k, v in details.items()}
+        assert c.apply_client_update(author.edit(lambda d: d.meta.__setitem__("details", Map(fields))), catalog,
+                                     LIMITS) == OK
+        return c
+    guest = cart_with({"name": "Guest typed", "email": "ada@example.com", "address": {"city": "London", "postcode": "N1"}})
+    own = cart_with({"name": "Ada Lovelace", "address": {"city": "Paris"}})
+    apply_merge(own, plan_merge(guest, own, limits=LIMITS))
+    assert own.to_dict()["meta"]["details"] == {
+        "name": "Ada Lovelace", "email": "ada@example.com", "address": {"city": "Paris", "postcode": "N1"}}
+    blank = CartDoc(_BASE)
+    apply_merge(blank, plan_merge(guest, blank, limits=LIMITS))
+    assert blank.to_dict()["meta"]["details"] == guest.to_dict()["meta"]["details"]
