@@ -4,8 +4,8 @@ Prints figures; asserts nothing.
 
     .venv/bin/python bench/customers.py [--customers 100000] [--lines 1000000] [--backend sqlite,redis]
 
-The data goes in through the index's own writes (`put_customer`, `add_purchase`), as the server
-writes it; queries are what a call centre types: a first name, a full name, an email, a phone
+The data goes in through the index's own bulk writes (`put_customers`, `add_purchases`: what a
+backfill uses; the same rows as one write at a time); queries are what a call centre types: a first name, a full name, an email, a phone
 number's digits, and a SKU bought (SKUs drawn with a long tail, as sales are).
 """
 from __future__ import annotations
@@ -53,18 +53,16 @@ def person(n: int, rnd: random.Random) -> dict[str, Any]:
             "phone": f"+44 {rnd.randint(20, 79)} {rnd.randint(1000, 9999)} {rnd.randint(1000, 9999)}"}
 
 
-async def in_batches(calls: list[Any], bar: tqdm, width: int = 64) -> None:
-    for i in range(0, len(calls), width):
-        batch = calls[i:i + width]
-        await asyncio.gather(*(fn(*args) for fn, args in batch))
-        bar.update(len(batch))
+BATCH = 500  # writes per `put_customers` / `add_purchases` call (one transaction, or one pipeline)
 
 
 async def load(index: ShopIndex, customers: int, lines: int, skus: int, seed: int) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
     people = [person(n, rnd) for n in range(customers)]
     with tqdm(total=customers, desc="  customers", unit="c", file=sys.stderr, leave=False) as bar:
-        await in_batches([(index.put_customer, (customer_id(n), p)) for n, p in enumerate(people)], bar)
+        for i in range(0, customers, BATCH):
+            await index.put_customers({customer_id(n): people[n] for n in range(i, min(customers, i + BATCH))})
+            bar.update(min(BATCH, customers - i))
     weights = [1 / (k + 1) for k in range(skus)]  # a long tail: a few SKUs sell most
     sku_names = [f"SKU-{k:05d}" for k in range(skus)]
     purchases: list[Purchase] = []
@@ -78,7 +76,9 @@ async def load(index: ShopIndex, customers: int, lines: int, skus: int, seed: in
                                   bought, (f"cat-{int(bought[0][4:]) % 40}",)))
         made, order = made + count, order + 1
     with tqdm(total=len(purchases), desc="  orders", unit="o", file=sys.stderr, leave=False) as bar:
-        await in_batches([(index.add_purchase, (p,)) for p in purchases], bar)
+        for i in range(0, len(purchases), BATCH):
+            await index.add_purchases(purchases[i:i + BATCH])
+            bar.update(len(purchases[i:i + BATCH]))
     return people
 
 

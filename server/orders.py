@@ -120,10 +120,13 @@ async def backfill(store: Store, index: ShopIndex, category_of: Callable[[str], 
     if await store.get_record("index", "orders-v1") is not None:
         return 0
     stored = await store.list_records("order")
+    paid = []
     for order in stored.values():
         order = shaped(order)
         await index.put_order(order)
         if order["status"] in PAID:
-            await index.add_purchase(purchase(order, category_of))
+            paid.append(purchase(order, category_of))
+    for i in range(0, len(paid), 500):
+        await index.add_purchases(paid[i:i + 500])
     await store.put_record("index", "orders-v1", {"orders": len(stored)})
     return len(stored)

@@ -73,6 +73,10 @@ class ShopIndex(Protocol):
         """Sets the given profile fields (PROFILE_FIELDS); returns the whole customer."""
     async def add_purchase(self, purchase: Purchase) -> bool:
         """Counts a paid order (False: it was counted before)."""
+    async def add_purchases(self, purchases: list[Purchase]) -> int:
+        """Many at once (a backfill, an import): how many were new."""
+    async def put_customers(self, profiles: dict[str, dict[str, Any]]) -> None:
+        """Many `put_customer`s at once."""
     async def search_customers(self, query: CustomerQuery) -> Page: ...
 
 

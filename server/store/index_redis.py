@@ -69,7 +69,9 @@ class RedisIndex:
         self._change = self.r.register_script(CHANGE_CUSTOMER)
         from .redis_cluster import RedisClusterStore, ReplicatedScript
 
-        if isinstance(store, RedisClusterStore):  # acknowledged only once a replica has it
+        # On a cluster every write is acknowledged only once a replica has it (so no bulk pipelines).
+        self._replicated = isinstance(store, RedisClusterStore)
+        if self._replicated:
             self._put_order = ReplicatedScript(self.r, self._put_order)  # type: ignore[assignment]
             self._change = ReplicatedScript(self.r, self._change)  # type: ignore[assignment]
 
@@ -77,7 +79,8 @@ class RedisIndex:
         return f"{self.prefix}{{x}}:{name}"
 
     async def open(self) -> None:
-        pass
+        if not self._replicated:  # the bulk writes call it by its sha
+            await self.r.script_load(CHANGE_CUSTOMER)
 
     # -- orders -----------------------------------------------------------------
 
@@ -129,39 +132,78 @@ class RedisIndex:
         row = await self._read(customer_id)
         return self._json(customer_id, row) if row else None
 
+    def _plan(self, customer_id: str, row: dict[bytes, bytes], fill: dict[str, str], purchase: Purchase | None,
+              overwrite: bool) -> tuple[list[str], list[bytes]]:
+        """The CHANGE_CUSTOMER call that writes a profile change (and a purchase) on top of `row`."""
+        current = {k: _s(row.get(k.encode())) for k in ("name", "email", "phone")}
+        changes = {k: v for k, v in fill.items() if overwrite or not current.get(k)}
+        merged = {**current, **{k: v for k, v in changes.items() if k in current}}
+        old_terms = orjson.loads(row[b"terms"]) if b"terms" in row else []
+        terms = sorted(customer_terms(merged["name"], merged["email"], merged["phone"]))
+        change: dict[str, Any] = {
+            "id": customer_id, "version": int(row.get(b"v") or 0), "set": {**changes, "terms": orjson.dumps(terms).decode()},
+            "drop_terms": [t for t in old_terms if t not in terms], "add_terms": terms}
+        keys = [self.k(f"c:{customer_id}"), self.k("ids"), self.k("terms"), self.k("last"), self.k("paid")]
+        if purchase is not None:
+            change.update(order=purchase.order_id, total=purchase.total, at=purchase.at)
+            keys += [self.k(f"sku:{s}") for s in sorted(set(purchase.skus))]
+            keys += [self.k(f"cat:{c}") for c in sorted(set(purchase.categories))]
+        return keys, [orjson.dumps(change)]
+
     async def _apply(self, customer_id: str, fill: dict[str, str], purchase: Purchase | None,
                      overwrite: bool) -> str:
         """Writes a profile change (and a purchase) with the terms it implies, retrying races."""
         for _ in range(RETRIES):
-            row = await self._read(customer_id)
-            current = {k: _s(row.get(k.encode())) for k in ("name", "email", "phone")}
-            changes = {k: v for k, v in fill.items() if overwrite or not current.get(k)}
-            merged = {**current, **{k: v for k, v in changes.items() if k in current}}
-            old_terms = orjson.loads(row[b"terms"]) if b"terms" in row else []
-            terms = sorted(customer_terms(merged["name"], merged["email"], merged["phone"]))
-            change: dict[str, Any] = {
-                "id": customer_id, "version": int(row.get(b"v") or 0), "set": {**changes, "terms": orjson.dumps(terms).decode()},
-                "drop_terms": [t for t in old_terms if t not in terms], "add_terms": terms}
-            keys = [self.k(f"c:{customer_id}"), self.k("ids"), self.k("terms"), self.k("last"), self.k("paid")]
-            if purchase is not None:
-                change.update(order=purchase.order_id, total=purchase.total, at=purchase.at)
-                keys += [self.k(f"sku:{s}") for s in sorted(set(purchase.skus))]
-                keys += [self.k(f"cat:{c}") for c in sorted(set(purchase.categories))]
-            outcome = (await self._change(keys, [orjson.dumps(change)])).decode()
+            keys, args = self._plan(customer_id, await self._read(customer_id), fill, purchase, overwrite)
+            outcome = (await self._change(keys, args)).decode()
             if outcome != "retry":
                 return outcome
         raise RuntimeError(f"customer {customer_id} changed {RETRIES} times while being written")
 
-    async def put_customer(self, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+    async def _apply_many(self, items: list[tuple[str, dict[str, str], Purchase | None, bool]]) -> list[str]:
+        """`_apply` for many: one round trip reads them all, one writes them all; whatever raced (the
+        same customer twice in the batch, another writer) or met an empty script cache goes one by one."""
+        if self._replicated or not items:
+            return [await self._apply(*item) for item in items]
+        async with self.r.pipeline(transaction=False) as pipe:
+            for customer_id, *_ in items:
+                pipe.hgetall(self.k(f"c:{customer_id}"))
+            rows = await pipe.execute()
+        async with self.r.pipeline(transaction=False) as pipe:
+            for (customer_id, fill, purchase, overwrite), row in zip(items, rows):
+                keys, args = self._plan(customer_id, row, fill, purchase, overwrite)
+                pipe.evalsha(self._change.sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+        out = []
+        for item, reply in zip(items, replies):
+            done = not isinstance(reply, BaseException) and reply != b"retry"
+            out.append(reply.decode() if done else await self._apply(*item))
+        return out
+
+    async def put_customers(self, profiles: dict[str, dict[str, Any]]) -> None:
+        await self._apply_many([(c, self._fill(p), None, True) for c, p in profiles.items()])
+
+    async def add_purchases(self, purchases: list[Purchase]) -> int:
+        outcomes = await self._apply_many([(p.customer, self._purchase_fill(p), p, False) for p in purchases])
+        return outcomes.count("ok")
+
+    @staticmethod
+    def _fill(profile: dict[str, Any]) -> dict[str, str]:
         fill = {k: profile[k] or "" for k in ("name", "email", "phone") if k in profile}
         if "marketingConsent" in profile:
             fill["consent"] = "1" if profile["marketingConsent"] else "0"
-        await self._apply(customer_id, fill, None, overwrite=True)
+        return fill
+
+    @staticmethod
+    def _purchase_fill(purchase: Purchase) -> dict[str, str]:
+        return {k: v for k, v in (("name", purchase.name), ("email", purchase.email)) if v}
+
+    async def put_customer(self, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+        await self._apply(customer_id, self._fill(profile), None, overwrite=True)
         return self._json(customer_id, await self._read(customer_id))
 
     async def add_purchase(self, purchase: Purchase) -> bool:
-        fill = {k: v for k, v in (("name", purchase.name), ("email", purchase.email)) if v}
-        return await self._apply(purchase.customer, fill, purchase, overwrite=False) == "ok"
+        return await self._apply(purchase.customer, self._purchase_fill(purchase), purchase, overwrite=False) == "ok"
 
     async def _by_score(self, key: str, since: int | None) -> set[bytes]:
         return set(await self.r.zrangebyscore(key, since if since is not None else "-inf", "+inf"))

@@ -99,16 +99,20 @@ class SqliteIndex:
         return _row(rows[0]) if rows else None
 
     async def put_customer(self, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
-        def write(db: sqlite3.Connection) -> dict[str, Any]:
-            db.execute("INSERT OR IGNORE INTO customers (id) VALUES (?)", (customer_id,))
-            for name, column in (("name", "name"), ("email", "email"), ("phone", "phone")):
-                if name in profile:
-                    db.execute(f"UPDATE customers SET {column} = ? WHERE id = ?", (profile[name], customer_id))
-            if "marketingConsent" in profile:
-                db.execute("UPDATE customers SET consent = ? WHERE id = ?",
-                           (1 if profile["marketingConsent"] else 0, customer_id))
-            return self._reindex(db, customer_id)
-        return await self._run(self._tx, write)
+        return await self._run(self._tx, lambda db: self._put(db, customer_id, profile))
+
+    async def put_customers(self, profiles: dict[str, dict[str, Any]]) -> None:
+        await self._run(self._tx, lambda db: [self._put(db, c, p) for c, p in profiles.items()])
+
+    def _put(self, db: sqlite3.Connection, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+        db.execute("INSERT OR IGNORE INTO customers (id) VALUES (?)", (customer_id,))
+        for name in ("name", "email", "phone"):
+            if name in profile:
+                db.execute(f"UPDATE customers SET {name} = ? WHERE id = ?", (profile[name], customer_id))
+        if "marketingConsent" in profile:
+            db.execute("UPDATE customers SET consent = ? WHERE id = ?",
+                       (1 if profile["marketingConsent"] else 0, customer_id))
+        return self._reindex(db, customer_id)
 
     def _reindex(self, db: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
         customer = _row(db.execute(f"SELECT {COLUMNS} FROM customers WHERE id = ?", (customer_id,)).fetchone())
@@ -120,6 +124,9 @@ class SqliteIndex:
 
     async def add_purchase(self, purchase: Purchase) -> bool:
         return await self._run(self._tx, lambda db: self._add(db, purchase))
+
+    async def add_purchases(self, purchases: list[Purchase]) -> int:
+        return await self._run(self._tx, lambda db: sum(self._add(db, p) for p in purchases))
 
     def _add(self, db: sqlite3.Connection, p: Purchase) -> bool:
         if db.execute("INSERT OR IGNORE INTO customer_purchases VALUES (?)", (p.order_id,)).rowcount == 0:

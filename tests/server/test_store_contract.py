@@ -315,3 +315,16 @@ async def test_customer_search_pages_by_id(index: ShopIndex) -> None:
                 break
             cursor = page.next
         assert seen == [f"c{n:02d}" for n in range(12)], query
+
+
+async def test_bulk_writes_count_each_order_once_and_find_like_single_ones(index: ShopIndex) -> None:
+    await index.put_customers({"ada": {"name": "Ada Lovelace"}, "bob": {"name": "Bob Page", "email": "bob@example.com"}})
+    batch = [Purchase("ada", "o-1", 1_000, 100, ("MUG",), ("kitchen",), email="ada@example.com"),
+             Purchase("ada", "o-2", 2_000, 200, ("TEE",)),  # the same customer twice in one batch
+             Purchase("bob", "o-3", 3_000, 300, ("MUG",)),
+             Purchase("ada", "o-1", 1_000, 100, ("MUG",))]  # and an order twice
+    assert await index.add_purchases(batch) == 3
+    assert await index.add_purchases(batch[:2]) == 0
+    ada = await index.get_customer("ada")
+    assert (ada["orders"], ada["spent"], ada["lastOrderAt"], ada["email"]) == (2, 300, 2_000, "ada@example.com")
+    assert await ids(index, bought=("MUG",)) == ["ada", "bob"] and await ids(index, q="ada@example.com") == ["ada"]
