@@ -215,8 +215,8 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
     const favourites = (profile.favourites || []).map(skuOf).filter(Boolean)
     const orders = profile.recentOrders || profile.orders || []
     const suggestions = profile.suggestions || []
-    const history = orderHistory(lc, { customer: owner, title: 'Orders', limit: 5 })
-    history.load()
+    const past = orderHistory(lc, { customer: owner, title: 'Orders', limit: 5 })
+    past.load()
     fill(el,
       h('div.card-head', h('h3', profile.name || owner), h('span.tag', icon('user', 12), owner)),
       h('div.profile',
@@ -227,7 +227,7 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
         h('div', h('h4', 'Suggestions'), suggestions.length
           ? h('ul.mini-list', suggestions.slice(0, 5).map((s) => item(skuOf(s), s.reason)))
           : h('p.muted', 'Nothing to suggest yet.'))),
-      history.el)
+      past.el)
   } catch (err) {
     if (err instanceof NotAvailableError) {
       fill(el, h('div.card-head', h('h3', 'Customer'), h('span.tag', icon('user', 12), owner)),

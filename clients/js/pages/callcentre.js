@@ -89,7 +89,7 @@ async function start ({ lc, claims, main, right }) {
       return
     }
     const newCart = h('button.btn.sm', { onclick: () => create(customerId, newCart) }, icon('plus', 14), 'New cart')
-    const history = orderHistory(lc, { customer: customerId, title: 'Orders', limit: 5 })
+    const past = orderHistory(lc, { customer: customerId, title: 'Orders', limit: 5 })
     fill(caller,
       h('div.cart-header-row', { style: { margin: '14px 0 10px' } },
         h('span.avatar', { style: { background: '#2d5f8b', margin: 0, border: 0 } }, customerId.slice(0, 1).toUpperCase()),
@@ -102,8 +102,8 @@ async function start ({ lc, claims, main, right }) {
           h('button.btn.sm.primary', { onclick: () => open(c.id) }, 'Open'))))
         : h('p.muted', 'No carts yet.'),
       profile,
-      history.el)
-    history.load()
+      past.el)
+    past.load()
     lc.customer(customerId).then((p) => {
       if (p.name || p.email) caller.querySelector('.cart-header-row strong').textContent = [p.name, p.email].filter(Boolean).join(' · ')
       const favs = (p.favourites || []).map((f) => (typeof f === 'string' ? f : f.sku)).filter((s) => catalog.get(s))

@@ -30,7 +30,7 @@ let session
 let cart
 let catalog
 let details
-let history
+let orderList
 
 main().catch((err) => {
   fill(body, h('div.card.error-card', icon('alert', 22), h('div', h('strong', 'Your cart could not be opened.'), h('p', describeError(err))),
@@ -102,9 +102,9 @@ function open (cartId) {
 }
 
 function renderHistory () {
-  history = orderHistory(session.lc, { title: 'Your orders', limit: 5 })
-  fill(historyBox, history.el)
-  history.load()
+  orderList = orderHistory(session.lc, { title: 'Your orders', limit: 5 })
+  fill(historyBox, orderList.el)
+  orderList.load()
 }
 
 function renderHead () {
@@ -316,7 +316,7 @@ function watchOrders () {
       const words = { awaiting_payment: 'waiting for payment', confirmed: 'confirmed: payment received', payment_failed: 'not paid: the payment failed', dispatched: 'on its way', delivered: 'delivered', cancelled: 'cancelled' }
       toast(`Order ${event.orderId} is ${words[event.state] || event.state}.`, { kind: event.state === 'payment_failed' || event.state === 'cancelled' ? 'warn' : 'success', title: 'Your order' })
       renderOrderStatus(event)
-      history?.update(event)
+      orderList?.update(event)
     } else if (type === 'discount.offered') {
       const off = event.percentOff ? `${event.percentOff}% off` : event.amountOff ? `${money(event.amountOff)} off` : 'a discount'
       toast(`The shop gave you ${off} with ${event.code}. It is already in your total.`, { kind: 'success', title: 'A little something' })

@@ -18,7 +18,7 @@ const FIELDS = [
 ]
 const ADDRESS = [
   { key: 'line1', label: 'Address', autocomplete: 'address-line1' },
-  { key: 'line2', label: 'Flat, floor (optional)', autocomplete: 'address-line2', optional: true },
+  { key: 'line2', label: 'Flat, floor', autocomplete: 'address-line2', optional: true },
   { key: 'city', label: 'Town or city', autocomplete: 'address-level2' },
   { key: 'postcode', label: 'Postcode', autocomplete: 'postal-code' },
   { key: 'country', label: 'Country', autocomplete: 'country-name' }

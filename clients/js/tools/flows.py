@@ -270,8 +270,23 @@ def history(browser: Browser, url: str, problems: list[str]) -> None:
     expect(eve.locator(".order-history .order-item").first).to_have_attribute("data-status", "dispatched")
 
 
+def favourites(browser: Browser, url: str, problems: list[str]) -> None:
+    """Issue 18: a signed-in shopper hearts a product; the call centre sees it among their favourites."""
+    ada = watch(shopper(browser, url, customer="ada"), "customer", problems)
+    ada.goto(url + "/")
+    heart = ada.locator(".product[data-sku='TEA-SENCHA'] .fav")
+    heart.click()
+    expect(heart).to_have_attribute("aria-pressed", "true")
+    otto = watch(staff(browser, url, "/call-centre", "otto", "operator"), "operator", problems)
+    otto.fill("#lookup input", "ada")
+    otto.click("#lookup button[type=submit]")
+    expect(otto.locator(".profile .mini-list li")).to_contain_text("Sencha")
+    ada.reload()  # kept on the server
+    expect(ada.locator(".product[data-sku='TEA-SENCHA'] .fav")).to_have_attribute("aria-pressed", "true")
+
+
 SCENARIOS = {"sold": sold_out, "merge": merge, "typing": typing, "kiosk": kiosk, "order": order,
-             "details": details, "history": history}
+             "details": details, "history": history, "favourites": favourites}
 
 
 def main() -> None:
