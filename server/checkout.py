@@ -61,6 +61,9 @@ def _code(body: dict[str, Any]) -> str:
 DISCOUNT = {"oneOf": [obj(("percentOff",), percentOff=integer(1, 100), amountOff={"type": "null"}),
                       obj(("amountOff",), amountOff=AMOUNT, percentOff={"type": "null"})]}
 CHECKED_OUT = obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER)
+TRACKING = {**obj(("carrier", "number", "url"), carrier=string(1, 100, pattern=r"\S"),
+                  number=string(1, 100, pattern=r"\S"), url=string(1, 2000, pattern=r"^https?://\S+$")),
+            "additionalProperties": False}
 ORDER = obj(("id", "cartId", "customerId", "state", "lines", "total", "history"), id=STRING, cartId=STRING,
             customerId=STRING, state=STRING, lines={"type": "array"}, total=INTEGER, history={"type": "array"})
 
@@ -315,9 +318,8 @@ async def _sell(app: web.Application, room: Room, order: dict[str, Any]) -> dict
 
 @api.add("POST", "/api/orders/{orderId}/status", "Move an order on: dispatched, delivered, cancelled",
          auth="admin", errors=(404, 409), result=ORDER,
-         body=obj(("status",), status={"enum": ["dispatched", "delivered", "cancelled"]},
-                  tracking=obj(("carrier", "number", "url"), carrier=string(1, 100), number=string(1, 100),
-                               url=string(1, 2000))))
+         body={"oneOf": [obj(("status",), status={"enum": ["dispatched"]}, tracking=TRACKING),
+                         obj(("status",), status={"enum": ["delivered", "cancelled"]}, tracking={"type": "null"})]})
 async def order_status(request: web.Request) -> web.Response:
     who = _admin(request)
     body = await json_body(request)

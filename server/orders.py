@@ -7,6 +7,11 @@ from typing import Any, Callable, Mapping
 from .store import Store
 from .store.index import MAX_LIMIT, OrderQuery, Purchase, ShopIndex
 
+CURSOR = r"^\d{13}\|[\w-]{1,100}$"  # what order_key makes
+# The query's schemas, as the handlers read them (the OpenAPI document says the same).
+SINCE = {"anyOf": [{"type": "string", "pattern": r"^\d{1,15}$"}, {"type": "string", "format": "date"}],
+         "description": "ms since 1970, or a date (an ISO 8601 time is taken too)"}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 200, "description": "1..200 (50)"}
 STATUSES = ("awaiting_payment", "payment_failed", "confirmed", "dispatched", "delivered", "cancelled")
 TRACKING_LIMITS = {"carrier": 100, "number": 100, "url": 2000}
 
@@ -99,7 +104,7 @@ def order_query(query: Mapping[str, str], customer: str | None) -> OrderQuery:
     if status is not None and status not in STATUSES:
         raise BadOrderInput("bad_query", f"status is one of {', '.join(STATUSES)}")
     cursor = query.get("cursor")
-    if cursor is not None and not re.fullmatch(r"\d{13}\|[\w-]{1,100}", cursor):
+    if cursor is not None and not re.fullmatch(CURSOR, cursor):
         raise BadOrderInput("bad_cursor", "cursor is the `next` of the page before")
     return OrderQuery(status=status, customer=customer, since=since(query), limit=limit(query), cursor=cursor)
 

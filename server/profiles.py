@@ -11,8 +11,12 @@ from .store import Store
 from .store.index import CustomerQuery, ShopIndex
 
 PROFILE_LIMITS = {"name": 200, "email": 254, "phone": 32}
-MAX_QUERY_CHARS = 200
-MAX_BOUGHT = 50
+# Bounds that keep the whole query string within aiohttp's 8,190-byte request line, even when every
+# character takes 12 bytes percent-encoded.
+MAX_QUERY_CHARS = 120
+MAX_BOUGHT_CHARS = 240  # "SKU,SKU,…"
+MAX_NAME_CHARS = 100  # a category
+MAX_CURSOR_CHARS = 200
 
 
 def profile_update(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -28,8 +32,8 @@ def profile_update(body: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None and (not isinstance(value, str) or len(value.strip()) > most):
             raise BadOrderInput("bad_profile", f"{name} must be a string of at most {most} characters, or null")
         out[name] = value.strip() if isinstance(value, str) and value.strip() else None
-    if out.get("email") and not EMAIL.match(out["email"]):
-        raise BadOrderInput("bad_profile", "email is not an email address")
+    if isinstance(body.get("email"), str) and not EMAIL.match(body["email"]):
+        raise BadOrderInput("bad_profile", "email is not an email address (null clears it)")
     if "marketingConsent" in body:
         if not isinstance(body["marketingConsent"], bool):
             raise BadOrderInput("bad_profile", "marketingConsent is true or false")
@@ -45,13 +49,15 @@ def customer_query(query: Mapping[str, str]) -> CustomerQuery:
     q = query.get("q", "")
     if len(q) > MAX_QUERY_CHARS:
         raise BadOrderInput("bad_query", f"q is at most {MAX_QUERY_CHARS} characters")
+    if len(query.get("bought", "")) > MAX_BOUGHT_CHARS:
+        raise BadOrderInput("bad_query", f"bought is at most {MAX_BOUGHT_CHARS} characters of SKUs")
     bought = tuple(dict.fromkeys(s.strip() for s in query.get("bought", "").split(",") if s.strip()))
-    if len(bought) > MAX_BOUGHT or any(len(s) > 200 for s in bought):
-        raise BadOrderInput("bad_query", f"bought names at most {MAX_BOUGHT} SKUs")
     category = query.get("category") or None
     cursor = query.get("cursor") or None
-    if category is not None and len(category) > 200 or cursor is not None and len(cursor) > 200:
-        raise BadOrderInput("bad_query", "category and cursor are at most 200 characters")
+    if category is not None and len(category) > MAX_NAME_CHARS:
+        raise BadOrderInput("bad_query", f"category is at most {MAX_NAME_CHARS} characters")
+    if cursor is not None and len(cursor) > MAX_CURSOR_CHARS:
+        raise BadOrderInput("bad_query", "cursor is the `next` of the page before")
     return CustomerQuery(q=q, bought=bought, category=category, since=since(query), limit=limit(query),
                          cursor=cursor)
 

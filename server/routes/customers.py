@@ -3,12 +3,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ...crdt.details import EMAIL
 from .. import auth, profiles
 from ..appkeys import INDEX
 from ..errors import ApiError, json_body
 from ..openapi import STRING, api, obj, param
+from ..orders import LIMIT, SINCE
 
 NULLABLE = {"type": ["string", "null"]}
+
+
+def nullable(most: int) -> dict:
+    return {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": most}]}
 CUSTOMER = obj(("id", "name", "email", "orders", "spent", "lastOrderAt"), id=STRING, name=NULLABLE, email=NULLABLE,
                phone=NULLABLE, marketingConsent={"type": "boolean"}, orders={"type": "integer"},
                spent={"type": "integer"}, lastOrderAt={"type": ["integer", "null"]})
@@ -16,7 +22,11 @@ CUSTOMER = obj(("id", "name", "email", "orders", "spent", "lastOrderAt"), id=STR
 
 @api.add("PUT", "/api/customers/{customerId}", "Set profile fields (those given; null clears one)",
          auth="the customer, admin", result=CUSTOMER,
-         body=obj(name=NULLABLE, email=NULLABLE, phone=NULLABLE, marketingConsent={"type": "boolean"}))
+         body={**obj(name=nullable(profiles.PROFILE_LIMITS["name"]),
+                     email={"anyOf": [{"type": "null"}, {"type": "string", "maxLength": profiles.PROFILE_LIMITS["email"],
+                                                         "pattern": EMAIL.pattern}]},
+                     phone=nullable(profiles.PROFILE_LIMITS["phone"]), marketingConsent={"type": "boolean"}),
+               "additionalProperties": False})
 async def put_customer(request: web.Request) -> web.Response:
     who, customer_id = auth.bearer(request), request.match_info["customerId"]
     if not (who.is_admin or (who.role == "customer" and who.sub == customer_id)):
@@ -31,10 +41,15 @@ async def put_customer(request: web.Request) -> web.Response:
 @api.add("GET", "/api/customers", "Find customers: by name/email/phone, products or a category bought, since a date",
          auth="admin, operator",
          result=obj(("customers", "next"), customers={"type": "array", "items": CUSTOMER}, next=NULLABLE),
-         query={"q": "words that start the name, email or phone (an email whole; a phone number's digits)",
-                "bought": "SKUs (comma-separated): paid orders with any of them", "category": "a catalog category",
-                "since": "those purchases (or, alone, the last order) at or after (ISO date or ms)",
-                "limit": param("1..200 (50)"), "cursor": param("the `next` of the page before")})
+         query={"q": param("words that start the name, email or phone (an email whole; a phone number's digits)",
+                           {"type": "string", "maxLength": profiles.MAX_QUERY_CHARS}),
+                "bought": param("SKUs (comma-separated): paid orders with any of them",
+                                {"type": "string", "maxLength": profiles.MAX_BOUGHT_CHARS}),
+                "category": param("a catalog category", {"type": "string", "maxLength": profiles.MAX_NAME_CHARS}),
+                "since": param("those purchases (or, alone, the last order) at or after", SINCE),
+                "limit": param("page size", LIMIT),
+                "cursor": param("the `next` of the page before",
+                                {"type": "string", "maxLength": profiles.MAX_CURSOR_CHARS})})
 async def search_customers(request: web.Request) -> web.Response:
     who = auth.bearer(request)
     if not (who.is_admin or who.role == "operator"):

@@ -15,9 +15,9 @@ PAGE = obj(("orders", "next"), orders={"type": "array", "items": {"type": "objec
 @api.add("GET", "/api/orders", "Orders, newest first (stable pages: pass `next` as `cursor`)", result=PAGE,
          auth="admin; a customer its own; operator for a customer it looked up; assistant for one it serves; "
               "kiosk for the customer signed in at it",
-         query={"status": param("one of " + ", ".join(orders.STATUSES)), "customer": "customer id",
-                "since": "created at or after (ISO date or time, or ms)", "limit": param("1..200 (50)"),
-                "cursor": param("the `next` of the page before")})
+         query={"status": param("one of these", {"enum": list(orders.STATUSES)}), "customer": "customer id",
+                "since": param("created at or after", orders.SINCE), "limit": param("page size", orders.LIMIT),
+                "cursor": param("the `next` of the page before", {"type": "string", "pattern": orders.CURSOR})})
 async def list_orders(request: web.Request) -> web.Response:
     who = auth.bearer(request)
     try:
