@@ -35,10 +35,10 @@ from pycrdt import Doc, Map
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import update_message
 from livecart.server import auth
-from livecart.server.appkeys import ROOMS
 from livecart.server.app import create_app
 from livecart.server.config import Config
 from livecart.server.rooms import Connection, Room
+from livecart.server.services import SERVICES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import SECRET, token  # noqa: E402
@@ -86,7 +86,7 @@ async def open_carts(client: TestClient, app: web.Application, config: Config,
         customer = token(f"customer-{c}")
         response = await client.post("/api/carts", json={}, headers={"Authorization": f"Bearer {customer}"})
         cart_id = (await response.json())["cartId"]
-        room = await app[ROOMS].get(cart_id)
+        room = await app[SERVICES].rooms.get(cart_id)
         members = []
         for k in range(3):
             conn = Connection(web.WebSocketResponse(), StubTransport(), auth.verify(SECRET, customer),  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _server import cpu_seconds, livecart_server, percentile, token  # noqa: E402
 from livecart.crdt.cart import new_line  # noqa: E402
-from livecart.server.stock import StockActor  # noqa: E402
+from livecart.server.stock.actor import StockActor  # noqa: E402
 from livecart.server.store import open_store  # noqa: E402
 from yclient import YClient, eventually  # noqa: E402
 

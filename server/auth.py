@@ -1,4 +1,4 @@
-"""Tokens (JWT HS256 via PyJWT), the caller's identity, and who may open which cart."""
+"""Tokens (JWT HS256 via PyJWT) and the identity they carry."""
 from __future__ import annotations
 
 import secrets
@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
-from aiohttp import web
-
-from .appkeys import CONFIG
-from .errors import ApiError
 
 ROLES = ("customer", "assistant", "operator", "kiosk", "admin")
 ALGORITHM = "HS256"
@@ -70,15 +66,3 @@ def verify(secret: str, token: str | None) -> Identity:
     if role not in ROLES or not isinstance(claims["sub"], str) or not claims["sub"]:
         raise TokenError("invalid token: bad sub or role")
     return Identity(claims["sub"], role, float(claims["exp"]))
-
-
-def bearer(request: web.Request) -> Identity:
-    """The identity behind `Authorization: Bearer …`, or a 401."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        token = ""
-    try:
-        return verify(request.app[CONFIG].jwt_secret, token.strip())
-    except TokenError as exc:
-        raise ApiError(401, "unauthorized", str(exc)) from None

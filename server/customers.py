@@ -1,22 +1,19 @@
-"""Customer profiles on every channel: favourites, order history, and suggestions from real orders."""
+"""Customers on every channel: profile, favourites, order history, and suggestions from real orders."""
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any, Iterable
 
-from aiohttp import web
-
 from ..crdt import CartDoc
+from .access import record_lookup
+from .auth import Identity
+from .catalog import CatalogCache
+from .refusals import NotFound
+from .stock import StockAuthority
+from .rooms import Rooms
+from .store import CartRecord, Store
+from .store.index import ShopIndex, customer_json
 
-from . import auth
-from .access import may_see_customer, record_lookup
-from .appkeys import CATALOG, INDEX, ROOMS, STOCK, STORE
-from .errors import ApiError
-from .openapi import STRING, api, obj
-from .store import Store
-from .store.index import customer_json
-
-SKU_LIST = {"type": "array", "items": STRING}
 RECENT_ORDERS = 5
 SUGGESTIONS = 6
 
@@ -51,81 +48,54 @@ async def orders_of(store: Store, customer_id: str) -> list[dict[str, Any]]:
     return [o for o in orders if o is not None]
 
 
-async def _allowed(request: web.Request) -> tuple[auth.Identity, str]:
-    who, customer_id = auth.bearer(request), request.match_info["customerId"]
-    store = request.app[STORE]
-    if not await may_see_customer(store, who, customer_id):
-        raise ApiError(403, "forbidden", "not allowed to see this customer")
-    await record_lookup(store, who, customer_id)
-    return who, customer_id
+class Customers:
+    """What the shop knows of a customer, for whoever may see it (an operator's look counts as a lookup)."""
 
+    def __init__(self, store: Store, catalog: CatalogCache, stock: StockAuthority, rooms: Rooms,
+                 index: ShopIndex) -> None:
+        self.store, self.catalog, self.stock, self.rooms, self.index = store, catalog, stock, rooms, index
 
-@api.add("GET", "/api/customers/{customerId}", "Profile: favourites, recent orders, suggestions",
-         auth="the customer, an assistant helping them, operator (records a lookup), admin",
-         result=obj(("id", "favourites", "recentOrders", "suggestions", "carts"), id=STRING, favourites=SKU_LIST,
-                    recentOrders={"type": "array"}, suggestions=SKU_LIST, carts={"type": "array"}))
-async def profile(request: web.Request) -> web.Response:
-    _, customer_id = await _allowed(request)
-    store = request.app[STORE]
-    favourites = (await store.get_record("profile", customer_id) or {}).get("favourites", [])
-    orders = await orders_of(store, customer_id)
-    carts = await store.list_carts(customer_id)
-    # What is in the customer's open carts is never suggested (and suggests what goes with it).
-    own = {line["sku"] for o in orders for line in o.get("lines", [])} | await _skus_in_open_carts(request, carts)
-    baskets = [{line["sku"] for line in o.get("lines", [])} for o in (await store.list_records("order")).values()]
-    products = request.app[CATALOG].all()
-    levels = await request.app[STOCK].levels([p.sku for p in products])
-    in_stock = [p.sku for p in products if levels[p.sku].available > 0]
-    record = await request.app[INDEX].get_customer(customer_id) or customer_json({"id": customer_id})
-    return web.json_response({
-        **record, "id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
-        "suggestions": suggest(own, favourites, baskets, in_stock),
-        "carts": [c.to_json() for c in carts]})
+    async def profile(self, who: Identity, customer_id: str) -> dict[str, Any]:
+        """Favourites, recent orders, suggestions and carts."""
+        store = self.store
+        await record_lookup(store, who, customer_id)
+        favourites = (await store.get_record("profile", customer_id) or {}).get("favourites", [])
+        orders = await orders_of(store, customer_id)
+        carts = await store.list_carts(customer_id)
+        # What is in the customer's open carts is never suggested (and suggests what goes with it).
+        own = {line["sku"] for o in orders for line in o.get("lines", [])} | await self._skus_in_open_carts(carts)
+        baskets = [{line["sku"] for line in o.get("lines", [])} for o in (await store.list_records("order")).values()]
+        products = self.catalog.all()
+        levels = await self.stock.levels([p.sku for p in products])
+        in_stock = [p.sku for p in products if levels[p.sku].available > 0]
+        record = await self.index.get_customer(customer_id) or customer_json({"id": customer_id})
+        return {**record, "id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
+                "suggestions": suggest(own, favourites, baskets, in_stock),
+                "carts": [c.to_json() for c in carts]}
 
+    async def _skus_in_open_carts(self, carts: list[CartRecord], newest: int = 3) -> set[str]:
+        closed = await self.store.list_records("cart-closed")
+        skus: set[str] = set()
+        for record in [c for c in carts if c.id not in closed][-newest:]:
+            room = self.rooms.rooms.get(record.id)
+            if room is not None:
+                cart = room.cart
+            else:
+                stored = await self.store.load(record.id)
+                cart = CartDoc(stored.snapshot, stored.updates)
+            skus |= {str(line["sku"]) for line in cart.to_dict()["lines"].values()}
+        return skus
 
-async def _skus_in_open_carts(request: web.Request, carts: list[Any], newest: int = 3) -> set[str]:
-    closed = await request.app[STORE].list_records("cart-closed")
-    skus: set[str] = set()
-    for record in [c for c in carts if c.id not in closed][-newest:]:
-        room = request.app[ROOMS].rooms.get(record.id)
-        if room is not None:
-            cart = room.cart
-        else:
-            stored = await request.app[STORE].load(record.id)
-            cart = CartDoc(stored.snapshot, stored.updates)
-        skus |= {str(line["sku"]) for line in cart.to_dict()["lines"].values()}
-    return skus
+    async def orders(self, who: Identity, customer_id: str) -> list[dict[str, Any]]:
+        """Order history, newest first."""
+        await record_lookup(self.store, who, customer_id)
+        return await orders_of(self.store, customer_id)
 
-
-@api.add("GET", "/api/customers/{customerId}/orders", "Order history, newest first",
-         auth="the customer, an assistant helping them, operator (records a lookup), admin",
-         result=obj(("orders",), orders={"type": "array"}))
-async def orders(request: web.Request) -> web.Response:
-    _, customer_id = await _allowed(request)
-    return web.json_response({"orders": await orders_of(request.app[STORE], customer_id)})
-
-
-async def _favourites(request: web.Request, add: bool) -> web.Response:
-    who, customer_id = auth.bearer(request), request.match_info["customerId"]
-    if not (who.is_admin or (who.role == "customer" and who.sub == customer_id)):
-        raise ApiError(403, "forbidden", "only the customer changes their favourites")
-    sku = request.match_info["sku"]
-    if add and request.app[CATALOG].get(sku) is None:
-        raise ApiError(404, "no_product", f"no product {sku}")
-    store = request.app[STORE]
-    profile = await store.get_record("profile", customer_id) or {}
-    favourites = [s for s in profile.get("favourites", []) if s != sku] + ([sku] if add else [])
-    await store.put_record("profile", customer_id, {**profile, "favourites": favourites[-200:]})
-    return web.json_response({"favourites": favourites})
-
-
-@api.add("PUT", "/api/customers/{customerId}/favourites/{sku}", "Add a favourite", auth="the customer, admin",
-         errors=(404,), result=obj(("favourites",), favourites=SKU_LIST))
-async def add_favourite(request: web.Request) -> web.Response:
-    return await _favourites(request, add=True)
-
-
-@api.add("DELETE", "/api/customers/{customerId}/favourites/{sku}", "Remove a favourite",
-         auth="the customer, admin", result=obj(("favourites",), favourites=SKU_LIST))
-async def remove_favourite(request: web.Request) -> web.Response:
-    return await _favourites(request, add=False)
+    async def favourite(self, customer_id: str, sku: str, add: bool) -> list[str]:
+        """Adds or removes a favourite; returns the favourites (the newest 200)."""
+        if add and self.catalog.get(sku) is None:
+            raise NotFound("no_product", f"no product {sku}")
+        profile = await self.store.get_record("profile", customer_id) or {}
+        favourites = [s for s in profile.get("favourites", []) if s != sku] + ([sku] if add else [])
+        await self.store.put_record("profile", customer_id, {**profile, "favourites": favourites[-200:]})
+        return favourites

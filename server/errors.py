@@ -1,16 +1,15 @@
-"""HTTP errors as `{"error": {"code", "message"}}` with the right status, for every route."""
+"""HTTP errors as `{"error": {"code", "message"}}` with the right status, for every route (services' refusals too)."""
 from __future__ import annotations
 
 import json
 import logging
-from contextlib import asynccontextmanager
 from functools import partial
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from ..crdt.raw import is_panic
-from .store import LockBusy, Store, held_lock
+from .refusals import Conflict, Forbidden, Invalid, NotFound, Refused, TooMany
 
 log = logging.getLogger("livecart")
 
@@ -25,6 +24,8 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+# How the services' refusals show over HTTP.
+STATUS: dict[type[Refused], int] = {Invalid: 400, Forbidden: 403, NotFound: 404, Conflict: 409, TooMany: 429}
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -36,6 +37,8 @@ async def json_errors(
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
+    except Refused as exc:
+        return error_response(STATUS[type(exc)], exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -68,22 +71,3 @@ async def json_body(request: web.Request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "request body must be a JSON object")
     return body
-
-
-def int_in(body: dict, name: str, low: int, high: int, code: str) -> int:
-    """`body[name]` as an integer in low..high (JSON numbers beyond what JavaScript holds
-    exactly, or money sums can take, are refused here, before anything is written)."""
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ApiError(400, code, f"{name} must be an integer in {low}..{high}")
-    return value
-
-
-@asynccontextmanager
-async def busy_as_409(store: Store, key: str) -> AsyncIterator[None]:
-    """Holds a store-wide lock for the block; a caller that cannot get it soon gets a 409."""
-    try:
-        async with held_lock(store, key):
-            yield
-    except LockBusy:
-        raise ApiError(409, "busy", "someone else is changing this right now; try again") from None

@@ -1,23 +1,14 @@
-"""Live JSON feeds over websocket and Server-Sent Events: stock per SKU, the shop floor (admin), a customer's own."""
+"""Live JSON feeds: stock per SKU, the shop floor (admin), a customer's own; who reads them and what they are sent."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Hashable
 
 import orjson
-from aiohttp import web
-from aiohttp_sse import sse_response
 
-from . import auth
-from .appkeys import CONFIG, EVENTS, FEEDS, ROOMS, STOCK
-from .bus import Bus, following
-from .errors import ApiError
-from .sockets import LimitedSocket, close_at_expiry, close_ws
-
-MAX_SKUS = 500
-
+from .bus import Bus
+from .clock import now_ms
 
 class Reader:
     """One feed reader's mailbox: `next()` waits for messages; None once the feed is closed."""
@@ -118,7 +109,7 @@ class StockFeed:
         return len(self.by_sku.get(sku, ()))
 
     def publish_levels(self, available: dict[str, int]) -> None:
-        at = int(time.time() * 1000)
+        at = now_ms()
         for sku, value in available.items():
             message = {"sku": sku, "available": value, "at": at}
             for sub in self.by_sku.get(sku, ()):
@@ -131,31 +122,14 @@ class StockFeed:
                 sub.push(("viewers", sku), message)
 
 
-def _bus(request: web.Request) -> Bus:
-    return request.app[ROOMS].bus
-
-
-def _skus(request: web.Request) -> frozenset[str]:
-    skus = frozenset(s for s in request.query.get("skus", "").split(",") if s)
-    if not skus or len(skus) > MAX_SKUS:
-        raise web.HTTPBadRequest(reason=f"give 1..{MAX_SKUS} SKUs as ?skus=a,b")
-    return skus
-
-
-async def _initial(request: web.Request, sub: Subscriber) -> None:
-    at = int(time.time() * 1000)
-    for sku, level in (await request.app[STOCK].levels(sub.keys)).items():
-        sub.push(("available", sku), {"sku": sku, "available": level.available, "at": at})
-
-
 def shop_event(bus: Bus, type_: str, **data: Any) -> None:
     """An event for the shop floor (every admin reader, in every process)."""
-    bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), **data})
+    bus.publish_event("events", {"type": type_, "at": now_ms(), **data})
 
 
 def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True, **data: Any) -> None:
     """An event for one customer's own feed (and, with `shop`, the shop floor too)."""
-    bus.publish_event("events", {"type": type_, "at": int(time.time() * 1000), "customerId": customer_id,
+    bus.publish_event("events", {"type": type_, "at": now_ms(), "customerId": customer_id,
                                  "shop": shop, **data})
 
 
@@ -178,43 +152,6 @@ async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitab
         pass  # the reader went away mid-send
     finally:
         gone_task.cancel()
-
-
-async def _drain_incoming(ws: web.WebSocketResponse) -> None:
-    async for _ in ws:  # feed readers only listen; what they send is ignored
-        pass
-
-
-async def stock_socket(request: web.Request) -> web.StreamResponse:
-    """GET /ws/stock?skus=a,b: `{sku, available, at}` on every change, `{sku, viewers}` as they come and go."""
-    skus = _skus(request)
-    ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
-    await ws.prepare(request)
-    feed = request.app[FEEDS]
-    sub = feed.subscribe(skus)
-    try:
-        async with following(_bus(request), "stock"):  # before the first read: no change after it is missed
-            await _initial(request, sub)
-            await pump(sub, ws.send_str, _drain_incoming(ws))
-    finally:
-        feed.unsubscribe(sub)
-        await ws.close()
-    return ws
-
-
-async def stock_events(request: web.Request) -> web.StreamResponse:
-    """GET /api/stock/events?skus=a,b: the same feed as Server-Sent Events."""
-    skus = _skus(request)
-    feed = request.app[FEEDS]
-    sub = feed.subscribe(skus)
-    try:
-        async with following(_bus(request), "stock"):
-            await _initial(request, sub)
-            async with sse_response(request) as sse:
-                await pump(sub, sse.send, sse.wait())
-    finally:
-        feed.unsubscribe(sub)
-    return sse
 
 
 # -- event feeds: /ws/admin and /ws/me --------------------------------------------------------
@@ -272,82 +209,3 @@ class EventFeed:
     def close(self) -> None:
         for sub in self.subscribers:
             sub.close()
-
-
-def _identity(request: web.Request) -> auth.Identity:
-    """Bearer header, or ?token= (browsers cannot set headers on websockets and EventSource)."""
-    token = request.query.get("token")
-    if token is None:
-        return auth.bearer(request)
-    try:
-        return auth.verify(request.app[CONFIG].jwt_secret, token)
-    except auth.TokenError as exc:
-        raise ApiError(401, "unauthorized", str(exc)) from None
-
-
-def _reader(request: web.Request, admin: bool) -> tuple[auth.Identity, str | None]:
-    """Who reads, and whose events (None: the whole shop)."""
-    who = _identity(request)
-    if admin and not who.is_admin:
-        raise ApiError(403, "forbidden", "the shop floor feed is for admins")
-    if not admin and who.role != "customer":
-        raise ApiError(403, "forbidden", "this feed is a customer's own")
-    return who, None if admin else who.sub
-
-
-async def _event_socket(request: web.Request, admin: bool) -> web.StreamResponse:
-    ws = LimitedSocket(request, request.app[CONFIG].max_message_bytes, heartbeat=30.0)
-    try:
-        who, customer = _reader(request, admin)
-    except ApiError as exc:
-        await ws.prepare(request)
-        await ws.close(code=4401 if exc.status == 401 else 4403, message=exc.message.encode()[:120])
-        return ws
-    feed = request.app[EVENTS]
-    async with following(_bus(request), "events"):  # before the handshake: a connected reader misses nothing
-        await ws.prepare(request)
-        sub = feed.subscribe(customer)
-        expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
-        try:
-            await pump(sub, ws.send_str, _drain_incoming(ws))
-        finally:
-            if expiry is not None:
-                expiry.cancel()
-            feed.unsubscribe(sub)
-            await ws.close()
-    return ws
-
-
-async def _event_stream(request: web.Request, admin: bool) -> web.StreamResponse:
-    who, customer = _reader(request, admin)
-    feed = request.app[EVENTS]
-    sub = feed.subscribe(customer)
-    expiry = close_at_expiry(who, lambda code, reason: sub.close())  # the stream ends with its token
-    try:
-        async with following(_bus(request), "events"):
-            async with sse_response(request) as sse:
-                await pump(sub, sse.send, sse.wait())
-    finally:
-        if expiry is not None:
-            expiry.cancel()
-        feed.unsubscribe(sub)
-    return sse
-
-
-async def admin_socket(request: web.Request) -> web.StreamResponse:
-    """GET /ws/admin?token=: cart.created, cart.line_added, cart.line_removed, cart.presence,
-    checkout.step, order.created, order.status."""
-    return await _event_socket(request, admin=True)
-
-
-async def me_socket(request: web.Request) -> web.StreamResponse:
-    """GET /ws/me?token=: the customer's own order status changes and discounts offered."""
-    return await _event_socket(request, admin=False)
-
-
-async def admin_events(request: web.Request) -> web.StreamResponse:
-    return await _event_stream(request, admin=True)
-
-
-async def me_events(request: web.Request) -> web.StreamResponse:
-    return await _event_stream(request, admin=False)

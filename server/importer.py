@@ -10,7 +10,7 @@ from typing import Any, Iterator
 from ..crdt import Product
 from ..crdt.schema import MAX_STOCK
 from .catalog import product_from_json, product_to_json
-from .errors import ApiError
+from .refusals import Invalid
 
 FIELDS = ("sku", "name", "price", "currency", "maxQty", "onHand", "personalisation")
 
@@ -77,7 +77,7 @@ def parse_row(number: int, data: dict[str, Any]) -> Row:
         raise BadRow(number, "sku must be a string of 1..64 characters")
     try:
         product = product_from_json(sku, data)
-    except ApiError as exc:
+    except Invalid as exc:
         raise BadRow(number, exc.message) from None
     on_hand = data.get("onHand")
     if on_hand is not None and (not isinstance(on_hand, int) or isinstance(on_hand, bool) or not 0 <= on_hand <= MAX_STOCK):

@@ -4,141 +4,108 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator
+from typing import Any
 
-from aiohttp import web
-
-from . import auth
-from .appkeys import CONFIG, ROOMS, STORE
-from .carts import active_cart
-from .errors import ApiError, json_body
-from .invites import new_code
-from .openapi import INTEGER, STRING, api, obj
+from .auth import Identity
+from .bus import Bus
+from .carts import Carts
+from .clock import now_ms
+from .config import Config
+from .ids import new_code
+from .refusals import NotFound, TooMany
+from .store import Store
 from .tasks import cancel_and_wait
 
 log = logging.getLogger("livecart.kiosks")
 CODE_TTL = 5 * 60
+CODES_PER_MINUTE = 10  # codes one kiosk may try
 TOUCH_EVERY = 5.0  # seconds between two idle-clock resets written for one kiosk
+_SIGNED_OUT = "nobody is signed in at this kiosk"
 
 
-def _kiosk(request: web.Request) -> tuple[auth.Identity, str]:
-    who, kiosk_id = auth.bearer(request), request.match_info["kioskId"]
-    if not (who.is_admin or (who.role == "kiosk" and who.sub == kiosk_id)):
-        raise ApiError(403, "forbidden", "only that kiosk (or an admin) manages its sessions")
-    return who, kiosk_id
+class Kiosks:
+    """Kiosk sessions, their idle clocks (a kiosk's own edits count) and the sweep that ends idle ones."""
 
+    def __init__(self, config: Config, store: Store, bus: Bus, carts: Carts) -> None:
+        self.store, self.bus, self.carts = store, bus, carts
+        self.idle = config.kiosk_idle_seconds
+        self._last_touch: dict[str, float] = {}
+        self._sweeper: asyncio.Future[None] | None = None
 
-@api.add("POST", "/api/kiosk-codes", "A code to show on the phone and type at a kiosk", ok=201,
-         auth="customer", result=obj(("code", "expiresAt"), code=STRING, expiresAt=INTEGER))
-async def kiosk_code(request: web.Request) -> web.Response:
-    who = auth.bearer(request)
-    if who.role != "customer":
-        raise ApiError(403, "forbidden", "a customer asks for a kiosk code")
-    code = new_code()
-    await request.app[STORE].put_record("kiosk-code", code, {"customerId": who.sub}, ttl=CODE_TTL)
-    return web.json_response({"code": code, "expiresAt": int((time.time() + CODE_TTL) * 1000)}, status=201)
+    async def code_for(self, customer_id: str) -> tuple[str, int]:
+        """A code the customer types at a kiosk, and when it runs out (ms)."""
+        code = new_code()
+        await self.store.put_record("kiosk-code", code, {"customerId": customer_id}, ttl=CODE_TTL)
+        return code, now_ms() + CODE_TTL * 1000
 
+    async def count_attempt(self, kiosk_id: str) -> None:
+        """One more code tried at this kiosk; refused past CODES_PER_MINUTE."""
+        if await self.store.hit(f"kiosk-guess:{kiosk_id}", 60) > CODES_PER_MINUTE:
+            raise TooMany("too_many_attempts", f"at most {CODES_PER_MINUTE} codes a minute")
 
-@api.add("POST", "/api/kiosks/{kioskId}/sessions", "Sign a customer in at this kiosk", ok=201,
-         auth="the kiosk", errors=(404, 429), body=obj(("code",), code=STRING),
-         result=obj(("cartId", "customerId", "idleSeconds"), cartId=STRING, customerId=STRING,
-                    idleSeconds=INTEGER))
-async def sign_in(request: web.Request) -> web.Response:
-    _, kiosk_id = _kiosk(request)
-    store = request.app[STORE]
-    if await store.hit(f"kiosk-guess:{kiosk_id}", 60) > 10:
-        raise ApiError(429, "too_many_attempts", "at most 10 codes a minute")
-    code = str((await json_body(request)).get("code", "")).strip().upper()
-    granted = await store.take_record("kiosk-code", code)
-    if granted is None:
-        raise ApiError(404, "no_code", "no such kiosk code (or it expired, or it was used)")
-    await sign_out(request.app, kiosk_id, "another customer signed in")
-    cart_id = await active_cart(request.app, granted["customerId"], "kiosk")
-    session = {"customerId": granted["customerId"], "cartId": cart_id, "lastActive": time.time()}
-    await store.put_record("kiosk", kiosk_id, session)
-    idle = request.app[CONFIG].kiosk_idle_seconds
-    return web.json_response({"cartId": cart_id, "customerId": granted["customerId"],
-                              "idleSeconds": int(idle)}, status=201)
+    async def sign_in(self, kiosk_id: str, code: str) -> dict[str, Any]:
+        """Signs the code's customer in (whoever was signed in is signed out); returns the session."""
+        granted = await self.store.take_record("kiosk-code", code.strip().upper())
+        if granted is None:
+            raise NotFound("no_code", "no such kiosk code (or it expired, or it was used)")
+        await self.sign_out(kiosk_id, "another customer signed in")
+        cart_id = await self.carts.active(granted["customerId"], "kiosk")
+        session = {"customerId": granted["customerId"], "cartId": cart_id, "lastActive": time.time()}
+        await self.store.put_record("kiosk", kiosk_id, session)
+        return session
 
+    async def current(self, kiosk_id: str) -> tuple[dict[str, Any], int]:
+        """Who is signed in, and the seconds left before the idle sign-out."""
+        session = await self.store.get_record("kiosk", kiosk_id)
+        if session is None:
+            raise NotFound("signed_out", _SIGNED_OUT)
+        return session, max(0, int(session["lastActive"] + self.idle - time.time()))
 
-@api.add("GET", "/api/kiosks/{kioskId}/sessions", "Who is signed in here", auth="the kiosk", errors=(404,),
-         result=obj(("cartId", "customerId", "idleSecondsLeft"), cartId=STRING, customerId=STRING,
-                    idleSecondsLeft=INTEGER))
-async def current(request: web.Request) -> web.Response:
-    _, kiosk_id = _kiosk(request)
-    session = await request.app[STORE].get_record("kiosk", kiosk_id)
-    if session is None:
-        raise ApiError(404, "signed_out", "nobody is signed in at this kiosk")
-    idle = request.app[CONFIG].kiosk_idle_seconds
-    left = max(0, int(session["lastActive"] + idle - time.time()))
-    return web.json_response({"cartId": session["cartId"], "customerId": session["customerId"],
-                              "idleSecondsLeft": left})
+    async def ping(self, kiosk_id: str) -> None:
+        """The customer is still there: the idle clock starts again."""
+        if not await self.touch(kiosk_id, force=True):
+            raise NotFound("signed_out", _SIGNED_OUT)
 
-
-@api.add("POST", "/api/kiosks/{kioskId}/sessions/ping", "The customer is still there (resets the idle clock)",
-         auth="the kiosk", errors=(404,), result=obj(("idleSeconds",), idleSeconds=INTEGER))
-async def ping(request: web.Request) -> web.Response:
-    _, kiosk_id = _kiosk(request)
-    if not await touch(request.app, kiosk_id, force=True):
-        raise ApiError(404, "signed_out", "nobody is signed in at this kiosk")
-    return web.json_response({"idleSeconds": int(request.app[CONFIG].kiosk_idle_seconds)})
-
-
-@api.add("DELETE", "/api/kiosks/{kioskId}/sessions", "Sign out: the kiosk loses the cart at once",
-         auth="the kiosk", result=obj(("signedOut",), signedOut={"type": "boolean"}))
-async def sign_out_route(request: web.Request) -> web.Response:
-    _, kiosk_id = _kiosk(request)
-    signed_out = await sign_out(request.app, kiosk_id, "signed out")
-    return web.json_response({"signedOut": signed_out})
-
-
-async def sign_out(app: web.Application, kiosk_id: str, reason: str) -> bool:
-    """Revokes the kiosk's access and closes its sockets in every process; the cart stays the customer's."""
-    session = await app[STORE].take_record("kiosk", kiosk_id)
-    if session is None:
-        return False
-    app[ROOMS].bus.publish_event("revoke", {"role": "kiosk", "sub": kiosk_id, "reason": f"kiosk {reason}"})
-    return True
-
-
-_last_touch: dict[str, float] = {}
-
-
-async def touch(app: web.Application, kiosk_id: str, force: bool = False) -> bool:
-    """Resets the idle clock (throttled: a burst of edits writes once)."""
-    now = time.time()
-    if not force and now - _last_touch.get(kiosk_id, 0) < TOUCH_EVERY:
+    async def sign_out(self, kiosk_id: str, reason: str) -> bool:
+        """Revokes the kiosk's access and closes its sockets in every process; the cart stays the customer's."""
+        session = await self.store.take_record("kiosk", kiosk_id)
+        if session is None:
+            return False
+        self.bus.publish_event("revoke", {"role": "kiosk", "sub": kiosk_id, "reason": f"kiosk {reason}"})
         return True
-    store = app[STORE]
-    session = await store.get_record("kiosk", kiosk_id)
-    if session is None:
-        return False
-    _last_touch[kiosk_id] = now
-    await store.put_record("kiosk", kiosk_id, {**session, "lastActive": now})
-    return True
 
+    async def touch(self, kiosk_id: str, force: bool = False) -> bool:
+        """Resets the idle clock (throttled: a burst of edits writes once)."""
+        now = time.time()
+        if not force and now - self._last_touch.get(kiosk_id, 0) < TOUCH_EVERY:
+            return True
+        session = await self.store.get_record("kiosk", kiosk_id)
+        if session is None:
+            return False
+        self._last_touch[kiosk_id] = now
+        await self.store.put_record("kiosk", kiosk_id, {**session, "lastActive": now})
+        return True
 
-async def idle_sweeper(app: web.Application) -> AsyncIterator[None]:
-    """Signs out kiosks nobody has used for `kiosk_idle_seconds` (any process may; one wins)."""
-    idle = app[CONFIG].kiosk_idle_seconds
+    def on_edit(self, who: Identity, cart_id: str) -> None:
+        """A kiosk's own edits count as activity."""
+        if who.role == "kiosk":
+            asyncio.ensure_future(self.touch(who.sub))
 
-    async def sweep() -> None:
+    async def start(self) -> None:
+        """Signs out kiosks nobody has used for `kiosk_idle_seconds` (any process may; one wins)."""
+        self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            await cancel_and_wait(self._sweeper)  # a single cancel can be lost (see tasks.py)
+
+    async def _sweep(self) -> None:
+        idle = self.idle
         while True:
             await asyncio.sleep(min(5.0, max(0.2, idle / 4)))
             try:
-                for kiosk_id, session in (await app[STORE].list_records("kiosk")).items():
+                for kiosk_id, session in (await self.store.list_records("kiosk")).items():
                     if time.time() - session["lastActive"] > idle:
-                        await sign_out(app, kiosk_id, f"signed out after {int(idle)} s idle")
+                        await self.sign_out(kiosk_id, f"signed out after {int(idle)} s idle")
             except Exception as exc:  # storage away: try again next round
                 log.warning("kiosk idle sweep failed: %s", exc)
-    task = asyncio.ensure_future(sweep())
-    yield
-    await cancel_and_wait(task)  # ended before the store closes (a single cancel can be lost)
-
-
-def on_client_edit(app: web.Application):
-    """A kiosk's own edits count as activity."""
-    def edited(who: auth.Identity, cart_id: str) -> None:
-        if who.role == "kiosk":
-            asyncio.ensure_future(touch(app, who.sub))
-    return edited

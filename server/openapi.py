@@ -1,15 +1,25 @@
-"""Routes that describe themselves: each HTTP handler is registered with its OpenAPI entry."""
+"""Routes that describe themselves: each HTTP handler is registered with its OpenAPI entry and its access rule."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
 from ..crdt.schema import MAX_AMOUNT, MAX_PRICE, MAX_QTY, MAX_SAFE_INTEGER, MAX_STOCK
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Guard(Protocol):
+    """A route's access rule (server/guard.py): what the document says of it, and its check."""
+
+    doc: str
+
+    async def __call__(self, request: web.Request) -> None:
+        """Returns when the caller may go on; raises the 401/403/404 otherwise."""
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -21,16 +31,17 @@ class ApiRoutes:
     routes: web.RouteTableDef = field(default_factory=web.RouteTableDef)
     paths: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, method: str, path: str, summary: str, *, auth: str | None = "any",
+    def add(self, method: str, path: str, summary: str, *, auth: Guard | None,
             body: dict[str, Any] | None = None, ok: int = 200, result: dict[str, Any] | None = None,
             query: dict[str, str | dict[str, Any]] | None = None, params: dict[str, dict[str, Any]] | None = None,
             errors: tuple[int, ...] = (), also: dict[int, dict[str, Any]] | None = None,
             media: str = "application/json") -> Callable[[Handler], Handler]:
         """`path` may give a path value a regex (`{sku:...}`, aiohttp's syntax); the document shows `{sku}`.
         `query` maps a name to a description or to a whole parameter (`param(...)`), `params` gives a path
-        value its schema, `also` other success statuses with their schemas, `media` the success body's type."""
+        value its schema, `also` other success statuses with their schemas, `media` the success body's type.
+        `auth` is enforced here, before the handler runs (None: anyone, no token needed)."""
         def register(handler: Handler) -> Handler:
-            self.routes.route(method, path)(handler)
+            self.routes.route(method, path)(handler if auth is None else guarded(auth, handler))
             doc_path = re.sub(r"{(\w+):[^}]*}", r"{\1}", path)
             op: dict[str, Any] = {"summary": summary, "operationId": handler.__name__}
             parameters = [{"name": n, "in": "path", "required": True,
@@ -39,15 +50,15 @@ class ApiRoutes:
                            for n, d in (query or {}).items()]
             if parameters:
                 op["parameters"] = parameters
-            if auth:
+            if auth is not None:
                 op["security"] = [{"bearer": []}]
-                op["description"] = f"Roles: {auth}."
+                op["description"] = f"Roles: {auth.doc}."
             if body is not None:
                 op["requestBody"] = {"required": True,
                                      "content": {"application/json": {"schema": body}}}
             responses: dict[str, Any] = {str(status): {"description": "OK", "content": {media: {"schema": schema}}}
                                          for status, schema in {ok: result or {"type": "object"}, **(also or {})}.items()}
-            for status in sorted({400, *errors, *((401, 403) if auth else ())}):
+            for status in sorted({400, *errors, *((401, 403) if auth is not None else ())}):
                 responses[str(status)] = {"description": "error",
                                           "content": {"application/json": {"schema": ERROR}}}
             op["responses"] = responses
@@ -71,6 +82,15 @@ class ApiRoutes:
                                                             "message": {"type": "string"}}}}}},
             },
         }
+
+
+def guarded(guard: Guard, handler: Handler) -> Handler:
+    """The handler behind its access rule: it runs only for callers the rule admits."""
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.StreamResponse:
+        await guard(request)
+        return await handler(request)
+    return run
 
 
 def obj(required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:

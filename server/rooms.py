@@ -15,7 +15,6 @@ from ..crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2,
     update_message,
 )
-from .appkeys import CONFIG, ROOMS
 from .access import may_open
 from .auth import Identity, TokenError, verify
 from .bus import Bus, CartMessage
@@ -23,7 +22,7 @@ from .feeds import shop_event
 from .sockets import LimitedSocket, close_at_expiry, close_ws
 from .catalog import CatalogCache
 from .config import Config
-from .reconcile import sync_of
+from .stock.reconcile import sync_of
 from .stock import Decision, StockAuthority, Want
 from .store import HoldRow, Store
 
@@ -676,10 +675,8 @@ class Rooms:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-async def cart_socket(request: web.Request) -> web.WebSocketResponse:
+async def cart_socket(request: web.Request, config: Config, rooms: Rooms) -> web.WebSocketResponse:
     """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
-    config: Config = request.app[CONFIG]
-    rooms: Rooms = request.app[ROOMS]
     ws = LimitedSocket(request, config.max_message_bytes, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:

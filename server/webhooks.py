@@ -1,8 +1,8 @@
 """Webhooks to the host platform: a persisted outbox, a delivery worker, and the cart.abandoned check.
 
 Events (`order.created`, `order.status`, `cart.abandoned`) are written to an outbox in the Store
-(records of kind "outbox", so SQLite and Redis alike) by `emit`, and POSTed by `webhook_worker`,
-which every server process runs:
+(records of kind "outbox", so SQLite and Redis alike) by `Webhooks.emit`, and POSTed by the worker
+that `Webhooks.start` runs in every server process:
 
 - Body: `{"id", "type", "createdAt", "data"}` (JSON). Headers: `X-Livecart-Signature:
   sha256=<hex HMAC-SHA256 of the exact body bytes with the webhook secret>`, `X-Livecart-Event`
@@ -20,7 +20,7 @@ which every server process runs:
 - Order: each process delivers one event at a time; of the events that are due, the oldest
   (by creation time) goes first. Retries and several processes can reorder them.
 
-cart.abandoned: `note_activity` (called by rooms on every accepted edit) keeps a record of kind
+cart.abandoned: `Webhooks.note_activity` (called by rooms on every accepted edit) keeps a record of kind
 "activity" per cart (written at most every few seconds); a periodic check in every process takes
 (atomically: one process wins) the record of a cart idle for `abandoned_after` seconds and, if the
 cart still has holds, emits `cart.abandoned`. The next edit writes the record again: re-armed.
@@ -38,17 +38,21 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
-from aiohttp import web
 
 from ..crdt import CartDoc
 from ..crdt.cart import plain
-
-from .appkeys import CONFIG, ROOMS, STOCK, STORE
+from .clock import now_ms
+from .config import Config
+from .stock import StockAuthority
+from .store import Store
 from .tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from .rooms import Rooms
 
 log = logging.getLogger("livecart.webhooks")
 
@@ -75,14 +79,7 @@ class _State:
     flush_every: float = 5.0
 
 
-WEBHOOKS: web.AppKey[_State] = web.AppKey("webhooks", _State)
-
-
 _emitted = itertools.count()  # orders events made in the same millisecond by one process
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _key(due_ms: int, event_id: str, nonce: str) -> str:
@@ -106,223 +103,9 @@ def load_or_create_secret(data_dir: Path) -> tuple[str, Path]:
     return secret, path
 
 
-# -- emitting -----------------------------------------------------------------------------------
-
-async def emit(app: web.Application, event_type: str, data: dict[str, Any]) -> str:
-    """Persists one event in the outbox and returns its id (`evt_…`); a worker delivers it later.
-
-    Nothing is sent from the caller's task: once this returns the event is stored and survives a
-    restart. When no webhook URL is configured this is a no-op that stores nothing and returns "".
-    """
-    if not app[CONFIG].webhook_url:
-        return ""
-    created = now_ms()
-    event_id = f"evt_{created:012x}{secrets.token_hex(8)}"
-    event = {"id": event_id, "type": event_type, "createdAt": created, "seq": next(_emitted), "data": data,
-             "attempts": 0}
-    await app[STORE].put_record(OUTBOX, _key(created, event_id, "new"), event)
-    state = app.get(WEBHOOKS)
-    if state is not None:
-        state.wake.set()
-    return event_id
-
-
 def backoff(base: float, attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (1, 2, …): doubling, jittered, capped."""
     return min(RETRY_CAP, base * 2 ** min(attempt - 1, 40) * random.uniform(1.0, 1.2))
-
-
-# -- delivering ---------------------------------------------------------------------------------
-
-async def webhook_worker(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: delivers the outbox and checks for abandoned carts (nothing when no URL is set)."""
-    config = app[CONFIG]
-    if not config.webhook_url:
-        yield
-        return
-    if not config.webhook_secret:
-        config.webhook_secret, path = load_or_create_secret(config.data_dir)
-        log.warning("webhooks are signed with the secret kept in %s (set LIVECART_WEBHOOK_SECRET "
-                    "to choose one; every process must use the same)", path)
-    state = _State(flush_every=min(5.0, max(0.05, config.abandoned_after / 4)))
-    app[WEBHOOKS] = state
-    session = aiohttp.ClientSession()
-    tasks = [asyncio.ensure_future(_deliver_loop(app, state, session)),
-             asyncio.ensure_future(_abandoned_loop(app, state))]
-    yield
-    await cancel_and_wait(*tasks)  # a single cancel can be lost in wait_for (see tasks.py)
-    with suppress(Exception):
-        await _flush_activity(app, state)
-    if state.writes:
-        await asyncio.gather(*state.writes, return_exceptions=True)
-    await session.close()
-
-
-async def _deliver_loop(app: web.Application, state: _State, session: aiohttp.ClientSession) -> None:
-    while True:
-        state.wake.clear()
-        try:
-            wait = await _deliver_due(app, session)
-        except Exception as exc:  # storage away: try again shortly
-            log.warning("webhook outbox round failed: %s", exc)
-            wait = POLL_SECONDS
-        if wait > 0:
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(state.wake.wait(), min(wait, POLL_SECONDS))
-
-
-async def _deliver_due(app: web.Application, session: aiohttp.ClientSession) -> float:
-    """Attempts every event due now, oldest first; returns the seconds until the next one is due."""
-    records = await app[STORE].list_records(OUTBOX)
-    now = now_ms()
-    due: list[tuple[int, int, str, dict[str, Any]]] = []
-    next_due: int | None = None
-    for key, event in records.items():
-        try:
-            due_ms = int(key.split("|", 1)[0])
-        except ValueError:
-            continue
-        if due_ms <= now:
-            due.append((int(event.get("createdAt", 0)), int(event.get("seq", 0)), key, event))
-        elif next_due is None or due_ms < next_due:
-            next_due = due_ms
-    due.sort(key=lambda d: (d[0], d[1]))
-    for _, _, key, event in due:
-        await _attempt(app, session, key, event)
-    if due:
-        return 0.0  # look again at once: failures were rescheduled, new events may have come
-    return POLL_SECONDS if next_due is None else max(0.0, (next_due - now_ms()) / 1000)
-
-
-async def _attempt(app: web.Application, session: aiohttp.ClientSession, key: str,
-                   event: dict[str, Any]) -> None:
-    store, config = app[STORE], app[CONFIG]
-    attempt = int(event.get("attempts", 0)) + 1
-    leased = {**event, "attempts": attempt}
-    lease_key = _key(now_ms() + int((DELIVERY_TIMEOUT + LEASE_MARGIN) * 1000), leased["id"],
-                     secrets.token_hex(4))
-    # Lease first, claim second: a crash in between leaves a duplicate, never a loss.
-    await store.put_record(OUTBOX, lease_key, leased)
-    if await store.take_record(OUTBOX, key) is None:  # another worker claimed this attempt
-        await store.delete_record(OUTBOX, lease_key)
-        return
-    try:
-        ok, outcome = await _post(session, config.webhook_url, config.webhook_secret, leased, attempt)
-    except asyncio.CancelledError:
-        await _give_back(app, lease_key, leased)
-        raise
-    if ok:
-        await store.delete_record(OUTBOX, lease_key)
-        log.debug("webhook %s %s delivered (attempt %d)", leased["type"], leased["id"], attempt)
-        return
-    age = (now_ms() - int(leased.get("createdAt", 0))) / 1000
-    if config.webhook_max_age and age > config.webhook_max_age:
-        await store.put_record(DEAD, leased["id"], {**leased, "lastError": outcome}, ttl=DEAD_TTL)
-        await store.delete_record(OUTBOX, lease_key)
-        log.error("webhook %s %s dropped after %d attempts over %.0f s (last: %s); kept as %r records",
-                  leased["type"], leased["id"], attempt, age, outcome, DEAD)
-        return
-    delay = backoff(config.webhook_retry_base, attempt)
-    retry = {**leased, "lastError": outcome}
-    await store.put_record(OUTBOX, _key(now_ms() + int(delay * 1000), leased["id"], secrets.token_hex(4)), retry)
-    await store.delete_record(OUTBOX, lease_key)
-    log.info("webhook %s %s attempt %d failed (%s); next in %.1f s", leased["type"], leased["id"],
-             attempt, outcome, delay)
-
-
-async def _give_back(app: web.Application, lease_key: str, event: dict[str, Any]) -> None:
-    """On shutdown mid-attempt: due again at once instead of when the lease runs out."""
-    store = app[STORE]
-    with suppress(Exception):
-        await store.put_record(OUTBOX, _key(now_ms(), event["id"], secrets.token_hex(4)), event)
-        await store.delete_record(OUTBOX, lease_key)
-
-
-async def _post(session: aiohttp.ClientSession, url: str, secret: str, event: dict[str, Any],
-                attempt: int) -> tuple[bool, str]:
-    body = orjson.dumps({"id": event["id"], "type": event["type"], "createdAt": event["createdAt"],
-                         "data": event["data"]})
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "livecart-webhooks",
-        "X-Livecart-Signature": sign(secret, body),
-        "X-Livecart-Event": event["type"],
-        "X-Livecart-Delivery-Attempt": str(attempt),
-    }
-    try:
-        async with session.post(url, data=body, headers=headers, allow_redirects=False,
-                                timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT)) as response:
-            if 200 <= response.status < 300:
-                return True, str(response.status)
-            return False, f"HTTP {response.status}"
-    except asyncio.TimeoutError:
-        return False, f"no answer in {DELIVERY_TIMEOUT:g} s"
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-
-
-# -- cart.abandoned -----------------------------------------------------------------------------
-
-def note_activity(app: web.Application, cart_id: str, owner: str) -> None:
-    """Call on every accepted edit of a cart: restarts its abandonment clock (and re-arms it).
-
-    Cheap: memory only, plus one record write per cart every few seconds at most. A no-op when
-    webhooks are off.
-    """
-    state = app.get(WEBHOOKS)
-    if state is None:
-        return
-    now = time.time()
-    state.activity[cart_id] = (now, owner or state.activity.get(cart_id, (0.0, ""))[1])
-    if now - state.written.get(cart_id, 0.0) >= state.flush_every:
-        state.written[cart_id] = now
-        state.dirty.discard(cart_id)
-        task = asyncio.ensure_future(_write_activity(app, cart_id, now, state.activity[cart_id][1]))
-        state.writes.add(task)
-        task.add_done_callback(state.writes.discard)
-    else:
-        state.dirty.add(cart_id)  # the periodic check writes it within flush_every
-
-
-async def cart_has_holds(app: web.Application, cart_id: str) -> bool:
-    return bool(await app[STOCK].holds_of(cart_id))
-
-
-async def _write_activity(app: web.Application, cart_id: str, at: float, owner: str) -> None:
-    after = app[CONFIG].abandoned_after
-    try:
-        await app[STORE].put_record(ACTIVITY, cart_id, {"owner": owner, "lastEdit": int(at * 1000)},
-                                    ttl=2 * after + 24 * 3600)
-    except Exception as exc:
-        log.warning("cart %s: activity not recorded: %s", cart_id, exc)
-
-
-async def _flush_activity(app: web.Application, state: _State) -> None:
-    dirty, state.dirty = state.dirty, set()
-    now = time.time()
-    for cart_id in dirty:
-        if cart_id in state.activity:
-            at, owner = state.activity[cart_id]
-            state.written[cart_id] = now
-            await _write_activity(app, cart_id, at, owner)
-
-
-async def _abandoned_loop(app: web.Application, state: _State) -> None:
-    while True:
-        await asyncio.sleep(state.flush_every)
-        try:
-            await _flush_activity(app, state)
-            await check_abandoned(app, state)
-        except Exception as exc:  # storage away: next round
-            log.warning("abandoned-cart check failed: %s", exc)
-
-
-async def _cart_doc(app: web.Application, cart_id: str) -> CartDoc | None:
-    room = app[ROOMS].rooms.get(cart_id)
-    if room is not None:
-        return room.cart
-    stored = await app[STORE].load(cart_id)
-    return CartDoc(stored.snapshot, stored.updates) if (stored.snapshot or stored.updates) else None
 
 
 def lapsed_lines(doc: CartDoc) -> list[dict[str, Any]]:
@@ -334,43 +117,253 @@ def lapsed_lines(doc: CartDoc) -> list[dict[str, Any]]:
                 if (holds.get(line_id) or {}).get("status") == "expired"]
 
 
-async def check_abandoned(app: web.Application, state: _State) -> None:
-    """Emits cart.abandoned for each cart idle for `abandoned_after` that still has holds."""
-    store, after = app[STORE], app[CONFIG].abandoned_after
-    now = time.time()
-    for cart_id, record in (await store.list_records(ACTIVITY)).items():
-        last = max(record.get("lastEdit", 0) / 1000, state.activity.get(cart_id, (0.0, ""))[0])
-        if now - last < after:
-            continue
-        taken = await store.take_record(ACTIVITY, cart_id)  # of many processes, one goes on
-        if taken is None:
-            continue
-        if taken.get("lastEdit", 0) > record.get("lastEdit", 0):  # edited meanwhile: not idle
-            await store.put_record(ACTIVITY, cart_id, taken, ttl=2 * after + 24 * 3600)
-            continue
-        if state.activity.get(cart_id, (0.0, ""))[0] > last:
-            continue  # edited here a moment ago: its record is written again at the next flush
-        state.activity.pop(cart_id, None)
-        holds = await app[STOCK].holds_of(cart_id)
-        lines = [{"lineId": line_id, "sku": h.sku, "qty": h.qty} for line_id, h in sorted(holds.items())]
-        doc = await _cart_doc(app, cart_id)
-        if doc is None or doc.status != "open":
-            continue  # ordered, merged or closed meanwhile: nothing was abandoned
-        if not lines:
-            # Holds last `hold_ttl` (15 min by default), less than `abandoned_after` (30 min):
-            # a shopper who walked away has lines whose holds ran out while the cart sat idle.
-            lines = lapsed_lines(doc)
-        if not lines:
-            continue
-        cart = await store.get_cart(cart_id)  # the owner of record, not whoever edited last
-        owner = cart.owner if cart else record.get("owner", "")
-        event_id = await emit(app, "cart.abandoned", {
-            "cartId": cart_id, "owner": owner, "lines": lines,
-            "holdsUntil": min((h.expires_at for h in holds.values()), default=None)})
-        log.info("cart %s abandoned (idle %.0f s with %d held lines): %s", cart_id, now - last, len(lines),
-                 event_id)
-    # forget carts long idle (their records are gone or will be taken)
-    for cart_id in [c for c, (at, _) in state.activity.items() if now - at > after + 60]:
-        state.activity.pop(cart_id, None)
-    for cart_id in [c for c, at in state.written.items() if now - at > after + 60]:
-        state.written.pop(cart_id, None)
+class Webhooks:
+    """The outbox, its delivery worker and the abandoned-cart check of one app (all off without a URL)."""
+
+    def __init__(self, config: Config, store: Store, stock: StockAuthority, rooms: Rooms) -> None:
+        self.config, self.store, self.stock, self.rooms = config, store, stock, rooms
+        self._state: _State | None = None  # the worker's, while it runs
+        self._tasks: list[asyncio.Future[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- emitting -------------------------------------------------------------------------------
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> str:
+        """Persists one event in the outbox and returns its id (`evt_…`); a worker delivers it later.
+
+        Nothing is sent from the caller's task: once this returns the event is stored and survives a
+        restart. When no webhook URL is configured this is a no-op that stores nothing and returns "".
+        """
+        if not self.config.webhook_url:
+            return ""
+        created = now_ms()
+        event_id = f"evt_{created:012x}{secrets.token_hex(8)}"
+        event = {"id": event_id, "type": event_type, "createdAt": created, "seq": next(_emitted), "data": data,
+                 "attempts": 0}
+        await self.store.put_record(OUTBOX, _key(created, event_id, "new"), event)
+        if self._state is not None:
+            self._state.wake.set()
+        return event_id
+
+    # -- the worker -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Delivers the outbox and checks for abandoned carts (nothing when no URL is set)."""
+        config = self.config
+        if not config.webhook_url:
+            return
+        if not config.webhook_secret:
+            config.webhook_secret, path = load_or_create_secret(config.data_dir)
+            log.warning("webhooks are signed with the secret kept in %s (set LIVECART_WEBHOOK_SECRET "
+                        "to choose one; every process must use the same)", path)
+        state = self._state = _State(flush_every=min(5.0, max(0.05, config.abandoned_after / 4)))
+        session = self._session = aiohttp.ClientSession()
+        self._tasks = [asyncio.ensure_future(self._deliver_loop(state, session)),
+                       asyncio.ensure_future(self._abandoned_loop(state))]
+
+    async def stop(self) -> None:
+        state, session = self._state, self._session
+        if state is None or session is None:
+            return
+        await cancel_and_wait(*self._tasks)  # a single cancel can be lost in wait_for (see tasks.py)
+        with suppress(Exception):
+            await self._flush_activity(state)
+        if state.writes:
+            await asyncio.gather(*state.writes, return_exceptions=True)
+        await session.close()
+
+    # -- delivering ---------------------------------------------------------------------------------
+
+    async def _deliver_loop(self, state: _State, session: aiohttp.ClientSession) -> None:
+        while True:
+            state.wake.clear()
+            try:
+                wait = await self._deliver_due(session)
+            except Exception as exc:  # storage away: try again shortly
+                log.warning("webhook outbox round failed: %s", exc)
+                wait = POLL_SECONDS
+            if wait > 0:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(state.wake.wait(), min(wait, POLL_SECONDS))
+
+    async def _deliver_due(self, session: aiohttp.ClientSession) -> float:
+        """Attempts every event due now, oldest first; returns the seconds until the next one is due."""
+        records = await self.store.list_records(OUTBOX)
+        now = now_ms()
+        due: list[tuple[int, int, str, dict[str, Any]]] = []
+        next_due: int | None = None
+        for key, event in records.items():
+            try:
+                due_ms = int(key.split("|", 1)[0])
+            except ValueError:
+                continue
+            if due_ms <= now:
+                due.append((int(event.get("createdAt", 0)), int(event.get("seq", 0)), key, event))
+            elif next_due is None or due_ms < next_due:
+                next_due = due_ms
+        due.sort(key=lambda d: (d[0], d[1]))
+        for _, _, key, event in due:
+            await self._attempt(session, key, event)
+        if due:
+            return 0.0  # look again at once: failures were rescheduled, new events may have come
+        return POLL_SECONDS if next_due is None else max(0.0, (next_due - now_ms()) / 1000)
+
+    async def _attempt(self, session: aiohttp.ClientSession, key: str, event: dict[str, Any]) -> None:
+        store, config = self.store, self.config
+        attempt = int(event.get("attempts", 0)) + 1
+        leased = {**event, "attempts": attempt}
+        lease_key = _key(now_ms() + int((DELIVERY_TIMEOUT + LEASE_MARGIN) * 1000), leased["id"],
+                         secrets.token_hex(4))
+        # Lease first, claim second: a crash in between leaves a duplicate, never a loss.
+        await store.put_record(OUTBOX, lease_key, leased)
+        if await store.take_record(OUTBOX, key) is None:  # another worker claimed this attempt
+            await store.delete_record(OUTBOX, lease_key)
+            return
+        try:
+            ok, outcome = await self._post(session, config.webhook_url, config.webhook_secret, leased, attempt)
+        except asyncio.CancelledError:
+            await self._give_back(lease_key, leased)
+            raise
+        if ok:
+            await store.delete_record(OUTBOX, lease_key)
+            log.debug("webhook %s %s delivered (attempt %d)", leased["type"], leased["id"], attempt)
+            return
+        age = (now_ms() - int(leased.get("createdAt", 0))) / 1000
+        if config.webhook_max_age and age > config.webhook_max_age:
+            await store.put_record(DEAD, leased["id"], {**leased, "lastError": outcome}, ttl=DEAD_TTL)
+            await store.delete_record(OUTBOX, lease_key)
+            log.error("webhook %s %s dropped after %d attempts over %.0f s (last: %s); kept as %r records",
+                      leased["type"], leased["id"], attempt, age, outcome, DEAD)
+            return
+        delay = backoff(config.webhook_retry_base, attempt)
+        retry = {**leased, "lastError": outcome}
+        await store.put_record(OUTBOX, _key(now_ms() + int(delay * 1000), leased["id"], secrets.token_hex(4)), retry)
+        await store.delete_record(OUTBOX, lease_key)
+        log.info("webhook %s %s attempt %d failed (%s); next in %.1f s", leased["type"], leased["id"],
+                 attempt, outcome, delay)
+
+    async def _give_back(self, lease_key: str, event: dict[str, Any]) -> None:
+        """On shutdown mid-attempt: due again at once instead of when the lease runs out."""
+        store = self.store
+        with suppress(Exception):
+            await store.put_record(OUTBOX, _key(now_ms(), event["id"], secrets.token_hex(4)), event)
+            await store.delete_record(OUTBOX, lease_key)
+
+    @staticmethod
+    async def _post(session: aiohttp.ClientSession, url: str, secret: str, event: dict[str, Any],
+                    attempt: int) -> tuple[bool, str]:
+        body = orjson.dumps({"id": event["id"], "type": event["type"], "createdAt": event["createdAt"],
+                             "data": event["data"]})
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "livecart-webhooks",
+            "X-Livecart-Signature": sign(secret, body),
+            "X-Livecart-Event": event["type"],
+            "X-Livecart-Delivery-Attempt": str(attempt),
+        }
+        try:
+            async with session.post(url, data=body, headers=headers, allow_redirects=False,
+                                    timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT)) as response:
+                if 200 <= response.status < 300:
+                    return True, str(response.status)
+                return False, f"HTTP {response.status}"
+        except asyncio.TimeoutError:
+            return False, f"no answer in {DELIVERY_TIMEOUT:g} s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+
+    # -- cart.abandoned -----------------------------------------------------------------------------
+
+    def note_activity(self, cart_id: str, owner: str) -> None:
+        """Call on every accepted edit of a cart: restarts its abandonment clock (and re-arms it).
+
+        Cheap: memory only, plus one record write per cart every few seconds at most. A no-op when
+        webhooks are off.
+        """
+        state = self._state
+        if state is None:
+            return
+        now = time.time()
+        state.activity[cart_id] = (now, owner or state.activity.get(cart_id, (0.0, ""))[1])
+        if now - state.written.get(cart_id, 0.0) >= state.flush_every:
+            state.written[cart_id] = now
+            state.dirty.discard(cart_id)
+            task = asyncio.ensure_future(self._write_activity(cart_id, now, state.activity[cart_id][1]))
+            state.writes.add(task)
+            task.add_done_callback(state.writes.discard)
+        else:
+            state.dirty.add(cart_id)  # the periodic check writes it within flush_every
+
+    async def _write_activity(self, cart_id: str, at: float, owner: str) -> None:
+        after = self.config.abandoned_after
+        try:
+            await self.store.put_record(ACTIVITY, cart_id, {"owner": owner, "lastEdit": int(at * 1000)},
+                                        ttl=2 * after + 24 * 3600)
+        except Exception as exc:
+            log.warning("cart %s: activity not recorded: %s", cart_id, exc)
+
+    async def _flush_activity(self, state: _State) -> None:
+        dirty, state.dirty = state.dirty, set()
+        now = time.time()
+        for cart_id in dirty:
+            if cart_id in state.activity:
+                at, owner = state.activity[cart_id]
+                state.written[cart_id] = now
+                await self._write_activity(cart_id, at, owner)
+
+    async def _abandoned_loop(self, state: _State) -> None:
+        while True:
+            await asyncio.sleep(state.flush_every)
+            try:
+                await self._flush_activity(state)
+                await self.check_abandoned(state)
+            except Exception as exc:  # storage away: next round
+                log.warning("abandoned-cart check failed: %s", exc)
+
+    async def _cart_doc(self, cart_id: str) -> CartDoc | None:
+        room = self.rooms.rooms.get(cart_id)
+        if room is not None:
+            return room.cart
+        stored = await self.store.load(cart_id)
+        return CartDoc(stored.snapshot, stored.updates) if (stored.snapshot or stored.updates) else None
+
+    async def check_abandoned(self, state: _State) -> None:
+        """Emits cart.abandoned for each cart idle for `abandoned_after` that still has holds."""
+        store, after = self.store, self.config.abandoned_after
+        now = time.time()
+        for cart_id, record in (await store.list_records(ACTIVITY)).items():
+            last = max(record.get("lastEdit", 0) / 1000, state.activity.get(cart_id, (0.0, ""))[0])
+            if now - last < after:
+                continue
+            taken = await store.take_record(ACTIVITY, cart_id)  # of many processes, one goes on
+            if taken is None:
+                continue
+            if taken.get("lastEdit", 0) > record.get("lastEdit", 0):  # edited meanwhile: not idle
+                await store.put_record(ACTIVITY, cart_id, taken, ttl=2 * after + 24 * 3600)
+                continue
+            if state.activity.get(cart_id, (0.0, ""))[0] > last:
+                continue  # edited here a moment ago: its record is written again at the next flush
+            state.activity.pop(cart_id, None)
+            holds = await self.stock.holds_of(cart_id)
+            lines = [{"lineId": line_id, "sku": h.sku, "qty": h.qty} for line_id, h in sorted(holds.items())]
+            doc = await self._cart_doc(cart_id)
+            if doc is None or doc.status != "open":
+                continue  # ordered, merged or closed meanwhile: nothing was abandoned
+            if not lines:
+                # Holds last `hold_ttl` (15 min by default), less than `abandoned_after` (30 min):
+                # a shopper who walked away has lines whose holds ran out while the cart sat idle.
+                lines = lapsed_lines(doc)
+            if not lines:
+                continue
+            cart = await store.get_cart(cart_id)  # the owner of record, not whoever edited last
+            owner = cart.owner if cart else record.get("owner", "")
+            event_id = await self.emit("cart.abandoned", {
+                "cartId": cart_id, "owner": owner, "lines": lines,
+                "holdsUntil": min((h.expires_at for h in holds.values()), default=None)})
+            log.info("cart %s abandoned (idle %.0f s with %d held lines): %s", cart_id, now - last, len(lines),
+                     event_id)
+        # forget carts long idle (their records are gone or will be taken)
+        for cart_id in [c for c, (at, _) in state.activity.items() if now - at > after + 60]:
+            state.activity.pop(cart_id, None)
+        for cart_id in [c for c, at in state.written.items() if now - at > after + 60]:
+            state.written.pop(cart_id, None)

@@ -1,1 +1,27 @@
-"""Thin aiohttp handlers over the services, one module per capability (importing one registers its routes)."""
+"""Thin aiohttp handlers over the services, one module per capability; importing this registers them all
+(in this order, which is the order of the OpenAPI document's paths)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import (  # noqa: F401 (importing a module registers its routes)
+    catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks,
+)
+from ..openapi import api
+from ..rooms import cart_socket
+from ..services import SERVICES
+
+
+async def _cart_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/carts/{cartId}: the sync core's socket, given what it needs."""
+    services = request.app[SERVICES]
+    return await cart_socket(request, services.config, services.rooms)
+
+
+def add_routes(app: web.Application) -> None:
+    """Every HTTP route, and the websockets (which are not in the OpenAPI document)."""
+    app.add_routes(api.routes)
+    app.router.add_get("/ws/carts/{cartId}", _cart_socket)
+    app.router.add_get("/ws/stock", stock.stock_socket)
+    app.router.add_get("/ws/admin", feeds.admin_socket)
+    app.router.add_get("/ws/me", feeds.me_socket)

@@ -17,7 +17,7 @@ from harness import SECRET, Livecart
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import awareness_message, update_message
 from livecart.server import auth
-from livecart.server.appkeys import ROOMS
+from livecart.server.services import SERVICES
 from livecart.server.rooms import Room
 from processes import ServerProcess
 from yclient import eventually
@@ -179,14 +179,14 @@ async def dropped(lc: Livecart, cart_id: str, drop: Callable[[Room], None]) -> l
     """Weak references to a loaded room, its cart and its doc, after `drop` and the room's last socket left."""
     client = await lc.client(cart_id)
     client.lines["l-1"] = new_line("MUG", 1, "alice", "web", 1)
-    room = lc.app[ROOMS].rooms[cart_id]
+    room = lc.app[SERVICES].rooms.rooms[cart_id]
     await eventually(lambda: "l-1" in room.cart.lines, what="the edit")
     refs = [weakref.ref(room), weakref.ref(room.cart), weakref.ref(room.cart.doc)]
     drop(room)
     del room
     await client.close()
     lc.clients.remove(client)
-    await eventually(lambda: cart_id not in lc.app[ROOMS].rooms, what="the unload")
+    await eventually(lambda: cart_id not in lc.app[SERVICES].rooms.rooms, what="the unload")
     return refs
 
 
@@ -194,7 +194,7 @@ async def dropped(lc: Livecart, cart_id: str, drop: Callable[[Room], None]) -> l
 async def test_a_dropped_room_frees_its_cart_and_doc(lc: Livecart, how: str) -> None:
     """After the last socket leaves (`unload_soon`), or the room failed (`fail`), nothing keeps it."""
     cart_id = await lc.cart("alice")
-    rooms = lc.app[ROOMS]
+    rooms = lc.app[SERVICES].rooms
     refs = await dropped(lc, cart_id, rooms.fail if how == "fail" else lambda room: None)
 
     def freed() -> bool:

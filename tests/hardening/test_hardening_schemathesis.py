@@ -12,7 +12,7 @@ import schemathesis
 
 from harness import SECRET
 from livecart.server import app as _app, auth  # noqa: F401 (the app module registers every route)
-from livecart.server.api import _version
+from livecart.server.routes.health import _version
 from livecart.server.openapi import api
 from processes import ServerProcess
 

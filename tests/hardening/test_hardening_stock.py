@@ -18,7 +18,7 @@ import pytest
 
 from harness import Livecart, free_port, make_config
 from livecart.crdt.cart import new_line
-from livecart.server.appkeys import ROOMS, STOCK, STORE
+from livecart.server.services import SERVICES
 from yclient import eventually
 
 ADMIN_SUB = "root"
@@ -116,7 +116,7 @@ async def confirmed_units(lc: Livecart, orders: list[str]) -> int:
 def lose_expiry_notices(lc: Livecart) -> None:
     """The crash of defect 1: the authority commits an expiry, and the process dies before the
     notice writes `expired` into the cart. Dropping the notice leaves the same durable state."""
-    lc.app[STOCK].hold_listeners.clear()
+    lc.app[SERVICES].stock.hold_listeners.clear()
 
 
 async def expired_in_stock(lc: Livecart, on_hand: int) -> None:
@@ -195,7 +195,7 @@ async def test_a_repeated_payment_report_sells_once(shop: Shop) -> None:
     cart, line = await held_cart(lc, "alice", qty=2)
     status, order = await lc.call("POST", f"/api/carts/{cart}/checkout", lc.token("alice"))
     assert status == 201, order
-    stock = lc.app[STOCK]
+    stock = lc.app[SERVICES].stock
     wants = {line: ("MUG", 2)}
     # The first report sold in the authority, and the process died before the order said so.
     assert await stock.sell(cart, wants, 0) == {line: 2}
@@ -212,8 +212,8 @@ async def test_a_payment_report_repeated_after_a_crash_finishes_the_cart(shop: S
     status, created = await lc.call("POST", f"/api/carts/{cart}/checkout", lc.token("alice"))
     assert status == 201, created
     # The first report sold and confirmed the order, and the process died before the cart said so.
-    assert await lc.app[STOCK].sell(cart, {line: ("MUG", 1)}, 0) == {line: 1}
-    store = lc.app[STORE]
+    assert await lc.app[SERVICES].stock.sell(cart, {line: ("MUG", 1)}, 0) == {line: 1}
+    store = lc.app[SERVICES].store
     order = await store.get_record("order", created["orderId"])
     await store.put_record("order", order["id"], {**order, "state": "confirmed"})
     lc = await shop.restart()
@@ -231,7 +231,7 @@ def lose_releases(lc: Livecart) -> asyncio.Future[None]:
     """The crash of defect 7: the line's removal is stored, and the process dies before the release
     reaches the authority. The release never completes; the returned future ends it after the 'crash'."""
     lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    stock = lc.app[STOCK]
+    stock = lc.app[SERVICES].stock
 
     async def never(*args: Any, **kwargs: Any) -> Any:
         await lost
@@ -280,7 +280,7 @@ async def test_on_sqlite_a_socket_edit_and_its_release_are_committed_together(tm
         finally:
             lost.cancel()
         # Nothing has reloaded the cart: the release was in the same commit as the edit.
-        assert lc.app[ROOMS].rooms == {}
+        assert lc.app[SERVICES].rooms.rooms == {}
         assert await stock_of(lc) == {"onHand": 2, "held": 0, "available": 2}
     finally:
         await shop.stop()

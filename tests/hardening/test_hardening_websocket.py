@@ -16,7 +16,7 @@ from pycrdt import get_update
 from harness import Livecart
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import Kind, awareness_message, parse, update_message
-from livecart.server.appkeys import ROOMS
+from livecart.server.services import SERVICES
 from livecart.server.rooms import Room
 from ws_attack import RawSocket, awareness_frame, client_frame, close_of
 from yclient import YClient, eventually
@@ -165,7 +165,7 @@ async def test_removals_of_unknown_awareness_clients_are_not_relayed(lc: Livecar
     await sender.set_presence({"user": {"name": "Sam"}})
     await eventually(lambda: sender.awareness.client_id in honest.awareness.states, what="sender presence")
     assert {client_id for client_id, _ in awareness_seen(honest)} == {sender.awareness.client_id}
-    room: Room = lc.app[ROOMS].rooms[cart]
+    room: Room = lc.app[SERVICES].rooms.rooms[cart]
     assert len(room.awareness.meta) <= 2  # the server's own and the sender's
 
 
@@ -291,7 +291,7 @@ async def test_relays_skip_a_socket_that_is_being_refused(lc: Livecart, caplog: 
     cart = await lc.cart()
     a, b = await lc.client(cart), await lc.client(cart)
     raw = await RawSocket.open(lc.config.host, lc.config.port, f"/ws/carts/{cart}?token={lc.token('alice')}")
-    await eventually(lambda: len(lc.app[ROOMS].rooms[cart].conns) == 3, what="three sockets in the room")
+    await eventually(lambda: len(lc.app[SERVICES].rooms.rooms[cart].conns) == 3, what="three sockets in the room")
     raw.send(client_frame(0x2, b"\x00" * 1000, declared=1 << 40))  # then it neither reads nor hangs up
     code, _ = await raw.close_frame()
     assert code == 4413

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from harness import Livecart
-from livecart.server.api import api
+from livecart.server.openapi import api
 
 
 async def test_create_and_read_a_cart(lc: Livecart) -> None:

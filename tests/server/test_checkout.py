@@ -207,10 +207,10 @@ async def test_feeds_refuse_the_wrong_callers(lc: Livecart, session) -> None:
 
 
 async def test_a_stuck_admin_reader_gets_a_gap_marker_not_a_backlog(lc: Livecart) -> None:
-    from livecart.server.appkeys import EVENTS
+    from livecart.server.services import SERVICES
     from livecart.server.feeds import EVENT_BACKLOG
 
-    feed = lc.app[EVENTS]
+    feed = lc.app[SERVICES].events
     sub = feed.subscribe(None)
     for i in range(EVENT_BACKLOG + 25):
         feed.deliver({"type": "cart.created", "n": i})

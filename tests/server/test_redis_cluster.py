@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from livecart.server.stock_redis_cluster import RedisClusterStock
+from livecart.server.stock.redis_cluster import RedisClusterStock
 from livecart.server.store import open_store
 from redis_cluster import RedisCluster
 

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 from redis.exceptions import ConnectionError, TimeoutError
 
-from livecart.server.stock_redis import RedisStock
+from livecart.server.stock.redis import RedisStock
 from livecart.server.store.redis import RedisStore
 
 DOWN = (ConnectionError, TimeoutError)

@@ -16,8 +16,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from redis_server import RedisServer
 from yclient import WAIT
 
-from livecart.server.stock import Decision, StockActor, StockAuthority, StockError
-from livecart.server.stock_redis import RedisStock
+from livecart.server.stock import Decision, StockAuthority, StockError
+from livecart.server.stock.actor import StockActor
+from livecart.server.stock.redis import RedisStock
 from livecart.server.store import open_store
 
 

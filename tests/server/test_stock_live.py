@@ -7,7 +7,7 @@ import time
 import orjson
 
 from harness import Livecart, make_config
-from livecart.server.appkeys import FEEDS, ROOMS
+from livecart.server.services import SERVICES
 from livecart.server.stock import Decision
 from pycrdt import Doc, Map
 
@@ -126,7 +126,7 @@ async def test_a_late_expiry_notice_leaves_a_hold_taken_since_alone(lc: Livecart
     client = await lc.client(cart)
     client.lines["l1"] = new_line("TEE", 2, "alice", "web", 1)
     await eventually(lambda: client.snapshot()["server"]["holds"].get("l1", {}).get("status") == "held", what="held")
-    await lc.app[ROOMS].on_expired(cart, {"l1": Decision("expired", 0)})  # the old hold's notice, late
+    await lc.app[SERVICES].rooms.on_expired(cart, {"l1": Decision("expired", 0)})  # the old hold's notice, late
     await asyncio.sleep(0.1)
     assert client.snapshot()["server"]["holds"]["l1"]["status"] == "held"
     assert client.snapshot()["server"]["pricing"]["lines"]["l1"]["qty"] == 2
@@ -161,7 +161,7 @@ async def test_sse_feed_pushes_the_same_events(lc: Livecart) -> None:
 
 
 async def test_a_stuck_feed_reader_gets_the_latest_value_not_a_backlog(lc: Livecart) -> None:
-    hub = lc.app[FEEDS]
+    hub = lc.app[SERVICES].stock_feed
     sub = hub.subscribe(frozenset({"MUG"}))
     for n in range(1000):
         hub.publish_levels({"MUG": n})

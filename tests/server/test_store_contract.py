@@ -7,9 +7,10 @@ from typing import AsyncIterator, Callable
 
 import pytest
 
-from livecart.server.stock import StockActor, StockAuthority
-from livecart.server.stock_redis import RedisStock
-from livecart.server.stock_redis_cluster import RedisClusterStock
+from livecart.server.stock import StockAuthority
+from livecart.server.stock.actor import StockActor
+from livecart.server.stock.redis import RedisStock
+from livecart.server.stock.redis_cluster import RedisClusterStock
 from livecart.server.store import CartLog, CartRecord, Store, open_store
 from livecart.server.store.index import CustomerQuery, OrderQuery, Purchase, ShopIndex, open_index
 

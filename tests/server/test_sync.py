@@ -14,7 +14,7 @@ from pycrdt import Doc, Map
 
 from harness import Livecart, make_config
 from livecart.crdt.cart import CartDoc, new_line
-from livecart.server.appkeys import ROOMS, STORE
+from livecart.server.services import SERVICES
 from livecart.crdt.protocol import Kind, awareness_message, parse, sync_step1, update_message
 from yclient import eventually
 
@@ -147,7 +147,7 @@ async def test_what_a_crash_would_leave_loads_after_an_edit_stock_has_nothing_to
     add_line(writer, "l1")
     writer.meta["note"] = "ring twice"  # touches no line: no hold to decide, no price to change
     await eventually(lambda: reader.snapshot()["meta"].get("note") == "ring twice", what="relay")
-    log = await lc.app[STORE].load(cart)  # uncompacted, as a SIGKILL would leave it
+    log = await lc.app[SERVICES].store.load(cart)  # uncompacted, as a SIGKILL would leave it
     assert log.updates and b"" not in log.updates
     assert CartDoc(log.snapshot, log.updates).to_dict()["meta"]["note"] == "ring twice"
 
@@ -156,9 +156,9 @@ async def test_room_unloads_after_the_grace_period_and_reloads_from_the_store(lc
     cart = await lc.cart()
     client = await lc.client(cart)
     add_line(client, "l1")
-    assert cart in lc.app[ROOMS].rooms
+    assert cart in lc.app[SERVICES].rooms.rooms
     await client.close()
-    await eventually(lambda: cart not in lc.app[ROOMS].rooms, what="unload")
+    await eventually(lambda: cart not in lc.app[SERVICES].rooms.rooms, what="unload")
     again = await lc.client(cart)
     assert again.snapshot()["lines"]["l1"]["sku"] == "MUG"
 
@@ -252,7 +252,7 @@ async def test_a_reader_that_stops_reading_is_cut_off_and_the_room_carries_on(lc
     lc.config.limits = replace(lc.config.limits, max_note_chars=10_000)
     cart = await lc.cart()
     writer, reader = await lc.client(cart), await lc.client(cart)
-    room = lc.app[ROOMS].rooms[cart]
+    room = lc.app[SERVICES].rooms.rooms[cart]
     readers = set(room.conns)
     stalled = await _stalled_socket(lc, cart)
     await eventually(lambda: len(room.conns) == 3, what="three sockets in the room")

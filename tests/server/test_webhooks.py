@@ -18,7 +18,7 @@ from aiohttp import web
 from harness import Livecart, free_port, make_config
 from livecart.crdt import CartDoc
 from livecart.server import webhooks
-from livecart.server.appkeys import STOCK, STORE
+from livecart.server.services import SERVICES
 from livecart.server.cli import build_config
 from yclient import WAIT, eventually
 
@@ -108,7 +108,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = WAIT, wha
 
 async def outbox(lc: Livecart) -> dict[str, dict[str, Any]]:
     """The stored events by id (a leased event may briefly have two copies: the latest wins)."""
-    return {e["id"]: e for e in (await lc.app[STORE].list_records(webhooks.OUTBOX)).values()}
+    return {e["id"]: e for e in (await lc.app[SERVICES].store.list_records(webhooks.OUTBOX)).values()}
 
 
 @pytest.fixture
@@ -126,9 +126,9 @@ def hooked(tmp_path: Path, receiver: Receiver, **overrides: Any):
 async def test_events_are_signed_typed_unique_and_in_order(tmp_path, session, receiver) -> None:
     lc = await Livecart(hooked(tmp_path, receiver), session).start()
     try:
-        ids = [await webhooks.emit(lc.app, "order.created", {"order": {"id": f"o{i}", "total": 100 * i}})
+        ids = [await lc.app[SERVICES].webhooks.emit("order.created", {"order": {"id": f"o{i}", "total": 100 * i}})
                for i in range(5)]
-        ids.append(await webhooks.emit(lc.app, "order.status", {"order": {"id": "o1", "state": "dispatched"}}))
+        ids.append(await lc.app[SERVICES].webhooks.emit("order.status", {"order": {"id": "o1", "state": "dispatched"}}))
         assert len(set(ids)) == 6 and all(i.startswith("evt_") for i in ids)
         await eventually(lambda: len(receiver.delivered()) == 6, what="six deliveries")
         hits = receiver.delivered()
@@ -152,9 +152,9 @@ async def _empty(lc: Livecart) -> bool:
 
 
 async def test_emit_without_a_url_is_a_no_op(lc: Livecart) -> None:
-    assert await webhooks.emit(lc.app, "order.created", {"order": {}}) == ""
-    assert await lc.app[STORE].list_records(webhooks.OUTBOX) == {}
-    webhooks.note_activity(lc.app, "c1", "alice")  # no worker, no error
+    assert await lc.app[SERVICES].webhooks.emit("order.created", {"order": {}}) == ""
+    assert await lc.app[SERVICES].store.list_records(webhooks.OUTBOX) == {}
+    lc.app[SERVICES].webhooks.note_activity("c1", "alice")  # no worker, no error
 
 
 async def test_failing_receiver_gets_every_event_once_after_500_timeout_and_refusal(
@@ -163,7 +163,7 @@ async def test_failing_receiver_gets_every_event_once_after_500_timeout_and_refu
     receiver.rule = lambda event_id, nth: "fail" if nth == 1 else "hang"
     lc = await Livecart(hooked(tmp_path, receiver), session).start()
     try:
-        ids = [await webhooks.emit(lc.app, "order.status", {"n": i}) for i in range(3)]
+        ids = [await lc.app[SERVICES].webhooks.emit("order.status", {"n": i}) for i in range(3)]
         # every event has had a 500 and is now hanging: stop listening, the hangs time out
         await eventually(lambda: all(any(h.outcome == "hang" for h in receiver.of(i)) for i in ids),
                          what="a hang for each event")
@@ -206,11 +206,11 @@ async def test_events_survive_a_crash_and_are_delivered_after_restart(
 
     async def crash(*_: object) -> None:  # a crash mid-attempt leaves the lease behind
         return None
-    monkeypatch.setattr(webhooks, "_give_back", crash)
+    monkeypatch.setattr(webhooks.Webhooks, "_give_back", crash)
     receiver.rule = lambda event_id, nth: "hang"
     config = hooked(tmp_path, receiver)
     first = await Livecart(config, session).start()
-    ids = [await webhooks.emit(first.app, "order.created", {"n": i}) for i in range(4)]
+    ids = [await first.app[SERVICES].webhooks.emit("order.created", {"n": i}) for i in range(4)]
     await eventually(lambda: bool(receiver.of(ids[0])), what="first attempt in flight")
     await receiver.down()
     await first.stop()  # while the first event is mid-attempt and the others never went out
@@ -243,8 +243,8 @@ async def test_two_processes_on_one_redis_store_make_each_attempt_once(
     try:
         ids = []
         for i in range(10):
-            ids.append(await webhooks.emit(a.app, "order.created", {"n": i}))
-            ids.append(await webhooks.emit(b.app, "order.created", {"n": i}))
+            ids.append(await a.app[SERVICES].webhooks.emit("order.created", {"n": i}))
+            ids.append(await b.app[SERVICES].webhooks.emit("order.created", {"n": i}))
         await eventually(lambda: {h.event["id"] for h in receiver.delivered()} == set(ids),
                          what="all delivered")
         await until(lambda: _empty(a), what="outbox emptied")
@@ -268,7 +268,7 @@ async def test_cart_abandoned_once_per_idle_period_only_with_holds(tmp_path, ses
         assert status == 201, line
         await until(lambda: _held(lc, cart, 2), what="hold")
         empty_cart = await lc.cart("bob")
-        webhooks.note_activity(lc.app, empty_cart, "bob")
+        lc.app[SERVICES].webhooks.note_activity(empty_cart, "bob")
 
         await eventually(lambda: len(receiver.delivered("cart.abandoned")) == 1, what="cart.abandoned")
         hit = receiver.delivered("cart.abandoned")[0]
@@ -276,7 +276,7 @@ async def test_cart_abandoned_once_per_idle_period_only_with_holds(tmp_path, ses
         data = hit.event["data"]
         assert data["cartId"] == cart and data["owner"] == "alice"
         assert [(l["sku"], l["qty"]) for l in data["lines"]] == [("MUG", 2)]
-        holds = await lc.app[STOCK].holds_of(cart)
+        holds = await lc.app[SERVICES].stock.holds_of(cart)
         assert data["holdsUntil"] == min(h.expires_at for h in holds.values()) > time.time() * 1000
         assert signed(hit)
         await asyncio.sleep(1.0)  # twice abandoned_after: still once, and never for the cart without holds
@@ -316,10 +316,10 @@ async def test_cart_abandoned_also_when_its_holds_ran_out_while_idle(tmp_path, s
         assert status == 201
 
         async def expired_and_recorded() -> bool:
-            stored = await first.app[STORE].load(cart)
+            stored = await first.app[SERVICES].store.load(cart)
             holds = CartDoc(stored.snapshot, stored.updates).to_dict()["holds"]
             return (holds.get(line["lineId"], {}).get("status") == "expired"
-                    and cart in await first.app[STORE].list_records(webhooks.ACTIVITY))
+                    and cart in await first.app[SERVICES].store.list_records(webhooks.ACTIVITY))
         await until(expired_and_recorded, what="the hold expired in the stored cart, the edit recorded")
     finally:
         await first.stop()
@@ -329,13 +329,13 @@ async def test_cart_abandoned_also_when_its_holds_ran_out_while_idle(tmp_path, s
         await eventually(lambda: len(receiver.delivered("cart.abandoned")) == 1, what="cart.abandoned")
         data = receiver.delivered("cart.abandoned")[0].event["data"]
         assert data["lines"] == [{"lineId": line["lineId"], "sku": "MUG", "qty": 1}] and data["holdsUntil"] is None
-        assert not await lc.app[STOCK].holds_of(cart)  # the units went back to stock meanwhile
+        assert not await lc.app[SERVICES].stock.holds_of(cart)  # the units went back to stock meanwhile
     finally:
         await lc.stop()
 
 
 async def _held(lc: Livecart, cart: str, qty: int) -> bool:
-    return sum(h.qty for h in (await lc.app[STOCK].holds_of(cart)).values()) == qty
+    return sum(h.qty for h in (await lc.app[SERVICES].stock.holds_of(cart)).values()) == qty
 
 
 def test_cli_generates_and_keeps_a_webhook_secret(tmp_path, capsys) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..crdt import CartDoc
-from ..crdt.cart import plain
-from .stock import Want
-from .store import HoldRow
+from ...crdt import CartDoc
+from ...crdt.cart import plain
+from ..store import HoldRow
+from . import Want
 
 LIVE = ("held", "partial")  # statuses that claim units
 

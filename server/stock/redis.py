@@ -8,10 +8,10 @@ from typing import Any, Callable, Iterable
 
 from redis.exceptions import RedisError
 
-from .stock import Decision, HoldKey, HoldListener, Level, LevelListener, StockError, Want
-from .store import HoldRow
-from .store.redis import SET_ON_HAND, Keys, connect
-from .tasks import cancel_and_wait
+from ..store import HoldRow
+from ..store.redis import SET_ON_HAND, Keys, connect
+from ..tasks import cancel_and_wait
+from . import Decision, HoldKey, HoldListener, Level, LevelListener, StockError, Want
 
 log = logging.getLogger("livecart.stock")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable
 import time
 
-from .stock_redis import RedisStock
-from .store.redis_cluster import ReplicatedScript
+from ..store.redis_cluster import ReplicatedScript
+from .redis import RedisStock
 
 
 class RedisClusterStock(RedisStock):
