@@ -68,10 +68,15 @@ async def payment(request: web.Request) -> web.Response:
 
 @api.add("POST", "/api/orders/{orderId}/status", "Move an order on: dispatched, delivered, cancelled",
          auth=ADMINS_ONLY, errors=(404, 409), result=ORDER,
-         body={"oneOf": [obj(("status",), status={"enum": ["dispatched"]}, tracking=TRACKING),
-                         obj(("status",), status={"enum": ["delivered", "cancelled"]}, tracking={"type": "null"})]})
+         body={"oneOf": [{**obj(("status",), status={"enum": ["dispatched"]}, tracking=TRACKING),
+                          "additionalProperties": False},
+                         {**obj(("status",), status={"enum": ["delivered", "cancelled"]}, tracking={"type": "null"}),
+                          "additionalProperties": False}]})
 async def order_status(request: web.Request) -> web.Response:
     body = await json_body(request)
+    unknown = set(body) - {"status", "tracking"}
+    if unknown:
+        raise ApiError(400, "bad_body", f"unknown field {sorted(unknown)[0]!r} (status, tracking)")
     orders = request.app[SERVICES].orders
     return web.json_response(await orders.move(caller(request), request.match_info["orderId"], body.get("status"),
                                                body.get("tracking")))
