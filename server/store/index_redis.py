@@ -6,7 +6,8 @@ of a Redis Cluster, as the records of one kind do. Keys (after the store's prefi
 `<createdAt:13>|<id>` (scores 0: ordered by member); `{x}:c:<id>` a customer's hash; `{x}:ids` zset
 of customer ids; `{x}:terms` zset of `<term>\\0<id>` (prefix ranges by ZRANGEBYLEX); `{x}:last`
 zset id -> last order ms; `{x}:sku:<sku>` and `{x}:cat:<category>` zsets id -> last bought ms;
-`{x}:paid` set of counted order ids.
+`{x}:skuid:<sku>`, `{x}:catid:<category>` the same buyers by id (scores 0); `{x}:paid` set of counted
+order ids.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ if KEYS[5] ~= KEYS[4] then redis.call('ZREM', KEYS[5], ARGV[3]) end
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 """
 
-# KEYS: customer hash, ids, terms, last, paid set, then per-SKU and per-category zsets.
+# KEYS: customer hash, ids, terms, last, paid set, then per SKU and per category two zsets: buyers by
+# time (score: last bought) and buyers by id (score 0: ordered by id, for paging without a date).
 # ARGV: one JSON change {id, version, set, drop_terms, add_terms, order?, total?, at?}.
 # Applied only if the customer is still at `version` (else 'retry': the caller re-reads), and a
 # purchase only once per order ('seen').
@@ -45,7 +47,10 @@ if p.order then
     redis.call('HSET', KEYS[1], 'last', p.at)
     redis.call('ZADD', KEYS[4], p.at, p.id)
   end
-  for i = 6, #KEYS do redis.call('ZADD', KEYS[i], 'GT', p.at, p.id) end
+  for i = 6, #KEYS, 2 do
+    redis.call('ZADD', KEYS[i], 'GT', p.at, p.id)
+    redis.call('ZADD', KEYS[i + 1], 0, p.id)
+  end
 end
 for _, t in ipairs(p.drop_terms) do redis.call('ZREM', KEYS[3], t .. '\\0' .. p.id) end
 for _, t in ipairs(p.add_terms) do redis.call('ZADD', KEYS[3], 0, t .. '\\0' .. p.id) end
@@ -146,8 +151,10 @@ class RedisIndex:
         keys = [self.k(f"c:{customer_id}"), self.k("ids"), self.k("terms"), self.k("last"), self.k("paid")]
         if purchase is not None:
             change.update(order=purchase.order_id, total=purchase.total, at=purchase.at)
-            keys += [self.k(f"sku:{s}") for s in sorted(set(purchase.skus))]
-            keys += [self.k(f"cat:{c}") for c in sorted(set(purchase.categories))]
+            for sku in sorted(set(purchase.skus)):
+                keys += [self.k(f"sku:{sku}"), self.k(f"skuid:{sku}")]
+            for category in sorted(set(purchase.categories)):
+                keys += [self.k(f"cat:{category}"), self.k(f"catid:{category}")]
         return keys, [orjson.dumps(change)]
 
     async def _apply(self, customer_id: str, fill: dict[str, str], purchase: Purchase | None,
@@ -208,7 +215,21 @@ class RedisIndex:
     async def _by_score(self, key: str, since: int | None) -> set[bytes]:
         return set(await self.r.zrangebyscore(key, since if since is not None else "-inf", "+inf"))
 
+    async def _bought_by_id(self, query: CustomerQuery) -> list[bytes]:
+        """Buyers of some SKUs (or of a category) alone, no date: each value's buyers by id, the first
+        page of each, merged (a best seller with 60,000 buyers costs what a rare one does)."""
+        keys = ([self.k(f"skuid:{s}") for s in query.bought] if query.bought
+                else [self.k(f"catid:{query.category}")])
+        low = b"(" + query.cursor.encode() if query.cursor else b"-"
+        async with self.r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrangebylex(key, low, b"+", start=0, num=query.limit + 1)
+            pages = await pipe.execute()
+        return sorted({i for page in pages for i in page})[:query.limit + 1]
+
     async def search_customers(self, query: CustomerQuery) -> Page:
+        if not query.tokens and query.since is None and bool(query.bought) != (query.category is not None):
+            return await self._page(query, await self._bought_by_id(query))
         sets: list[set[bytes]] = []
         for token in query.tokens:
             t = token.encode()
@@ -229,6 +250,9 @@ class RedisIndex:
         else:
             ids = await self.r.zrangebylex(self.k("ids"), b"(" + after if after else b"-", b"+",
                                            start=0, num=query.limit + 1)
+        return await self._page(query, ids)
+
+    async def _page(self, query: CustomerQuery, ids: list[bytes]) -> Page:
         async with self.r.pipeline(transaction=False) as pipe:
             for i in ids:
                 pipe.hgetall(self.k(f"c:{i.decode()}"))
