@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import shutil
 import socket
@@ -63,7 +64,7 @@ async def load(index: ShopIndex, customers: int, lines: int, skus: int, seed: in
         for i in range(0, customers, BATCH):
             await index.put_customers({customer_id(n): people[n] for n in range(i, min(customers, i + BATCH))})
             bar.update(min(BATCH, customers - i))
-    weights = [1 / (k + 1) for k in range(skus)]  # a long tail: a few SKUs sell most
+    cum = list(itertools.accumulate(1 / (k + 1) for k in range(skus)))  # a long tail: a few SKUs sell most
     sku_names = [f"SKU-{k:05d}" for k in range(skus)]
     purchases: list[Purchase] = []
     made, order = 0, 0
@@ -71,7 +72,7 @@ async def load(index: ShopIndex, customers: int, lines: int, skus: int, seed: in
     while made < lines:
         n = rnd.randrange(customers)
         count = min(rnd.randint(1, 5), lines - made)
-        bought = tuple(rnd.choices(sku_names, weights, k=count))
+        bought = tuple(rnd.choices(sku_names, cum_weights=cum, k=count))
         purchases.append(Purchase(customer_id(n), f"o-{order:08d}", start + order * 60_000, 1000 * count,
                                   bought, (f"cat-{int(bought[0][4:]) % 40}",)))
         made, order = made + count, order + 1
@@ -91,8 +92,8 @@ async def measure(index: ShopIndex, people: list[dict[str, Any]], skus: int, que
         kind = rnd.randrange(4)
         texts.append(p["name"].split()[0] if kind == 0 else p["name"] if kind == 1 else p["email"] if kind == 2
                      else p["phone"].split(" ", 2)[2])
-    weights = [1 / (k + 1) for k in range(skus)]
-    sku_queries = [f"SKU-{k:05d}" for k in rnd.choices(range(skus), weights, k=queries)]
+    cum = list(itertools.accumulate(1 / (k + 1) for k in range(skus)))
+    sku_queries = [f"SKU-{k:05d}" for k in rnd.choices(range(skus), cum_weights=cum, k=queries)]
     out: dict[str, list[float]] = {"text": [], "sku": []}
     for name, make in (("text", lambda t: CustomerQuery(q=t)), ("sku", lambda s: CustomerQuery(bought=(s,)))):
         for value in tqdm(texts if name == "text" else sku_queries, desc=f"  search by {name}", file=sys.stderr,
