@@ -486,8 +486,16 @@ async def test_a_lost_write_sends_decisions_back_through_the_queue_until_reloade
 async def test_processes_racing_for_the_last_units_never_oversell(redis_server) -> None:
     url = f"{redis_server.url}?prefix=race:"
     processes = [RedisStock(url, 60) for _ in range(5)]
-    for p in processes:
-        await p.start()
+    try:
+        for p in processes:
+            await p.start()
+        await _race_for_the_last_units(processes)
+    finally:  # a failure must not leave sweepers behind: the loop's teardown cancels once and can hang
+        for p in processes:
+            await p.stop()
+
+
+async def _race_for_the_last_units(processes: list[RedisStock]) -> None:
     await processes[0].set_on_hand("MUG", 5)
     wants = [(p, f"c{i}", f"l{j}", 1 + (i + j) % 3) for i, p in enumerate(processes) for j in range(20)]
     decisions = await asyncio.gather(*(p.reserve(cart, line, "MUG", qty) for p, cart, line, qty in wants))
@@ -496,12 +504,10 @@ async def test_processes_racing_for_the_last_units_never_oversell(redis_server) 
     churn = [p.reserve(cart, line, "MUG", (qty * 7) % 4) for p, cart, line, qty in wants]
     churn += [p.release(cart, line) for p, cart, line, _ in wants[::3]] + [processes[1].adjust("MUG", -1)]
     results = await asyncio.gather(*churn, return_exceptions=True)
-    assert all(not isinstance(r, Exception) or isinstance(r, StockError) for r in results)
+    assert all(not isinstance(r, Exception) or isinstance(r, StockError) for r in results), results
     level = (await processes[2].levels(["MUG"]))["MUG"]
     holds = [h for i in range(5) for h in (await processes[3].holds_of(f"c{i}")).values()]
     assert 0 <= level.held <= level.on_hand <= 5 and level.held == sum(h.qty for h in holds)
-    for p in processes:
-        await p.stop()
 
 
 async def test_stop_ends_the_sweeper_even_when_a_cancellation_lands_as_a_redis_call_completes(redis_server) -> None:
