@@ -46,6 +46,7 @@ test-js:
 bench: $(BIN)/livecart
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/room.py
+	$(BIN)/python bench/mailing.py
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules build *.egg-info

@@ -1,7 +1,7 @@
 """What one edit costs inside the server, without sockets: the room path of load 1 in-process.
 
 Carts × 3 clients (pycrdt docs) each own a line and set its `qty` and `addedAt` in one
-transaction, as `bench/relay` does. Every edit goes through `Room.receive` of a real app
+transaction, as `bench/relay` does. Every edit goes through `Room.receive` (server/sync/room.py) of a real app
 (SQLite store in a temp dir, stock actor, 1,000,000 units per SKU so every line is held):
 validate → stock decision and answer → SQLite commit → frames to the other two clients
 (written to a stub transport). Prints the event-loop thread's CPU per edit.
@@ -37,8 +37,9 @@ from livecart.crdt.protocol import update_message
 from livecart.server import auth
 from livecart.server.app import create_app
 from livecart.server.config import Config
-from livecart.server.rooms import Connection, Room
 from livecart.server.services import SERVICES
+from livecart.server.sync.connection import Connection
+from livecart.server.sync.room import Room
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import SECRET, token  # noqa: E402

@@ -31,7 +31,7 @@ from pycrdt import Doc, Map, Text
 
 from livecart.crdt.cart import CartDoc, new_line
 from livecart.crdt.schema import ROOTS, FieldSpec, Limits, Product
-from livecart.crdt.validate import OK, check_line, check_meta
+from livecart.crdt.validate import check_line, check_meta
 
 SIZES = (5, 50, 200)
 EDITS = ("set qty", "add line", "edit text")
@@ -130,7 +130,7 @@ def run_cart(base: bytes, updates: list[bytes]) -> float:
     t0 = time.perf_counter()
     for u in updates:
         verdict = cart.apply_client_update(u, catalog, LIMITS)
-        if verdict is not OK:
+        if not verdict.ok:
             raise AssertionError(f"bench update rejected: {verdict}")
     return time.perf_counter() - t0
 
@@ -199,20 +199,20 @@ def phases(base: bytes, updates: list[bytes]) -> dict[str, float]:
     from livecart.crdt.validate import judge
 
     cart = CartDoc(base)
-    watch, doc = cart._watch, cart.doc
+    roots, doc = cart._roots, cart.doc
     spent = dict.fromkeys(("read_shape", "apply+observers", "state vector", "judge"), 0.0)
     for u in updates:
         t0 = time.perf_counter()
         shape = read_shape(u)
         t1 = time.perf_counter()
-        watch.reset()
-        watch.touches.armed = True
+        roots.touches.reset()
+        roots.touches.armed = True
         doc.apply_update(u)
-        watch.touches.armed = False
+        roots.touches.armed = False
         t2 = time.perf_counter()
         missing_dependencies(shape, read_state_vector(doc.get_state()))
         t3 = time.perf_counter()
-        judge(watch, catalog, LIMITS)
+        judge(roots, shape, {}, catalog, LIMITS)
         t4 = time.perf_counter()
         for key, dt in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             spent[key] += dt

@@ -1,4 +1,7 @@
-"""A cart's Yjs document: checked client updates, server writes, rollback, and plain-dict reads."""
+"""A cart's Yjs document: checked client updates, trusted writes, rollback, and plain-dict reads.
+
+What goes into the `server` root is decided in `server_root` (its only writer), through `write`
+and `write_plain` here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +10,9 @@ from typing import Any, Callable, NoReturn
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from . import raw
-from .pricing import DiscountLookup, price_cart
 from .schema import Catalog, Limits
-from .updates import MalformedUpdate, read_shape
-from .validate import OK, Rejected, Verdict, Watcher, apply_checked
+from .updates import MalformedUpdate, read_shape, read_state_vector
+from .validate import Accepted, Rejected, Roots, Verdict, check_client_update
 
 SERVER_ORIGIN = "server"
 
@@ -22,7 +24,9 @@ class WriteFailed(Exception):
 @dataclass
 class ServerView:
     """Plain copies of what the per-edit path reads under `server` (plus the line ids), and the
-    maps it writes: settling a hold then costs no reads of the doc, only the writes that change something."""
+    maps it writes: settling a hold then costs no reads of the doc, only the writes that change something.
+    The cart keeps it true across client updates and drops it on any other write; `server_root`
+    updates it after the writes it makes through `write_plain(keep_view=True)`."""
 
     status: str
     holds: dict[str, dict[str, Any]]
@@ -63,8 +67,8 @@ class CartDoc:
             merge_updates(*updates) if updates else snapshot
         )
         self._history: list[bytes] = []
-        self.last_accepted = b""  # the new part of the last accepted client update
-        self._types: dict[tuple[int, int], int] = {}
+        self._types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
+        self._state_vector: dict[int, int] = {}  # the doc's, kept current here (read afresh by `_build`)
         if self._base:
             self._learn(self._base)
         self._build()
@@ -76,11 +80,10 @@ class CartDoc:
         except MalformedUpdate:
             return 4 * len(update)
         self._types.update(shape.types)
-        watch = getattr(self, "_watch", None)  # None only while the first snapshot is read
-        if watch is not None:
-            for client, (_start, end) in shape.adds.items():
-                if end > watch.state_vector.get(client, 0):
-                    watch.state_vector[client] = end
+        state_vector = self._state_vector
+        for client, (_start, end) in shape.adds.items():
+            if end > state_vector.get(client, 0):
+                state_vector[client] = end
         return shape.max_growth(len(update))
 
     def _build(self) -> None:
@@ -89,8 +92,8 @@ class CartDoc:
             self.doc.apply_update(self._base)
         for update in self._history:
             self.doc.apply_update(update)
-        self._watch = Watcher(self.doc)
-        self._watch.types = self._types
+        self._roots = Roots(self.doc)
+        self._state_vector = read_state_vector(self.doc.get_state())
         self._size = len(self._base) + sum(map(len, self._history))
         self._last = LastUpdate()
         self._txn_sub = raw.observe(self.doc, self._last.on_txn)
@@ -98,57 +101,57 @@ class CartDoc:
 
     @property
     def lines(self) -> Map:
-        return self._watch.lines
+        return self._roots.lines
 
     @property
     def meta(self) -> Map:
-        return self._watch.meta
+        return self._roots.meta
 
     @property
     def server(self) -> Map:
-        return self._watch.server
+        """The server root: read it anywhere, write it only from `server_root`."""
+        return self._roots.server
 
     # -- writes -------------------------------------------------------------
 
     def apply_client_update(self, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
-        """Applies a client update if every schema rule holds; otherwise leaves the doc as it was."""
-        verdict = apply_checked(self._watch, update, catalog, limits)
-        if verdict is OK:
-            shape = self._watch.shape
-            assert shape is not None
-            verdict = self._check_size(limits, shape.max_growth(len(update)))
-        if verdict is OK:
-            self._types.update(shape.types)
-            self.last_accepted = self._watch.accepted
-            self._history.append(self.last_accepted)
-            self._follow_client(self._view)
-        else:
-            self._build()
+        """Applies a client update if every schema rule holds (Accepted says what it touched and
+        wants); otherwise leaves the doc as it was (Rejected says why)."""
+        verdict = check_client_update(self._roots, update, self._types, self._state_vector, catalog, limits)
+        if isinstance(verdict, Accepted):
+            too_large = self._check_size(limits, verdict.shape.max_growth(len(update)))
+            if too_large is None:
+                self._types.update(verdict.shape.types)
+                self._state_vector = verdict.state_vector
+                self._history.append(verdict.update)
+                if self._view is not None:
+                    self._follow_client(self._view, verdict)
+                return verdict
+            verdict = too_large
+        self._build()
         return verdict
 
-    def _follow_client(self, view: ServerView | None) -> None:
+    def _follow_client(self, view: ServerView, accepted: Accepted) -> None:
         """Keeps the view true after a client update (which never touches `server`)."""
-        if view is None:
-            return
-        if self._watch.touches.touched_meta & {"discountCodes"}:  # discount codes are priced (details are not)
+        if "discountCodes" in accepted.meta:  # discount codes are priced (details are not)
             self._view = None
             return
-        for line_id, want in self._watch.wants.items():  # judged: None for a removed line
+        for line_id, want in accepted.wants.items():  # judged: None for a removed line
             if want is None:
                 view.line_ids.discard(line_id)
             else:
                 view.line_ids.add(line_id)
 
-    def _check_size(self, limits: Limits, added: int) -> Verdict:
+    def _check_size(self, limits: Limits, added: int) -> Rejected | None:
         # `_size` bounds the encoded size from above (see UpdateShape.max_growth), so
         # the exact (costlier) encoding is needed only once the bound passes the limit.
         self._size += added
         if self._size <= limits.max_doc_bytes:
-            return OK
+            return None
         self._size = len(self.doc.get_update())
         if self._size > limits.max_doc_bytes:
-            return Rejected(f"document too large (max {limits.max_doc_bytes} bytes)")
-        return OK
+            return Rejected("too_large", f"document too large (max {limits.max_doc_bytes} bytes)")
+        return None
 
     def apply_trusted(self, update: bytes) -> tuple[set[str], bool]:
         """Applies an update another process already checked and stored.
@@ -156,8 +159,8 @@ class CartDoc:
         Returns the lines it touched and whether it touched `server`, so the
         caller can follow up (holds, pricing).
         """
-        touches = self._watch.touches
-        self._watch.reset()
+        touches = self._roots.touches
+        touches.reset()
         touches.armed = True
         try:
             self.doc.apply_update(update)
@@ -194,61 +197,32 @@ class CartDoc:
             raise WriteFailed("the cart document cannot hold a value this write gives it") from exc
         raise exc
 
-    def settle(self, decisions: dict[str, dict[str, Any] | None], catalog: Catalog,
-               shop_codes: DiscountLookup = lambda code: None) -> bytes:
-        """Writes hold outcomes and the pricing they lead to (what `set_holds` + `reprice` do),
-        in one transaction, from the view: the server's write after every stock decision."""
-        view = self._view or self._read_view()
-        if view is None:  # a cart without the server maps (never initialised): the general path
-            return self.write(lambda cart: (set_holds(cart, decisions), reprice(cart, catalog, shop_codes)))
-        holds = dict(view.holds)
-        hold_changes: dict[str, dict[str, Any] | None] = {}
-        for line_id, decision in decisions.items():
-            old = holds.get(line_id)
-            if decision is None:
-                if old is not None:
-                    del holds[line_id]
-                    hold_changes[line_id] = None
-                continue
-            entry = {**old, **decision} if old is not None else decision  # keeps the sku
-            if old != entry:
-                holds[line_id] = hold_changes[line_id] = entry
-        priced = {k: {"sku": h.get("sku") or self._sku_of(k)} for k, h in holds.items() if k in view.line_ids}
-        pricing = price_cart(priced, holds, catalog, view.pricing.get("currency") or "EUR",
-                             view.offers, view.codes, shop_codes)
-        old_lines: dict[str, Any] = view.pricing.get("lines", {})
-        top = {k: v for k, v in pricing.items() if k != "lines" and view.pricing.get(k) != v}
-        gone = [k for k in old_lines if k not in pricing["lines"]]
-        lines = {k: v for k, v in pricing["lines"].items() if old_lines.get(k) != v}
-        if not (hold_changes or top or gone or lines):
-            return b""
+    def write_plain(self, change: Callable[[Any], None], writes: int, keep_view: bool = False) -> bytes:
+        """A trusted write of plain values only (no new shared types) through the compiled layer, in
+        one transaction; `change` gets the compiled transaction (see `raw`). `writes`: how many keys
+        it sets or removes (for the size bound). `keep_view`: its writer updates the server view
+        itself. A change that fails leaves the doc as it was, as `write` does."""
         self._last.update = b""
-        holds_map, pricing_map, pricing_lines = (
-            view.holds_map.integrated, view.pricing_map.integrated, view.pricing_lines.integrated)
+        if not keep_view:
+            self._view = None
         try:
-            with raw.transaction(self.doc, SERVER_ORIGIN) as txn:  # plain values only: the compiled layer
-                for line_id, entry in hold_changes.items():
-                    if entry is None:
-                        holds_map.remove(txn, line_id)
-                    else:
-                        holds_map.insert(txn, line_id, entry)
-                for key, value in top.items():
-                    pricing_map.insert(txn, key, value)
-                for line_id in gone:
-                    pricing_lines.remove(txn, line_id)
-                for line_id, value in lines.items():
-                    pricing_lines.insert(txn, line_id, value)
+            with raw.transaction(self.doc, SERVER_ORIGIN) as txn:
+                change(txn)
         except BaseException as exc:
             self._view = None
             self._undo(exc)
-        view.holds, view.pricing = holds, pricing
         update = self._last.update
-        # Only plain values were set (no new shared types, nothing for `_learn`): the bound of
-        # UpdateShape.max_growth with one struct and one replaced item per key.
-        writes = len(hold_changes) + len(top) + len(gone) + len(lines)
-        self._history.append(update)
-        self._size += len(update) + 96 * writes + 24
+        if update:
+            # Nothing for `_learn`: the bound of UpdateShape.max_growth with one struct and one
+            # replaced item per key.
+            self._history.append(update)
+            self._size += len(update) + 96 * writes + 24
         return update
+
+    def server_view(self) -> ServerView | None:
+        """The plain copy of `server` (read now if need be); None while the cart has no
+        `server.holds` and `server.pricing.lines` maps (never initialised)."""
+        return self._view or self._read_view()
 
     def _read_view(self) -> ServerView | None:
         with self.doc.transaction():
@@ -264,7 +238,7 @@ class CartDoc:
                 line_ids=set(self.lines.keys()), holds_map=holds, pricing_map=pricing, pricing_lines=lines)
         return self._view
 
-    def _sku_of(self, line_id: str) -> Any:
+    def sku_of(self, line_id: str) -> Any:
         line = self.lines.get(line_id)
         return line.get("sku") if isinstance(line, Map) else None
 
@@ -311,21 +285,6 @@ class CartDoc:
         value = self.server.get("mergedInto")
         return str(value) if value else None
 
-    def last_touched_lines(self) -> set[str]:
-        """Line ids the last accepted client update added, changed or removed."""
-        return set(self._watch.touches.touched_lines)
-
-    def last_added_removed(self) -> tuple[set[str], set[str]]:
-        """Line ids the last accepted client update added, and those it removed."""
-        return set(self._watch.touches.added_lines), set(self._watch.touches.removed_lines)
-
-    def last_wants(self) -> dict[str, tuple[str, int] | None]:
-        """What the lines of the last accepted client update ask of stock (see `wanted`)."""
-        return dict(self._watch.wants)
-
-    def last_touched_meta(self) -> set[str]:
-        return set(self._watch.touches.touched_meta)
-
     def wanted(self, line_ids: set[str]) -> dict[str, tuple[str, int] | None]:
         """What each line asks of stock: (sku, qty), or None for a line that is gone."""
         with self.doc.transaction():
@@ -371,67 +330,6 @@ class CartDoc:
         }
 
 
-def init_server(cart: CartDoc, currency: str = "EUR") -> None:
-    """The server root of a new cart (written once, at creation, so no process races to create it)."""
-    cart.server["status"] = "open"
-    cart.server["holds"] = Map()
-    write_pricing(cart, {"currency": currency, "lines": {}, "subtotal": 0, "discounts": [], "total": 0})
-    cart.server["checkout"] = {"state": "open", "step": None, "orderId": None}
-
-
-def set_holds(cart: CartDoc, decisions: dict[str, dict[str, Any] | None]) -> None:
-    """Writes hold outcomes per line (None drops the entry of a removed line)."""
-    holds = cart.server.get("holds")
-    if not isinstance(holds, Map):
-        holds = cart.server["holds"] = Map()
-    for line_id, decision in decisions.items():
-        if decision is None:
-            if line_id in holds:
-                del holds[line_id]
-            continue
-        old = holds.get(line_id)
-        entry = {**old, **decision} if isinstance(old, dict) else decision  # keeps the sku
-        if old != entry:
-            holds[line_id] = entry
-
-
-def compute_pricing(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> dict[str, Any]:
-    """`server.pricing` as it should be now, from the catalog, holds and valid discounts."""
-    with cart.doc.transaction():
-        holds_map = cart.server.get("holds")
-        holds = plain(holds_map) if isinstance(holds_map, Map) else {}
-        # Hold entries name their SKU: pricing reads them, not every line (the hot path).
-        lines = {k: {"sku": h.get("sku") or cart._sku_of(k)} for k, h in holds.items() if k in cart.lines}
-        currency = (cart.server.get("pricing") or {}).get("currency", "EUR")
-        offers = plain(cart.server.get("offers") or {})
-        typed = [c for c in plain(cart.meta.get("discountCodes") or []) if isinstance(c, str)]
-    return price_cart(lines, holds, catalog, currency, offers, typed, shop_codes)
-
-
-def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = lambda code: None) -> None:
-    """Recomputes `server.pricing` (never from client data); writes only when it changed."""
-    write_pricing(cart, compute_pricing(cart, catalog, shop_codes))
-
-
-def write_pricing(cart: CartDoc, pricing: dict[str, Any]) -> None:
-    """Writes only what changed: `pricing` is a map and its `lines` a map of line entries, so a
-    qty change costs one line entry and the totals, not the whole (cart-sized) object."""
-    current = cart.server.get("pricing")
-    if not isinstance(current, Map):
-        current = cart.server["pricing"] = Map({"lines": Map()})
-    lines = current.get("lines")
-    if not isinstance(lines, Map):
-        lines = current["lines"] = Map()
-    for key, value in pricing.items():
-        if key != "lines" and plain(current.get(key)) != value:
-            current[key] = value
-    for line_id in [k for k in lines.keys() if k not in pricing["lines"]]:
-        del lines[line_id]
-    for line_id, entry in pricing["lines"].items():
-        if plain(lines.get(line_id)) != entry:
-            lines[line_id] = entry
-
-
 def plain(value: Any) -> Any:
     """Converts a Yjs value to plain data; integer-valued floats read back as ints."""
     if isinstance(value, Map):
@@ -461,3 +359,11 @@ def new_line(sku: str, qty: int, added_by: str, channel: str, added_at: int,
             for name, v in personalisation.items()
         })
     return Map(fields)
+
+
+def validate(before: Doc, update: bytes, catalog: Catalog, limits: Limits = Limits()) -> Verdict:
+    """Would `update` be accepted on a cart whose state is `before`? Leaves `before` untouched.
+
+    Convenience form for tests and tools; rooms keep a CartDoc, which checks in place.
+    """
+    return CartDoc(before.get_update()).apply_client_update(update, catalog, limits)

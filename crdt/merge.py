@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 from pycrdt import Array, Map, Text
 
+from . import server_root
 from .cart import CartDoc, plain
 from .schema import Limits
 
@@ -456,12 +457,9 @@ def apply_merge(target: CartDoc, plan: MergePlan, origin: str = "server") -> byt
     return target.write(lambda cart: _edit(cart, plan), origin=origin)
 
 
-def merged_source_status(source: CartDoc, target_id: str, origin: str = "server") -> bytes:
+def merged_source_status(source: CartDoc, target_id: str) -> bytes:
     """Marks the source merged into `target_id` in one transaction; returns the update."""
-    def change(cart: CartDoc) -> None:
-        cart.server["status"] = "merged"
-        cart.server["mergedInto"] = target_id
-    return source.write(change, origin=origin)
+    return server_root.mark_merged(source, target_id)
 
 
 def settle_holds(plan: MergePlan, source_held: Mapping[str, int],

@@ -1,8 +1,9 @@
-"""Decides whether a client update may be applied to a cart document (the schema rules of DESIGN.md)."""
+"""Decides whether a client update may be applied to a cart document (the schema rules of DESIGN.md),
+and returns the decision as a value: Accepted (with what the update touched and wants) or Rejected."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Union
+from dataclasses import dataclass, field
+from typing import AbstractSet, Any, Callable, ClassVar, Union
 
 from pycrdt import Array, Doc, Map, Text, get_update
 
@@ -16,28 +17,50 @@ from .updates import (
 )
 
 
-@dataclass(frozen=True)
-class Ok:
-    pass
+Want = tuple[str, int]  # what a line asks of stock: (sku, qty)
+
+
+@dataclass(slots=True)
+class Accepted:
+    """A client update the cart took, and what it decided: the value the edit pipeline acts on."""
+
+    ok: ClassVar[bool] = True
+    update: bytes  # the new part of the update: the bytes to store and relay
+    touched: AbstractSet[str]  # line ids it added, changed or removed
+    added: AbstractSet[str]  # new keys under `lines`
+    removed: AbstractSet[str]
+    wants: dict[str, Want | None]  # what each touched line asks of stock; None: removed (fresh per update)
+    meta: AbstractSet[str]  # the `meta` keys it touched
+    # For the cart's own bookkeeping (shared types, size bound, state vector):
+    shape: UpdateShape = field(repr=False, compare=False)
+    state_vector: dict[int, int] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class Rejected:
+    """A client update the cart refused (the doc is as it was). `code`: malformed, server_root,
+    schema, unknown_sku, missing (it depends on items this doc has not seen yet), too_large."""
+
+    ok: ClassVar[bool] = False
+    code: str
     reason: str
     sku: str | None = None  # set when the broken rule is an unknown SKU
-    missing: bool = False  # the update depends on items this doc has not seen (yet)
+
+    @property
+    def missing(self) -> bool:
+        return self.code == "missing"
 
 
-Verdict = Union[Ok, Rejected]
-OK = Ok()
+Verdict = Union[Accepted, Rejected]
 
 
 class Touches:
     """What an armed transaction touched, as the root observers record it.
 
     The observers live inside the doc, in yrs, where Python's GC cannot see them: what they
-    hold must not hold the doc (as a Watcher or a CartDoc does), or the doc and its owner
+    hold must not hold the doc (as Roots or a CartDoc does), or the doc and its owner
     form a cycle that is never collected. So they are bound to this, which holds no doc.
+    `reset` makes new sets, so a verdict may keep those of its update.
     """
 
     def __init__(self) -> None:
@@ -83,8 +106,8 @@ class Touches:
             self.touched_server = True
 
 
-class Watcher:
-    """Observes a doc's roots and records what a client transaction touched (in `touches`).
+class Roots:
+    """A doc's three roots, observed: `touches` records what an armed transaction touched.
 
     Keeping the subscriptions on the instance matters: pycrdt drops an observer
     whose Subscription object is garbage-collected.
@@ -96,11 +119,6 @@ class Watcher:
         self.meta: Map = doc.get("meta", type=Map)
         self.server: Map = doc.get("server", type=Map)
         self.touches = Touches()
-        self.shape: UpdateShape | None = None
-        self.accepted = b""  # what of the last client update is new: the bytes to store and relay
-        self.types: dict[tuple[int, int], int] = {}  # every shared type in the doc, by item id
-        self.state_vector = read_state_vector(doc.get_state())  # the doc's, kept current by CartDoc
-        self.reset()
         # The raw (yrs) subscriptions: pycrdt's own wrapper converts every event's values
         # into Python objects first, which would charge each server write ~30 µs here.
         touches = self.touches
@@ -110,91 +128,92 @@ class Watcher:
             self.server.integrated.observe_deep(touches.on_server),
         ]
 
-    def reset(self) -> None:
-        self.touches.reset()
-        # What each touched line asks of stock once judged: (sku, qty), or None if removed.
-        self.wants: dict[str, tuple[str, int] | None] = {}
-        self.unknown_sku: str | None = None
 
+def check_client_update(roots: Roots, update: bytes, types: dict[tuple[int, int], int],
+                        state_vector: dict[int, int], catalog: Catalog, limits: Limits) -> Verdict:
+    """Applies a client update to the observed doc and judges it.
 
-def apply_checked(watcher: Watcher, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
-    """Applies a client update to the watched doc and judges it.
-
+    `types`: every shared type of the doc by item id; `state_vector`: the doc's, as its owner
+    keeps it. Neither is changed here: Accepted carries what the owner takes on.
     On Rejected the doc may hold part of the update: the caller must rebuild it.
     """
     try:
         shape = read_shape(update)
     except MalformedUpdate as exc:
-        return Rejected(f"malformed update: {exc}")
-    parent = keyless_in_map(shape, watcher.types, ROOTS)
+        return Rejected("malformed", f"malformed update: {exc}")
+    parent = keyless_in_map(shape, types, ROOTS)
     if parent == "server":
-        return Rejected("clients may not write the 'server' root")
+        return Rejected("server_root", "clients may not write the 'server' root")
     if parent is not None:
-        return Rejected("list content inside a map (lines, meta, a line and personalisation take keyed entries only)")
-    doc = watcher.doc
-    watcher.shape = shape
-    before = watcher.state_vector
-    watcher.accepted = update
-    if any(start < before.get(client, 0) or client == doc.client_id for client, (start, _) in shape.adds.items()):
+        return Rejected("schema", "list content inside a map (lines, meta, a line and personalisation take keyed entries only)")
+    doc = roots.doc
+    accepted = update
+    if any(start < state_vector.get(client, 0) or client == doc.client_id for client, (start, _) in shape.adds.items()):
         # Items the cart has already (a stock client re-sends an edit in its sync
         # step 2 when it edits during the handshake). A no-op here, but another
         # process that has not seen the originals yet would take a forged copy as the
         # truth: only the new part is kept, stored and relayed. (Items in the server's
         # own name are always checked so: its writes do not keep `state_vector` current.)
         try:
-            watcher.accepted = get_update(update, doc.get_state())
+            accepted = get_update(update, doc.get_state())
         except ValueError as exc:  # "Cannot diff updates": pycrdt cannot read it either
-            return Rejected(f"malformed update: {exc}")
-    watcher.reset()
-    touches = watcher.touches
+            return Rejected("malformed", f"malformed update: {exc}")
+    touches = roots.touches
+    touches.reset()
     touches.armed = True
     try:
         after = read_state_vector(raw.apply_update(doc, update))
     except Exception as exc:  # yrs refuses some malformed input itself
-        return Rejected(f"malformed update: {exc}")
+        return Rejected("malformed", f"malformed update: {exc}")
     finally:
         touches.armed = False
     reason = missing_dependencies(shape, after)
     if reason is not None:
-        return Rejected(reason, missing=True)
-    watcher.state_vector = after  # kept for the next update (a rejection rebuilds it anyway)
-    reason = judge(watcher, catalog, limits)
-    if not reason:
-        return OK
-    return Rejected(reason, watcher.unknown_sku)
+        return Rejected("missing", reason)
+    wants: dict[str, Want | None] = {}
+    rejected = judge(roots, shape, wants, catalog, limits)
+    if rejected is not None:
+        return rejected
+    return Accepted(accepted, touches.touched_lines, touches.added_lines, touches.removed_lines, wants,
+                    touches.touched_meta, shape, after)
 
 
-def judge(w: Watcher, catalog: Catalog, limits: Limits) -> str | None:
-    """Checks what the last client transaction touched; returns the broken rule or None."""
-    touches = w.touches
+def judge(roots: Roots, shape: UpdateShape | None, wants: dict[str, Want | None], catalog: Catalog,
+          limits: Limits) -> Rejected | None:
+    """Checks what the last client transaction touched (`roots.touches`); returns the broken rule,
+    or None after filling `wants` with what each touched line asks of stock."""
+    touches = roots.touches
     if touches.touched_server:
-        return "clients may not write the 'server' root"
-    unknown = (w.shape.roots if w.shape is not None else set(w.doc.keys())) - ROOTS
+        return Rejected("server_root", "clients may not write the 'server' root")
+    unknown = (shape.roots if shape is not None else set(roots.doc.keys())) - ROOTS
     if unknown:
-        return f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)"
-    with raw.transaction(w.doc) as txn:
-        lines = w.lines.integrated
+        return Rejected("schema", f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)")
+    with raw.transaction(roots.doc) as txn:
+        lines = roots.lines.integrated
         if touches.lines_added and lines.len(txn) > limits.max_lines:
-            return f"too many lines (max {limits.max_lines})"
+            return Rejected("schema", f"too many lines (max {limits.max_lines})")
         for line_id in touches.touched_lines:
             if not lines.has(txn, line_id):  # deleted (a key set to null is still there)
-                w.wants[line_id] = None
+                wants[line_id] = None
                 continue
             line = lines.get(txn, line_id)
             if not isinstance(line, raw.RawMap):
-                return f"line {line_id!r} must be a map"
+                return Rejected("schema", f"line {line_id!r} must be a map")
             values = raw.fields(line, txn)
-            reason = check_line_fields(line_id, values, catalog, limits, lambda: w.lines[line_id]["personalisation"])
+            reason = check_line_fields(line_id, values, catalog, limits,
+                                       lambda: roots.lines[line_id]["personalisation"])
             if reason:
                 sku = values.get("sku")
-                w.unknown_sku = sku if isinstance(sku, str) and catalog(sku) is None else None
-                return reason
-            w.wants[line_id] = (values["sku"], int(values["qty"]))
+                if isinstance(sku, str) and catalog(sku) is None:
+                    return Rejected("unknown_sku", reason, sku)
+                return Rejected("schema", reason)
+            wants[line_id] = (values["sku"], int(values["qty"]))
+        meta = roots.meta
         for key in touches.touched_meta:
-            if key in w.meta:
-                reason = check_meta(key, w.meta[key], limits)
+            if key in meta:
+                reason = check_meta(key, meta[key], limits)
                 if reason:
-                    return reason
+                    return Rejected("schema", reason)
     return None
 
 
@@ -299,15 +318,7 @@ def check_meta(key: str, value: Any, limits: Limits) -> str | None:
     return None
 
 
-def validate(before: Doc, update: bytes, catalog: Catalog, limits: Limits = Limits()) -> Verdict:
-    """Would `update` be accepted on a cart whose state is `before`? Leaves `before` untouched.
-
-    Convenience form for tests and tools; rooms keep a CartDoc, which checks in place.
-    """
-    from .cart import CartDoc
-
-    cart = CartDoc(before.get_update())
-    return cart.apply_client_update(update, catalog, limits)
-
-
-__all__ = ["CLIENT_ROOTS", "OK", "Ok", "Rejected", "Touches", "Verdict", "Watcher", "apply_checked", "validate"]
+__all__ = [
+    "CLIENT_ROOTS", "Accepted", "Rejected", "Roots", "Touches", "Verdict", "Want", "check_client_update",
+    "check_line", "check_meta", "judge",
+]

@@ -7,6 +7,7 @@ from .config import Config
 from .errors import json_errors
 from .pages import add_page_routes
 from .routes import add_routes
+from .routes.demo import add_demo_routes
 from .services import SERVICES, services_context
 
 
@@ -18,6 +19,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(services_context(config))
     app.on_shutdown.append(_close_connections)
     if config.demo:
+        add_demo_routes(app)  # sign in as a demo person: a demo app's alone
         add_page_routes(app)
     return app
 

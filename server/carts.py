@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..crdt import CartDoc
-from ..crdt.cart import init_server, new_line
+from ..crdt import CartDoc, server_root
+from ..crdt.cart import new_line
 from ..crdt.validate import check_line
 from .access import grant_cart, record_lookup
 from .auth import Identity
@@ -14,12 +14,14 @@ from .clock import now_ms
 from .config import Config
 from .discounts import DiscountBook
 from .feeds import shop_event
+from .hooks import Edit
 from .ids import new_id
 from .refusals import Conflict, Forbidden, Invalid, NotFound
-from .rooms import Room, Rooms
 from .stock import StockAuthority
 from .stock.reconcile import sync_of
 from .store import CartRecord, Store
+from .sync.registry import Rooms
+from .sync.room import Room
 
 CHANNELS = ("web", "app", "kiosk", "store", "call-centre", "api")
 ROLE_CHANNEL = {"customer": "web", "assistant": "store", "operator": "call-centre", "kiosk": "kiosk", "admin": "api"}
@@ -38,7 +40,7 @@ class Carts:
 
     async def create(self, owner: str, channel: str) -> CartRecord:
         record = CartRecord(new_id("c-"), owner, channel, now_ms())
-        await self.store.append(record.id, CartDoc().write(init_server))
+        await self.store.append(record.id, server_root.init(CartDoc()))
         await self.store.create_cart(record)
         shop_event(self.bus, "cart.created", cartId=record.id, owner=owner, channel=channel)
         return record
@@ -86,7 +88,7 @@ class Carts:
             # not stored: the room writes the same when it next loads.
             sync = sync_of(cart, await self.stock.holds_of(record.id), now_ms())
             if sync.show:
-                cart.settle(dict(sync.show), self.catalog.get, self.discounts.get)
+                server_root.settle(cart, dict(sync.show), self.catalog.get, self.discounts.get)
         return {"id": record.id, "owner": record.owner, "channel": record.channel,
                 "createdAt": record.created_at, **cart.to_dict()}
 
@@ -144,6 +146,5 @@ class Carts:
             raise Invalid("bad_line", str(exc)) from None
         await room.commit(update)
         exists = line_id in room.cart.lines
-        room.report_edit(who, added={line_id} if exists and not existed else set(),
-                         removed={line_id} if existed and not exists else set())
-        room.want_holds({line_id})
+        room.edited(Edit(who, added={line_id} if exists and not existed else frozenset(),
+                         removed={line_id} if existed and not exists else frozenset()), {line_id})

@@ -55,6 +55,14 @@ def server_options(fn):
                      help="Largest websocket frame; bigger ones close with 4413.", **_env("MAX_MESSAGE_BYTES")),
         click.option("--max-messages-per-second", default=DEFAULTS.max_messages_per_second, show_default=True,
                      type=int, help="Per connection; more closes with 4429.", **_env("MAX_MESSAGES_PER_SECOND")),
+        click.option("--max-inbox-bytes", default=DEFAULTS.max_inbox_bytes, show_default=True,
+                     type=click.IntRange(1024), help="Per cart socket: bytes it may have sent that its room has "
+                     "not taken yet (waiting updates merge); past it the socket is not read until the room "
+                     "catches up.", **_env("MAX_INBOX_BYTES")),
+        click.option("--max-edits-in-flight", default=DEFAULTS.max_edits_in_flight, show_default=True,
+                     type=click.IntRange(1), help="Per process: cart socket messages inside rooms at once; "
+                     "more wait, merged per socket, so what is accepted keeps a bounded latency.",
+                     **_env("MAX_EDITS_IN_FLIGHT")),
         click.option("--max-lines", default=Limits.max_lines, show_default=True, type=click.IntRange(1, MAX_LINES),
                      help="Lines per cart.", **_env("MAX_LINES")),
         click.option("--max-doc-bytes", default=Limits.max_doc_bytes, show_default=True, type=int,
@@ -75,6 +83,21 @@ def server_options(fn):
         click.option("--abandoned-after", default=DEFAULTS.abandoned_after, show_default=True, type=float,
                      help="Seconds without edits before a cart with holds sends cart.abandoned.",
                      **_env("ABANDONED_AFTER")),
+        click.option("--smtp-url", default="", help="smtp://[user:pass@]host:port or smtps://… for order mail "
+                     "and mailings [default: off, mail waits in the outbox; `demo` catches it locally].",
+                     **_env("SMTP_URL")),
+        click.option("--mail-from", default=DEFAULTS.mail_from, show_default=True, help="From: of every mail.",
+                     **_env("MAIL_FROM")),
+        click.option("--public-url", default="", help="Base of links in mail [default: http://HOST:PORT].",
+                     **_env("PUBLIC_URL")),
+        click.option("--smtp-timeout", default=DEFAULTS.smtp_timeout, show_default=True, type=float,
+                     help="Seconds one mail may take (connect to the answer after DATA) before it is retried.",
+                     **_env("SMTP_TIMEOUT")),
+        click.option("--mail-retry-base", default=DEFAULTS.mail_retry_base, show_default=True, type=float,
+                     help="Seconds before a failed mail is retried; doubles each time, at most 5 min.",
+                     **_env("MAIL_RETRY_BASE")),
+        click.option("--mailing-rate", default=DEFAULTS.mailing_rate, show_default=True, type=float,
+                     help="Mailing mails sent per second at most (0: no limit).", **_env("MAILING_RATE")),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"]), **_env("LOG_LEVEL")),
     ]
@@ -90,7 +113,10 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  webhook_retry_base: float = DEFAULTS.webhook_retry_base,
                  webhook_max_age: float = DEFAULTS.webhook_max_age,
                  abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
-                 **_: object) -> Config:
+                 smtp_url: str = "", mail_from: str = DEFAULTS.mail_from, public_url: str = "",
+                 mailing_rate: float = DEFAULTS.mailing_rate, smtp_timeout: float = DEFAULTS.smtp_timeout,
+                 mail_retry_base: float = DEFAULTS.mail_retry_base, max_inbox_bytes: int = DEFAULTS.max_inbox_bytes,
+                 max_edits_in_flight: int = DEFAULTS.max_edits_in_flight, **_: object) -> Config:
     directory = Path(data_dir)
     if bus.startswith("redis") and is_embedded(store):
         raise click.BadParameter(
@@ -98,6 +124,7 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
             param_hint="--bus")
     if webhook_url and not webhook_url.startswith(("http://", "https://")):
         raise click.BadParameter("an http:// or https:// URL", param_hint="--webhook-url")
+    check_mail_options(smtp_url, mail_from, public_url, mailing_rate, smtp_timeout)
     if webhook_url and not webhook_secret:
         webhook_secret, path = webhooks.load_or_create_secret(directory)
         click.echo(f"webhooks are signed with the secret in {path}", err=True)
@@ -105,12 +132,35 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
         host=host, port=port, data_dir=directory,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
         store=store, fsync=fsync, bus=bus, max_message_bytes=max_message_bytes,
-        max_messages_per_second=max_messages_per_second,
+        max_messages_per_second=max_messages_per_second, max_inbox_bytes=max_inbox_bytes,
+        max_edits_in_flight=max_edits_in_flight,
         limits=replace(Limits(), max_lines=max_lines, max_doc_bytes=max_doc_bytes),
         room_grace_seconds=room_grace, hold_ttl_seconds=hold_ttl, kiosk_idle_seconds=kiosk_idle,
         webhook_url=webhook_url, webhook_secret=webhook_secret, webhook_retry_base=webhook_retry_base,
         webhook_max_age=webhook_max_age, abandoned_after=abandoned_after,
+        smtp_url=smtp_url, mail_from=mail_from, public_url=public_url.rstrip("/"), mailing_rate=mailing_rate,
+        smtp_timeout=smtp_timeout, mail_retry_base=mail_retry_base,
     )
+
+
+def check_mail_options(smtp_url: str, mail_from: str, public_url: str, mailing_rate: float,
+                       smtp_timeout: float = DEFAULTS.smtp_timeout) -> None:
+    from email.utils import parseaddr
+
+    from .mail.compose import valid_email
+    from .mail.smtp import SmtpTarget
+
+    if smtp_url:
+        try:
+            SmtpTarget.parse(smtp_url)
+        except ValueError:
+            raise click.BadParameter("smtp://host:port or smtps://host:port", param_hint="--smtp-url") from None
+    if not valid_email(parseaddr(mail_from)[1]) and not parseaddr(mail_from)[1].endswith("@localhost"):
+        raise click.BadParameter("an address, e.g. 'Shop <shop@example.com>'", param_hint="--mail-from")
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--public-url")
+    if mailing_rate < 0 or smtp_timeout <= 0:
+        raise click.BadParameter("--mailing-rate is 0 or more, --smtp-timeout more than 0")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -132,6 +182,7 @@ def demo(log_level: str, **options: object) -> None:
     """Run the server with the demo catalog loaded."""
     config = build_config(**options)  # type: ignore[arg-type]
     config.demo = True
+    config.mail_catcher = not config.smtp_url  # a local catcher: /admin shows the mail
     _run(config, log_level)
 
 
@@ -209,3 +260,69 @@ async def _import(data_dir: Path, store_url: str, products: dict, on_hand: dict)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command()
+@click.option("--url", default=f"http://127.0.0.1:{DEFAULTS.port}", show_default=True,
+              help="The running livecart to send through.", **_env("URL"))
+@click.option("--subject", help="One line.", **_env("MAILING_SUBJECT"))
+@click.option("--text", "text_file", type=click.File("r", encoding="utf-8"),
+              help="File with the mail's text ('-': standard input).", **_env("MAILING_TEXT"))
+@click.option("--bought", default="", help="Customers who bought any of these SKUs (comma-separated).",
+              **_env("MAILING_BOUGHT"))
+@click.option("--category", default="", help="… any SKU of this catalog category.", **_env("MAILING_CATEGORY"))
+@click.option("--since", default="", help="… in a paid order since this date (2026-06-01).", **_env("MAILING_SINCE"))
+@click.option("--q", default="", help="… whose name, e-mail or phone contains this.", **_env("MAILING_Q"))
+@click.option("--watch", "watch_id", default="", help="Only follow the progress of this mailing id.",
+              **_env("MAILING_WATCH"))
+@click.option("--data-dir", default=str(DEFAULTS.data_dir), show_default=True, type=click.Path(file_okay=False),
+              help="Where the generated secret lives (an admin token is minted from it).", **_env("DATA_DIR"))
+@click.option("--jwt-secret", default="", help="HS256 secret [default: the one in the data dir].", **_env("JWT_SECRET"))
+def mailing(url: str, subject: str | None, text_file, bought: str, category: str, since: str, q: str,  # noqa: ANN001
+            watch_id: str, data_dir: str, jwt_secret: str) -> None:
+    """Send a mailing to a customer segment (past buyers with marketing consent) and show its progress."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
+    token = auth.mint(jwt_secret or auth.load_or_create_secret(Path(data_dir)), "livecart-cli", "admin",
+                      ttl_seconds=24 * 3600)
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(url.rstrip("/") + path, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = exc.reason
+            raise click.ClickException(f"{exc.code}: {message}") from None
+        except OSError as exc:
+            raise click.ClickException(f"{url} is not reachable: {exc}") from None
+
+    if not watch_id:
+        if not subject or text_file is None:
+            raise click.UsageError("--subject and --text are needed (or --watch ID)")
+        segment = {k: v for k, v in {"bought": [s.strip() for s in bought.split(",") if s.strip()],
+                                     "category": category, "since": since, "q": q}.items() if v}
+        answer = call("POST", "/api/mailings", {"subject": subject, "text": text_file.read(), "segment": segment})
+        watch_id = answer["mailingId"]
+        click.echo(f"mailing {watch_id} to {answer['recipients']} customers")
+    progress = call("GET", f"/api/mailings/{watch_id}")
+    with tqdm(total=progress["total"], unit=" mails", desc="sending") as bar:
+        while True:
+            bar.update(progress["sent"] + progress["failed"] - bar.n)
+            bar.set_postfix(failed=progress["failed"])
+            if progress["status"] == "done":
+                break
+            time.sleep(0.5)
+            progress = call("GET", f"/api/mailings/{watch_id}")
+    click.echo(f"done: {progress['sent']} sent, {progress['failed']} failed")

@@ -22,6 +22,8 @@ class Config:
     room_grace_seconds: float = 10.0  # a room stays loaded this long after its last client leaves
     compact_every: int = 500  # updates appended before the room folds them into a snapshot
     send_buffer_bytes: int = 4 << 20  # unsent bytes one slow cart reader may have before it is cut off
+    max_inbox_bytes: int = 64 << 10  # what one cart socket may have sent and its room not taken, before it is not read
+    max_edits_in_flight: int = 64  # cart socket frames inside rooms at once, per process; more wait (merged)
     hold_ttl_seconds: float = 15 * 60
     kiosk_idle_seconds: float = 120.0
     demo: bool = False
@@ -30,3 +32,11 @@ class Config:
     webhook_retry_base: float = 0.5  # seconds before the first retry; doubles each time, at most 5 min
     webhook_max_age: float = 3 * 24 * 3600  # an event failing this long after it was made is dropped; 0: never
     abandoned_after: float = 30 * 60  # seconds without edits before a cart with holds is cart.abandoned
+    smtp_url: str = ""  # smtp://host:port or smtps://…; empty: mail waits in the outbox
+    mail_from: str = "livecart <shop@localhost>"
+    public_url: str = ""  # base of links in mail; empty: http://host:port
+    smtp_timeout: float = 30.0  # seconds for one message, connect to the answer after DATA
+    mail_retry_base: float = 2.0  # seconds before a failed mail is retried; doubles each time, at most 5 min
+    mail_max_age: float = 3 * 24 * 3600  # a mail failing this long after it was made is dropped; 0: never
+    mailing_rate: float = 50.0  # mailing mails per second at most (0: as fast as the server takes them)
+    mail_catcher: bool = False  # `livecart demo` without --smtp-url: a local SMTP catcher, shown on /admin

@@ -10,7 +10,7 @@ from .auth import Identity
 from .catalog import CatalogCache
 from .refusals import NotFound
 from .stock import StockAuthority
-from .rooms import Rooms
+from .sync.registry import Rooms
 from .store import CartRecord, Store
 from .store.index import ShopIndex, customer_json
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..crdt import CartDoc
+from ..crdt import server_root
 from ..crdt.cart import plain
 from ..crdt.schema import MAX_AMOUNT
 from .bus import Bus
 from .feeds import customer_event
 from .refusals import Conflict, Invalid, int_in
-from .rooms import Rooms
+from .sync.registry import Rooms
 from .store import CartRecord, Store
 
 Rule = dict[str, int]  # {"percentOff": 1..100} or {"amountOff": minor units}
@@ -63,11 +63,7 @@ class Offers:
         room = await self.rooms.get(record.id)
         if room.cart.status not in ("open",):
             raise Conflict("not_open", f"cart is {room.cart.status}")
-
-        def change(cart: CartDoc) -> None:
-            offers = plain(cart.server.get("offers") or {})
-            cart.server["offers"] = {**offers, code: rule}
-        await room.write(change)
-        await room.set_holds({})  # reprice with the offer
+        await room.commit(server_root.offer(room.cart, code, rule))
+        await room.commit_pricing()  # with the offer
         customer_event(self.bus, record.owner, "discount.offered", cartId=record.id, code=code, **rule)
         return plain(room.cart.server.get("pricing"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any, Awaitable, Callable, Hashable, Iterable
 
 import orjson
 
@@ -37,14 +37,15 @@ class Subscriber(Reader):
     def __init__(self, keys: frozenset[str]) -> None:
         super().__init__()
         self.keys = keys
-        self._pending: dict[Hashable, dict[str, Any]] = {}
+        self._pending: dict[Hashable, dict[str, Any] | str] = {}
 
-    def push(self, key: Hashable, message: dict[str, Any]) -> None:
+    def push(self, key: Hashable, message: dict[str, Any] | str) -> None:
+        """`message` is a dict, or its JSON already (one encoding for every reader of a fan-out)."""
         self._pending.pop(key, None)  # re-insert: keep arrival order of the latest values
         self._pending[key] = message
         self._wake.set()
 
-    def _take(self) -> list[dict[str, Any]]:
+    def _take(self) -> list[dict[str, Any] | str]:  # type: ignore[override]
         batch, self._pending = list(self._pending.values()), {}
         return batch
 
@@ -58,7 +59,9 @@ class StockFeed:
     latest truth, so the last value a viewer gets is always right.
     """
 
-    def __init__(self, read_levels: Callable[[list[str]], Awaitable[dict[str, Any]]] | None = None) -> None:
+    def __init__(self, read_levels: Callable[[list[str]], Awaitable[dict[str, Any]]] | None = None,
+                 count_viewers: Callable[[str], int] | None = None) -> None:
+        self._count_viewers = count_viewers  # browsing presence: who views each product (else: who subscribes)
         self.by_sku: dict[str, set[Subscriber]] = {}
         self._read_levels = read_levels
         self._stale: set[str] = set()
@@ -87,7 +90,11 @@ class StockFeed:
         sub = Subscriber(skus)
         for sku in skus:
             self.by_sku.setdefault(sku, set()).add(sub)
-        self._announce_viewers(skus)
+        if self._count_viewers is None:
+            self.announce_viewers(skus)  # a subscriber is a viewer: everyone's count moved
+        else:  # viewers are browsers (server/browsing.py): the newcomer alone needs the counts
+            for sku in skus:
+                sub.push(("viewers", sku), {"sku": sku, "viewers": self.viewers(sku)})
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -97,7 +104,8 @@ class StockFeed:
                 watchers.discard(sub)
                 if not watchers:
                     del self.by_sku[sku]
-        self._announce_viewers(sub.keys)
+        if self._count_viewers is None:
+            self.announce_viewers(sub.keys)
 
     def close(self) -> None:
         """Server shutdown: every reader's pump ends."""
@@ -106,18 +114,34 @@ class StockFeed:
                 sub.close()
 
     def viewers(self, sku: str) -> int:
+        if self._count_viewers is not None:
+            return self._count_viewers(sku)
         return len(self.by_sku.get(sku, ()))
 
     def publish_levels(self, available: dict[str, int]) -> None:
         at = now_ms()
         for sku, value in available.items():
-            message = {"sku": sku, "available": value, "at": at}
+            message = orjson.dumps({"sku": sku, "available": value, "at": at}).decode()  # once for all readers
             for sub in self.by_sku.get(sku, ()):
                 sub.push(("available", sku), message)
 
-    def _announce_viewers(self, skus: frozenset[str]) -> None:
+    async def announce_viewers_spread(self, skus: Iterable[str], chunk: int = 100) -> None:
+        """`announce_viewers` for a crowd: the readers are woken `chunk` at a time, the loop free
+        in between, so what else is waiting (a shop-floor event) is not held up behind thousands."""
+        messages = {sku: orjson.dumps({"sku": sku, "viewers": self.viewers(sku)}).decode() for sku in skus}
+        readers: dict[Subscriber, list[str]] = {}
+        for sku in messages:
+            for sub in self.by_sku.get(sku, ()):
+                readers.setdefault(sub, []).append(sku)
+        for i, (sub, its) in enumerate(readers.items()):
+            for sku in its:
+                sub.push(("viewers", sku), messages[sku])
+            if i % chunk == chunk - 1:
+                await asyncio.sleep(0)
+
+    def announce_viewers(self, skus: Iterable[str]) -> None:
         for sku in skus:
-            message = {"sku": sku, "viewers": self.viewers(sku)}
+            message = orjson.dumps({"sku": sku, "viewers": self.viewers(sku)}).decode()
             for sub in self.by_sku.get(sku, ()):
                 sub.push(("viewers", sku), message)
 
@@ -133,8 +157,10 @@ def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True,
                                  "shop": shop, **data})
 
 
-async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any]) -> None:
-    """Sends a subscriber's messages until the reader is gone or the feed closes."""
+async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any],
+               send_all: Callable[[list[str]], None] | None = None) -> None:
+    """Sends a subscriber's messages until the reader is gone or the feed closes; `send_all`
+    writes a whole batch at once (a websocket: one write for every frame of it)."""
     gone_task = asyncio.ensure_future(gone)
     try:
         while True:
@@ -146,8 +172,12 @@ async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitab
             batch = batch_task.result()
             if batch is None:
                 return
-            for message in batch:
-                await send(orjson.dumps(message).decode())
+            encoded = [m if isinstance(m, str) else orjson.dumps(m).decode() for m in batch]
+            if send_all is not None:
+                send_all(encoded)
+                continue
+            for message in encoded:
+                await send(message)
     except (ConnectionError, RuntimeError):
         pass  # the reader went away mid-send
     finally:

@@ -4,17 +4,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .auth import Identity
 from .bus import Bus
 from .carts import Carts
 from .clock import now_ms
 from .config import Config
+from .hooks import Edit, Extension
 from .ids import new_code
 from .refusals import NotFound, TooMany
 from .store import Store
 from .tasks import cancel_and_wait
+
+if TYPE_CHECKING:  # the rooms call extensions; this one only reads which kiosk edited
+    from .sync.room import Room
 
 log = logging.getLogger("livecart.kiosks")
 CODE_TTL = 5 * 60
@@ -23,7 +26,7 @@ TOUCH_EVERY = 5.0  # seconds between two idle-clock resets written for one kiosk
 _SIGNED_OUT = "nobody is signed in at this kiosk"
 
 
-class Kiosks:
+class Kiosks(Extension):
     """Kiosk sessions, their idle clocks (a kiosk's own edits count) and the sweep that ends idle ones."""
 
     def __init__(self, config: Config, store: Store, bus: Bus, carts: Carts) -> None:
@@ -61,6 +64,14 @@ class Kiosks:
             raise NotFound("signed_out", _SIGNED_OUT)
         return session, max(0, int(session["lastActive"] + self.idle - time.time()))
 
+    async def state(self, kiosk_id: str) -> dict[str, Any] | None:
+        """Who is signed in (with the seconds left before the idle sign-out), or None: nobody is."""
+        session = await self.store.get_record("kiosk", kiosk_id)
+        if session is None:
+            return None
+        return {"cartId": session["cartId"], "customerId": session["customerId"],
+                "idleSecondsLeft": max(0, int(session["lastActive"] + self.idle - time.time()))}
+
     async def ping(self, kiosk_id: str) -> None:
         """The customer is still there: the idle clock starts again."""
         if not await self.touch(kiosk_id, force=True):
@@ -86,10 +97,10 @@ class Kiosks:
         await self.store.put_record("kiosk", kiosk_id, {**session, "lastActive": now})
         return True
 
-    def on_edit(self, who: Identity, cart_id: str) -> None:
-        """A kiosk's own edits count as activity."""
-        if who.role == "kiosk":
-            asyncio.ensure_future(self.touch(who.sub))
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        """A kiosk's own edits count as activity (they restart its idle clock)."""
+        if edit.who.role == "kiosk":
+            asyncio.ensure_future(self.touch(edit.who.sub))
 
     async def start(self) -> None:
         """Signs out kiosks nobody has used for `kiosk_idle_seconds` (any process may; one wins)."""

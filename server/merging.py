@@ -10,7 +10,8 @@ from .auth import Identity
 from .bus import Bus
 from .carts import Carts
 from .refusals import Conflict, Forbidden, Invalid, NotFound, exclusive
-from .rooms import Room, Rooms
+from .sync.registry import Rooms
+from .sync.room import Room
 from .stock import StockAuthority, StockError
 from .store import CartRecord, Store
 
@@ -78,10 +79,10 @@ class Merging:
                 pass  # nothing was held for that line: the target reserves it afresh below
         await stock.release_cart(source_id)  # anything left (lines the plan dropped) goes back once
         await target.commit(merged_lines)
-        await target.set_holds(moved)
+        await target.commit_holds(moved)
         # Lines whose hold did not come along, and combined lines a client raised meanwhile, reserve now.
         target.want_holds(set(moved) | target.cart.lines_without_hold())
-        await source.set_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
+        await source.commit_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
                                 for line in source.cart.lines.keys()})
 
     def _mergeable(self, source: Room, target: Room) -> MergePlan:

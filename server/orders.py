@@ -3,10 +3,10 @@ sells what is held, and the order's workflow (confirmed, dispatched, delivered, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from ..crdt import CartDoc
-from ..crdt.cart import compute_pricing, plain, write_pricing
+from ..crdt import server_root
+from ..crdt.cart import plain
 from ..crdt.details import clean_details, missing_details
 from . import order_records, profiles
 from .auth import Identity
@@ -18,7 +18,8 @@ from .discounts import DiscountBook
 from .feeds import customer_event, shop_event
 from .ids import new_id
 from .refusals import Conflict, Invalid, NotFound, exclusive
-from .rooms import Room, Rooms
+from .sync.registry import Rooms
+from .sync.room import Room
 from .stock import StockAuthority, StockError
 from .store import CartRecord, HoldRow, Store
 from .store.index import ShopIndex
@@ -89,6 +90,7 @@ class Orders:
         self.config, self.store, self.stock, self.rooms = config, store, stock, rooms
         self.catalog, self.discounts, self.bus, self.webhooks = catalog, discounts, bus, webhooks
         self.index = index  # orders listed and customers found (server/store/index.py)
+        self.listeners: list[Callable[[Order], Awaitable[Any]]] = []  # told of each change (order mail)
 
     def category_of(self, sku: str) -> str | None:
         return getattr(self.catalog.get(sku), "category", None)
@@ -110,8 +112,7 @@ class Orders:
         if missing:
             raise Conflict("details_incomplete", "checkout details missing or invalid: " + ", ".join(missing))
         at = now_ms()
-        await room.write(lambda cart: cart.server.__setitem__(
-            "checkout", {"state": "in_progress", "step": step, "orderId": None, "updatedAt": at}))
+        await room.commit(server_root.checkout_step(room.cart, step, at))
         shop_event(self.bus, "checkout.step", cartId=record.id, step=step, who=who.sub, role=who.role)
 
     async def checkout(self, who: Identity, record: CartRecord) -> CheckedOut:
@@ -135,19 +136,13 @@ class Orders:
         found = problems(room, self.catalog.get, held)
         if found:
             raise Conflict("not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
-        pricing = compute_pricing(room.cart, self.catalog.get, self.discounts.get)
+        pricing = server_root.compute_pricing(room.cart, self.catalog.get, self.discounts.get)
         order_id = new_id("o-")
         order = order_records.new_order(order_id, record.id, record.owner, order_lines(room, pricing), pricing,
                                         clean_details(plain(room.cart.meta.get("details") or {})), now, who.sub)
         await order_records.save(store, self.index, order)
         await store.put_record("customer-order", f"{record.owner}|{now:013d}|{order_id}", {"orderId": order_id})
-
-        def freeze(cart: CartDoc) -> None:
-            cart.server["status"] = "checking_out"
-            write_pricing(cart, pricing)
-            cart.server["checkout"] = {"state": "awaiting_payment", "step": "payment", "orderId": order_id,
-                                       "updatedAt": now}
-        await room.write(freeze)
+        await room.commit(server_root.freeze(room.cart, order_id, pricing, now))
         await self._order_event(order, "order.created")
         return CheckedOut(order_id, "awaiting_payment", pricing["total"], created=True)
 
@@ -166,6 +161,8 @@ class Orders:
                        state=order["state"], status=order_records.status_of(order), total=order["total"],
                        createdAt=order["createdAt"], **({"tracking": order["tracking"]} if order.get("tracking") else {}))
         await self.webhooks.emit(type_, {"order": order})
+        for listener in self.listeners:
+            await listener(order)
 
     # -- payment and the order workflow ---------------------------------------------------------
 
@@ -210,14 +207,8 @@ class Orders:
             await self.store.put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
         else:
             room.want_holds(set(room.cart.lines.keys()))  # the holds stay; their clocks start again on edits
-
-        def settle(cart: CartDoc) -> None:
-            cart.server["status"] = "ordered" if paid else "open"
-            cart.server["checkout"] = {**checkout, "state": order["state"]}
-            holds = cart.server.get("holds")
-            for line in order["lines"] if paid and holds is not None else ():
-                holds[line["lineId"]] = {"status": "sold", "qty": line["qty"], "expiresAt": None}
-        await room.write(settle)
+        sold = [(line["lineId"], line["qty"]) for line in order["lines"]] if paid else None
+        await room.commit(server_root.payment_outcome(room.cart, order["state"], sold))
 
     async def _sell(self, room: Room, order: Order) -> dict[str, int]:
         """Sells the order's lines in the stock authority, never from what the cart doc shows: a hold
@@ -264,5 +255,5 @@ class Orders:
         else:
             await stock.release_cart(order["cartId"])
         room = await self.rooms.get(order["cartId"])
-        await room.write(lambda cart: cart.server.__setitem__("status", "closed"))
+        await room.commit(server_root.close(room.cart))
         await self.store.put_record("cart-closed", order["cartId"], {"status": "closed", "orderId": order["id"]})

@@ -8,6 +8,7 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
+from .browsing import Browsing, has_open_cart
 from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
@@ -15,13 +16,17 @@ from .config import Config
 from .customers import Customers
 from .demo import load_demo
 from .discounts import DiscountBook, Offers
-from .feeds import EventFeed, StockFeed
+from .feeds import EventFeed, StockFeed, shop_event
 from .invites import Invites
 from .kiosks import Kiosks
+from .mail.mailings import Mailings
+from .mail.service import MailService
 from .merging import Merging
 from .order_records import backfill
 from .orders import Orders
-from .rooms import Rooms
+from .hooks import Hooks
+from .shop_floor import ShopFloor
+from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
 from .store.index import ShopIndex, open_index
@@ -50,6 +55,9 @@ class Services:
     invites: Invites
     kiosks: Kiosks
     index: ShopIndex  # orders listed and customers found (server/store/index.py)
+    browsing: Browsing
+    mail: MailService
+    mailings: Mailings
 
     def close_connections(self) -> None:
         """Server shutdown, first step: long-lived sockets and streams end (clients reconnect elsewhere)."""
@@ -73,21 +81,23 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     await index.open()
     await backfill(store, index, lambda sku: getattr(catalog.get(sku), "category", None))
     stock = open_stock(config, store)
-    stock_feed, events = StockFeed(stock.levels), EventFeed()
+    browsing = Browsing(lambda type_, data: shop_event(bus, type_, **data), lambda sku: catalog.get(sku) is not None,
+                        lambda who: has_open_cart(store, who), config.max_messages_per_second)
+    stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
-    rooms = Rooms(config, store, catalog, stock, bus)
-    rooms.shop_codes = discounts.get  # the room prices with the shop's codes (until the sync core takes them)
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
+    mail = MailService(config, store, catalog)
     services = Services(
         config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks, index),
         customers=Customers(store, catalog, stock, rooms, index), invites=Invites(store, carts, merging), kiosks=kiosks,
-        index=index)
+        index=index, browsing=browsing, mail=mail, mailings=Mailings(mail, bus))
     _wire(services)
     await bus.start()
     await stock.start()
@@ -95,9 +105,15 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         await load_demo(catalog, stock)
     await kiosks.start()
     await webhooks.start()
+    browsing.start()
+    await mail.start()
+    await services.mailings.start()
     try:
         yield services
     finally:
+        await services.mailings.stop()
+        await mail.stop()
+        await browsing.stop()
         await webhooks.stop()
         await kiosks.stop()  # ended before the store closes
         await rooms.close()
@@ -107,17 +123,20 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 
 
 def _wire(s: Services) -> None:
-    """Who hears what: bus topics, stock notices and cart edits (registered before the bus starts)."""
+    """Who hears what: bus topics, stock notices, and the rooms' extensions (registered before the bus starts)."""
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
     s.bus.on_event("catalog", lambda e: asyncio.ensure_future(s.catalog.load(e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", s.events.deliver, on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
-    s.rooms.edit_listeners.append(s.kiosks.on_edit)
-    s.rooms.edit_listeners.append(lambda who, cart_id: s.webhooks.note_activity(cart_id, who.sub))
+    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus)):
+        s.rooms.hooks.add(extension)
+    s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
+    s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
 
 
 def services_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -1,40 +1,54 @@
-"""The shop floor's view of carts: every open cart with a summary, for `/admin` on load."""
+"""What the shop floor hears of carts edited live (an `Extension` of the rooms): lines added and
+removed, and who has a cart open, as the shop feed's cart.line_added, cart.line_removed and
+cart.presence events."""
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING
 
-from ..crdt import CartDoc
-from ..crdt.cart import plain
-from .store import CartRecord, Store
+from .bus import Bus
+from .feeds import shop_event
+from .hooks import Edit, Extension
 
-MAX_OPEN_CARTS = 500  # the newest; a shop floor shows what is happening now
-LIVE = ("open", "checking_out")  # a cart that became an order (or merged, or closed) leaves the board
+if TYPE_CHECKING:
+    from ..crdt import CartDoc
+    from .sync.room import Room
 
-
-def summary(record: CartRecord, cart: CartDoc) -> dict[str, Any]:
-    data = cart.to_dict()
-    lines = list(data["lines"].values())
-    pricing = data.get("pricing") or {}
-    details = data["meta"].get("details") or {}
-    return {**record.to_json(), "status": data["status"], "lines": len(lines),
-            "items": sum(int(line.get("qty") or 0) for line in lines),
-            "skus": sorted({str(line.get("sku")) for line in lines}),
-            "lineItems": {line_id: {"sku": line.get("sku"), "qty": line.get("qty")} for line_id, line in data["lines"].items()},
-            "total": pricing.get("total", 0), "currency": pricing.get("currency", "EUR"),
-            "step": (data.get("checkout") or {}).get("step"), "name": details.get("name") or None,
-            "updatedAt": (data.get("checkout") or {}).get("updatedAt")}
+PRESENCE_BURST_SECONDS = 0.2  # at most one presence report per cart per burst of changes
 
 
-async def open_carts(store: Store, live_docs: dict[str, CartDoc]) -> list[dict[str, Any]]:
-    """Open carts, newest first: from a loaded room's doc when there is one, else from the store."""
-    closed = await store.list_records("cart-closed")
-    records = [r for r in await store.list_carts() if r.id not in closed][-MAX_OPEN_CARTS:]
-    out = []
-    for record in reversed(records):
-        cart = live_docs.get(record.id)
-        if cart is None:
-            stored = await store.load(record.id)
-            cart = CartDoc(stored.snapshot, stored.updates)
-        if (plain(cart.server.get("status")) or "open") in LIVE:
-            out.append(summary(record, cart))
-    return out
+class ShopFloor(Extension):
+    """Publishes a room's line and presence changes on the shop feed."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._presence: dict[Room, asyncio.TimerHandle] = {}  # reports due, one per room
+
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        """The admin feed hears of lines added (sku and qty: as validation read them, else read
+        now) and removed."""
+        known = edit.wants
+        unread = {line_id for line_id in edit.added if not known.get(line_id)}
+        if unread:
+            known = {**known, **room.cart.wanted(unread)}
+        who = edit.who
+        for line_id in sorted(edit.added):
+            sku, qty = known.get(line_id) or ("", 0)
+            shop_event(self.bus, "cart.line_added", cartId=room.id, lineId=line_id, sku=sku, qty=qty,
+                       who=who.sub, role=who.role, channel=_channel_of(room.cart, line_id))
+        for line_id in sorted(edit.removed):
+            shop_event(self.bus, "cart.line_removed", cartId=room.id, lineId=line_id, who=who.sub, role=who.role)
+
+    def on_presence(self, room: Room) -> None:
+        if room not in self._presence:
+            self._presence[room] = asyncio.get_running_loop().call_later(
+                PRESENCE_BURST_SECONDS, self._report_presence, room)
+
+    def _report_presence(self, room: Room) -> None:
+        del self._presence[room]
+        shop_event(self.bus, "cart.presence", cartId=room.id, present=room.presence.who())
+
+
+def _channel_of(cart: CartDoc, line_id: str) -> str:
+    line = cart.lines.get(line_id)
+    return str(line.get("channel") or "") if line is not None else ""

@@ -2,14 +2,14 @@
 
 Events (`order.created`, `order.status`, `cart.abandoned`) are written to an outbox in the Store
 (records of kind "outbox", so SQLite and Redis alike) by `Webhooks.emit`, and POSTed by the worker
-that `Webhooks.start` runs in every server process:
+that `Webhooks.start` runs in every server process, on the outbox engine (`outbox.py`) mail shares:
 
 - Body: `{"id", "type", "createdAt", "data"}` (JSON). Headers: `X-Livecart-Signature:
   sha256=<hex HMAC-SHA256 of the exact body bytes with the webhook secret>`, `X-Livecart-Event`
   (the type) and `X-Livecart-Delivery-Attempt` (1, 2, …). Any 2xx is a success; anything else
   (another status, a redirect, no answer within DELIVERY_TIMEOUT, a refused connection) is
   retried after `webhook_retry_base * 2**(attempt-1)` seconds (+0-20 % jitter, at most
-  RETRY_CAP), until the event is `webhook_max_age` seconds old (0: forever); then it is moved to
+  outbox.RETRY_CAP), until the event is `webhook_max_age` seconds old (0: forever); then it is moved to
   the "outbox-dead" records and logged.
 - At-least-once, with the event id for de-duplication. Outbox keys are
   `f"{due_ms:013d}|{event_id}|{nonce}"`. To make an attempt, a worker first writes a leased copy
@@ -20,8 +20,8 @@ that `Webhooks.start` runs in every server process:
 - Order: each process delivers one event at a time; of the events that are due, the oldest
   (by creation time) goes first. Retries and several processes can reorder them.
 
-cart.abandoned: `Webhooks.note_activity` (called by rooms on every accepted edit) keeps a record of kind
-"activity" per cart (written at most every few seconds); a periodic check in every process takes
+cart.abandoned: `Webhooks.note_activity` (called on every accepted edit: `Webhooks` is an extension of the
+rooms) keeps a record of kind "activity" per cart (written at most every few seconds); a periodic check in every process takes
 (atomically: one process wins) the record of a cart idle for `abandoned_after` seconds and, if the
 cart still has holds, emits `cart.abandoned`. The next edit writes the record again: re-armed.
 """
@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import itertools
 import logging
-import random
 import secrets
 import time
 from contextlib import suppress
@@ -47,12 +45,15 @@ from ..crdt import CartDoc
 from ..crdt.cart import plain
 from .clock import now_ms
 from .config import Config
+from .hooks import Edit, Extension
+from .outbox import Outbox, Outcome, backoff  # noqa: F401 (backoff: part of this module's API)
 from .stock import StockAuthority
 from .store import Store
 from .tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from .rooms import Rooms
+    from .sync.registry import Rooms
+    from .sync.room import Room
 
 log = logging.getLogger("livecart.webhooks")
 
@@ -61,9 +62,6 @@ DEAD = "outbox-dead"
 ACTIVITY = "activity"
 DELIVERY_TIMEOUT = 5.0  # seconds for one POST, connect to last byte
 LEASE_MARGIN = 25.0  # a leased event comes due again DELIVERY_TIMEOUT + this later if its worker died
-RETRY_CAP = 300.0  # longest wait between two attempts
-POLL_SECONDS = 1.0  # how often a worker looks for events other processes wrote
-DEAD_TTL = 30 * 24 * 3600  # dead letters are kept this long for inspection
 SECRET_FILE = "webhook-secret"
 
 
@@ -71,19 +69,11 @@ SECRET_FILE = "webhook-secret"
 class _State:
     """What one process's worker keeps in memory (per app, so several apps can share a process)."""
 
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     activity: dict[str, tuple[float, str]] = field(default_factory=dict)  # cart -> (last edit, owner)
     written: dict[str, float] = field(default_factory=dict)  # cart -> when its record was last written
     dirty: set[str] = field(default_factory=set)  # carts edited since their record was written
     writes: set[asyncio.Task[None]] = field(default_factory=set)
     flush_every: float = 5.0
-
-
-_emitted = itertools.count()  # orders events made in the same millisecond by one process
-
-
-def _key(due_ms: int, event_id: str, nonce: str) -> str:
-    return f"{due_ms:013d}|{event_id}|{nonce}"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -103,11 +93,6 @@ def load_or_create_secret(data_dir: Path) -> tuple[str, Path]:
     return secret, path
 
 
-def backoff(base: float, attempt: int) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1, 2, …): doubling, jittered, capped."""
-    return min(RETRY_CAP, base * 2 ** min(attempt - 1, 40) * random.uniform(1.0, 1.2))
-
-
 def lapsed_lines(doc: CartDoc) -> list[dict[str, Any]]:
     """Lines whose hold expired (they were held, then nobody came back)."""
     with doc.doc.transaction():
@@ -117,7 +102,7 @@ def lapsed_lines(doc: CartDoc) -> list[dict[str, Any]]:
                 if (holds.get(line_id) or {}).get("status") == "expired"]
 
 
-class Webhooks:
+class Webhooks(Extension):
     """The outbox, its delivery worker and the abandoned-cart check of one app (all off without a URL)."""
 
     def __init__(self, config: Config, store: Store, stock: StockAuthority, rooms: Rooms) -> None:
@@ -125,6 +110,10 @@ class Webhooks:
         self._state: _State | None = None  # the worker's, while it runs
         self._tasks: list[asyncio.Future[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        # DELIVERY_TIMEOUT and LEASE_MARGIN are read at each attempt (tests shorten them).
+        self.outbox = Outbox(store, OUTBOX, self._deliver, dead_kind=DEAD, retry_base=config.webhook_retry_base,
+                             max_age=config.webhook_max_age, lease_seconds=lambda: DELIVERY_TIMEOUT + LEASE_MARGIN,
+                             name="webhook")
 
     # -- emitting -------------------------------------------------------------------------------
 
@@ -138,12 +127,7 @@ class Webhooks:
             return ""
         created = now_ms()
         event_id = f"evt_{created:012x}{secrets.token_hex(8)}"
-        event = {"id": event_id, "type": event_type, "createdAt": created, "seq": next(_emitted), "data": data,
-                 "attempts": 0}
-        await self.store.put_record(OUTBOX, _key(created, event_id, "new"), event)
-        if self._state is not None:
-            self._state.wake.set()
-        return event_id
+        return await self.outbox.put(event_type, data, event_id, created=created)
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -157,8 +141,8 @@ class Webhooks:
             log.warning("webhooks are signed with the secret kept in %s (set LIVECART_WEBHOOK_SECRET "
                         "to choose one; every process must use the same)", path)
         state = self._state = _State(flush_every=min(5.0, max(0.05, config.abandoned_after / 4)))
-        session = self._session = aiohttp.ClientSession()
-        self._tasks = [asyncio.ensure_future(self._deliver_loop(state, session)),
+        self._session = aiohttp.ClientSession()
+        self._tasks = [asyncio.ensure_future(self.outbox.run()),
                        asyncio.ensure_future(self._abandoned_loop(state))]
 
     async def stop(self) -> None:
@@ -174,80 +158,11 @@ class Webhooks:
 
     # -- delivering ---------------------------------------------------------------------------------
 
-    async def _deliver_loop(self, state: _State, session: aiohttp.ClientSession) -> None:
-        while True:
-            state.wake.clear()
-            try:
-                wait = await self._deliver_due(session)
-            except Exception as exc:  # storage away: try again shortly
-                log.warning("webhook outbox round failed: %s", exc)
-                wait = POLL_SECONDS
-            if wait > 0:
-                with suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(state.wake.wait(), min(wait, POLL_SECONDS))
-
-    async def _deliver_due(self, session: aiohttp.ClientSession) -> float:
-        """Attempts every event due now, oldest first; returns the seconds until the next one is due."""
-        records = await self.store.list_records(OUTBOX)
-        now = now_ms()
-        due: list[tuple[int, int, str, dict[str, Any]]] = []
-        next_due: int | None = None
-        for key, event in records.items():
-            try:
-                due_ms = int(key.split("|", 1)[0])
-            except ValueError:
-                continue
-            if due_ms <= now:
-                due.append((int(event.get("createdAt", 0)), int(event.get("seq", 0)), key, event))
-            elif next_due is None or due_ms < next_due:
-                next_due = due_ms
-        due.sort(key=lambda d: (d[0], d[1]))
-        for _, _, key, event in due:
-            await self._attempt(session, key, event)
-        if due:
-            return 0.0  # look again at once: failures were rescheduled, new events may have come
-        return POLL_SECONDS if next_due is None else max(0.0, (next_due - now_ms()) / 1000)
-
-    async def _attempt(self, session: aiohttp.ClientSession, key: str, event: dict[str, Any]) -> None:
-        store, config = self.store, self.config
-        attempt = int(event.get("attempts", 0)) + 1
-        leased = {**event, "attempts": attempt}
-        lease_key = _key(now_ms() + int((DELIVERY_TIMEOUT + LEASE_MARGIN) * 1000), leased["id"],
-                         secrets.token_hex(4))
-        # Lease first, claim second: a crash in between leaves a duplicate, never a loss.
-        await store.put_record(OUTBOX, lease_key, leased)
-        if await store.take_record(OUTBOX, key) is None:  # another worker claimed this attempt
-            await store.delete_record(OUTBOX, lease_key)
-            return
-        try:
-            ok, outcome = await self._post(session, config.webhook_url, config.webhook_secret, leased, attempt)
-        except asyncio.CancelledError:
-            await self._give_back(lease_key, leased)
-            raise
-        if ok:
-            await store.delete_record(OUTBOX, lease_key)
-            log.debug("webhook %s %s delivered (attempt %d)", leased["type"], leased["id"], attempt)
-            return
-        age = (now_ms() - int(leased.get("createdAt", 0))) / 1000
-        if config.webhook_max_age and age > config.webhook_max_age:
-            await store.put_record(DEAD, leased["id"], {**leased, "lastError": outcome}, ttl=DEAD_TTL)
-            await store.delete_record(OUTBOX, lease_key)
-            log.error("webhook %s %s dropped after %d attempts over %.0f s (last: %s); kept as %r records",
-                      leased["type"], leased["id"], attempt, age, outcome, DEAD)
-            return
-        delay = backoff(config.webhook_retry_base, attempt)
-        retry = {**leased, "lastError": outcome}
-        await store.put_record(OUTBOX, _key(now_ms() + int(delay * 1000), leased["id"], secrets.token_hex(4)), retry)
-        await store.delete_record(OUTBOX, lease_key)
-        log.info("webhook %s %s attempt %d failed (%s); next in %.1f s", leased["type"], leased["id"],
-                 attempt, outcome, delay)
-
-    async def _give_back(self, lease_key: str, event: dict[str, Any]) -> None:
-        """On shutdown mid-attempt: due again at once instead of when the lease runs out."""
-        store = self.store
-        with suppress(Exception):
-            await store.put_record(OUTBOX, _key(now_ms(), event["id"], secrets.token_hex(4)), event)
-            await store.delete_record(OUTBOX, lease_key)
+    async def _deliver(self, event: dict[str, Any], attempt: int) -> Outcome:
+        assert self._session is not None
+        ok, outcome = await self._post(self._session, self.config.webhook_url, self.config.webhook_secret,
+                                       event, attempt)
+        return Outcome(ok, outcome)
 
     @staticmethod
     async def _post(session: aiohttp.ClientSession, url: str, secret: str, event: dict[str, Any],
@@ -273,6 +188,10 @@ class Webhooks:
             return False, f"{type(exc).__name__}: {exc}"
 
     # -- cart.abandoned -----------------------------------------------------------------------------
+
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        """Every accepted edit of a cart restarts its abandonment clock."""
+        self.note_activity(room.id, edit.who.sub)
 
     def note_activity(self, cart_id: str, owner: str) -> None:
         """Call on every accepted edit of a cart: restarts its abandonment clock (and re-arms it).

@@ -21,6 +21,7 @@ def test_wheel_installs_only_the_livecart_package(tmp_path: Path) -> None:
         for module in (ROOT / folder).rglob("*.py"):
             assert f"{package}/{module.relative_to(ROOT / folder)}" in names, module
     assert "livecart/server/static/livecart.js" in names and "livecart/server/static/storefront.html" in names
+    assert "livecart/server/mail/templates/order.html" in names  # mail templates travel with the code
     assert not any(n.startswith("livecart/__init__") for n in names)  # a namespace, nothing generic
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "livecart = livecart.server.cli:main" in entry

@@ -34,7 +34,7 @@ from pycrdt import Doc
 from livecart.crdt import CartDoc, Product, Rejected
 from livecart.crdt.protocol import Kind, awareness_message, parse, sync_step1, sync_step2, update_message
 from livecart.crdt.schema import Limits
-from livecart.server.rooms import binary_frame
+from livecart.server.sync.connection import binary_frame
 from livecart.server.store.sqlite import SqliteStore
 
 STEPS = ("relay", "store", "validate")
@@ -65,7 +65,7 @@ class FloorRoom:
         verdict = self.cart.apply_client_update(update, catalog, LIMITS)
         if isinstance(verdict, Rejected):
             raise ValueError(verdict.reason)
-        return self.cart.last_accepted
+        return verdict.update
 
     def broadcast(self, message: bytes) -> None:
         frame = binary_frame(message)

@@ -67,6 +67,21 @@ Options:
                           bench/results/relay-scaleout-<timestamp>.json. --quick, --duration,
                           --repeat, --scale, --workers apply.
   --redis-bin PATH        redis-server binary for --scaleout (default redis-server on PATH)
+  --haproxy               scale-out/capacity: clients connect through a real HAProxy on
+                          deploy/haproxy/livecart.cfg (one server line per process) instead of
+                          the bench picking the process; its CPU is shown
+  --haproxy-bin PATH      haproxy binary (default haproxy on PATH, else /usr/sbin/haproxy)
+  --capacity              capacity mode: for each configuration of --scaleout (default 1), step
+                          the edit rate per client (--capacity-start, × --capacity-factor per
+                          step) until p99 > --p99-limit ms or anything is lost / not converged;
+                          print the highest rate that held, then run --overload multiples of it
+  --capacity-start R      first edit rate per client, edits/s (default 1)
+  --capacity-factor F     rate multiplier per step (default 1.5)
+  --capacity-steps N      at most N steps per configuration (default 8)
+  --p99-limit MS          the latency a step must hold (default 100)
+  --overload LIST         multiples of the capacity to run after it (default 1.5,2; '' for none):
+                          accepted rate, p99 of what was accepted, last edits lost, time to converge
+                          after the load drops, pushbacks (4429 closes)
   -h, --help              this text
 `
 
@@ -92,6 +107,14 @@ const { values: opt } = parseArgs({
     scaleout: { type: 'string' },
     route: { type: 'string', default: 'cart' },
     'redis-bin': { type: 'string', default: 'redis-server' },
+    haproxy: { type: 'boolean', default: false },
+    'haproxy-bin': { type: 'string' },
+    capacity: { type: 'boolean', default: false },
+    'capacity-start': { type: 'string', default: '1' },
+    'capacity-factor': { type: 'string', default: '1.5' },
+    'capacity-steps': { type: 'string', default: '8' },
+    'p99-limit': { type: 'string', default: '100' },
+    overload: { type: 'string', default: '1.5,2' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
@@ -271,23 +294,27 @@ const srvThreads = (server) => {
   return { main, threads }
 }
 const redisCpu = (server) => (server.redisPid ? cpuSeconds(server.redisPid) : 0)
+const proxyCpu = (server) => (server.proxyPid ? cpuSeconds(server.proxyPid) : 0)
+const haproxyBin = () => opt['haproxy-bin'] ||
+  (() => { try { return execSync('command -v haproxy', { shell: '/bin/sh' }).toString().trim() } catch { return '/usr/sbin/haproxy' } })()
 
 /** cfg (scale-out only): {processes, redis, name}. */
 const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
   const L = LOADS[loadNo]
+  const rate = cfg?.rate ?? L.rate // capacity mode steps the rate
   const carts = Math.max(1, Math.round(L.carts * scale))
   const nClients = carts * L.perCart
   const tag = cfg ? `${L.key}-${cfg.processes}p-${cfg.redis ? 'redis' : 'sqlite'}` : `${L.key}`
   const server = cfg
     ? new LivecartCluster({ processes: cfg.processes, redis: cfg.redis, redisBin: opt['redis-bin'],
-      bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
+      haproxyBin: cfg.haproxy ? haproxyBin() : null, bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
     : serverName === 'livecart'
       ? new Livecart({ bin: livecartBin, pythonPath: livecartSnapshot, runDir, tag, onHand })
       : serverName.startsWith('py-')
         ? new Floor({ python: path.join(path.dirname(livecartBin), 'python'), pythonPath: livecartSnapshot,
           runDir, tag, step: serverName.slice(3) })
         : new Reference({ runDir, tag })
-  const label = `${L.key} ${cfg ? cfg.name : serverName}` + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
+  const label = `${L.key} ${cfg ? cfg.name : serverName}` + (cfg?.rate != null ? ` @ ${f(rate, 2)}/s per client` : '') + (repeat > 1 ? ` (run ${rep + 1}/${repeat})` : '')
   log(`${label}: starting server`)
   await server.start()
   const workers = []
@@ -304,7 +331,9 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
           lineId: `l-${cartIdx}-${clientIdx}`, sku: skuFor(cartIdx + clientIdx),
           // scale-out: by cart (every client of a cart on the process a balancer hashing the
           // cart id picks), or by client index (each cart's clients spread, relay crosses them)
-          ...(server.wsUrls ? { url: server.wsUrls[routeFor(cartId, clientIdx, server.wsUrls.length)] } : {})
+          // (--haproxy: every client to the balancer, which picks)
+          ...(server.clientUrl ? { url: server.clientUrl }
+            : server.wsUrls ? { url: server.wsUrls[routeFor(cartId, clientIdx, server.wsUrls.length)] } : {})
         })
       }
     })
@@ -345,8 +374,8 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
 
     const result = {
       server: serverName,
-      params: { carts, clientsPerCart: L.perCart, clients: nClients, rate: L.rate ?? 0, workers: nw },
-      ...(cfg ? { scaleout: { ...cfg, pids: server.pids, redisPid: server.redisPid } } : {}),
+      params: { carts, clientsPerCart: L.perCart, clients: nClients, rate: rate ?? 0, workers: nw },
+      ...(cfg ? { scaleout: { ...cfg, pids: server.pids, redisPid: server.redisPid, haproxyPid: server.proxyPid ?? null } } : {}),
       setupMs,
       stockSet: server.stockSet ?? null,
       sync: { perClientMs: summarize(syncMs), allSyncedMs, failed: syncFailed },
@@ -377,10 +406,11 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       const start = sendFrom + warmupMs
       const end = start + duration * 1000
       log(`${label}: ${warmupMs / 1000} s of unmeasured edits, then measuring ${duration} s`)
-      const running = Promise.all(workers.map((w) => w.call('run', { sendFrom, start, end, rate: L.rate })))
+      const running = Promise.all(workers.map((w) => w.call('run', { sendFrom, start, end, rate })))
       await sleep(start - clock())
       const cpu0 = srvCpu(server)
       const rd0 = redisCpu(server)
+      const px0 = proxyCpu(server)
       const th0 = srvThreads(server)
       const m0 = machineCpu()
       const wc0 = workers.map((w) => w.cpuSeconds())
@@ -417,15 +447,21 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       // drain: wait for what is still in flight (bounded)
       const drainEnd = Date.now() + drainMs
       let counts
-      for (;;) {
+      let convergedAt = null // capacity mode: when every cart is identical with every last edit
+      for (let i = 0; ; i++) {
         counts = await Promise.all(workers.map((w) => w.call('counts')))
         const d = counts.reduce((n, c) => n + c.delivered, 0)
         const e = counts.reduce((n, c) => n + c.expected, 0)
         if (d >= e || Date.now() >= drainEnd) break
+        if (cfg?.rate != null && i % 5 === 0) { // merged edits are never delivered one by one: converged ends the drain
+          const c = convergence((await Promise.all(workers.map((w) => w.call('states')))).flat(), carts, L.perCart)
+          if (c.allConverged && c.complete === carts) { convergedAt = clock(); break }
+        }
         await sleep(50)
       }
       const cpu1 = srvCpu(server)
       const rd1 = redisCpu(server)
+      const px1 = proxyCpu(server)
       const th1 = srvThreads(server)
       const m1 = machineCpu()
       const wc1 = workers.map((w) => w.cpuSeconds())
@@ -445,7 +481,7 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       const dt = m1.total - m0.total
       const busyS = (m1.busy - m0.busy) / clockTicks()
       const clientS = wc1.reduce((n, c, i) => n + (c - wc0[i]), 0)
-      const benchS = (cpu1 - cpu0) + (rd1 - rd0) + clientS + (own.user + own.system) / 1e6
+      const benchS = (cpu1 - cpu0) + (rd1 - rd0) + (px1 - px0) + clientS + (own.user + own.system) / 1e6
       result.machine = {
         busyPct: (m1.busy - m0.busy) / dt * 100,
         stealPct: (m1.steal - m0.steal) / dt * 100,
@@ -471,6 +507,7 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         threads: th1.threads
       }
       result.cpuSecondsPer1kDelivered = delivered ? (cpu1 - cpu0) / delivered * 1000 : null
+      if (server.proxyPid) result.haproxyCpuSeconds = px1 - px0
       if (server.redisPid) {
         result.redisCpuSeconds = rd1 - rd0
         result.redisCpuSecondsPer1kDelivered = delivered ? (rd1 - rd0) / delivered * 1000 : null
@@ -481,7 +518,12 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         max: Math.max(...collected.map((c) => c.eventLoopDelayMs.max))
       }
       result.rss.afterRunKiB = srvRss(server)
-      result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart)
+      // capacity mode waits longer (bounded) and for every last edit: the time to converge after
+      // the load drops is one of its figures
+      result.convergence = await settleConvergence(workers, collected.flatMap((c) => c.states), carts, L.perCart,
+        cfg?.convergeMs ?? 5000, cfg?.rate != null)
+      result.convergedAfterLoadMs = convergedAt != null ? Math.max(0, convergedAt - end)
+        : result.convergence.allConverged ? clock() - end : null
       if (profiling) {
         const file = await profiling
         if (file) {
@@ -542,10 +584,11 @@ const perSecond = (collected, windowS) => {
  * Checks convergence; while some cart differs (e.g. a server write still in flight), asks the
  * workers again every 100 ms, for at most 5 s. `settledMs` says how long that took.
  */
-const settleConvergence = async (workers, states, carts, perCart) => {
+const settleConvergence = async (workers, states, carts, perCart, maxMs = 5000, complete = false) => {
   const t0 = Date.now()
   let c = convergence(states, carts, perCart)
-  while (!c.allConverged && Date.now() - t0 < 5000) {
+  const done = () => c.allConverged && (!complete || c.complete === carts)
+  while (!done() && Date.now() - t0 < maxMs) {
     await sleep(100)
     states = (await Promise.all(workers.map((w) => w.call('states')))).flat()
     c = convergence(states, carts, perCart)
@@ -781,8 +824,9 @@ const scaleoutConfigs = (list) => {
     if (!Number.isInteger(n) || n < 1 || n > 16) { console.error(`bad --scaleout entry ${x}`); process.exit(2) }
     return n
   })
-  return [{ name: '1 proc, SQLite', processes: 1, redis: false },
-    ...ns.map((n) => ({ name: `${n} proc${n > 1 ? 's' : ''}, Redis`, processes: n, redis: true }))]
+  const hp = opt.haproxy ? ', HAProxy' : ''
+  return [{ name: `1 proc, SQLite${hp}`, processes: 1, redis: false, haproxy: opt.haproxy },
+    ...ns.map((n) => ({ name: `${n} proc${n > 1 ? 's' : ''}, Redis${hp}`, processes: n, redis: true, haproxy: opt.haproxy }))]
 }
 
 const printScaleout = (rows, out) => {
@@ -790,7 +834,8 @@ const printScaleout = (rows, out) => {
   const p = r0.params
   out.push('', `load1 scale-out: ${fmtInt(p.carts)} carts × ${p.clientsPerCart} clients × ${p.rate} updates/s, ` +
     `${f(r0.window.seconds, 0)} s window — ${fmtInt(p.clients)} clients in ${p.workers} client worker process(es); ` +
-    (opt.route === 'client' ? 'client i of a cart on process i % N' : 'every client of a cart on one process (hash of the cart id)') +
+    (opt.haproxy ? 'every client through HAProxy (deploy/haproxy/livecart.cfg: consistent hash of the cart id)'
+      : opt.route === 'client' ? 'client i of a cart on process i % N' : 'every client of a cart on one process (hash of the cart id)') +
     (r0.combined ? ` — ${r0.combined}` : ''))
   const cols = [
     ['processes', 15, (c) => c.name],
@@ -813,6 +858,7 @@ const printScaleout = (rows, out) => {
     ['srv %core', 10, (c, r) => f(r.serverCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0)],
     ['main thr', 9, (c, r) => f(r.serverThreads.mainPctOfCore, 0)],
     ['Redis %core', 12, (c, r) => (c.redis ? f(r.redisCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0) : '—')],
+    ['HAProxy %core', 14, (c, r) => (c.haproxy ? f(r.haproxyCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0) : '—')],
     ['clients %core', 14, (c, r) => f(r.clientCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0)],
     ['machine busy %', 15, (c, r) => f(r.machine.busyPct, 0)],
     ['other %core', 12, (c, r) => f(r.machine.otherPctOfCore, 0)],
@@ -824,13 +870,7 @@ const printScaleout = (rows, out) => {
   for (const { c, r } of rows) out.push(line2(cols2.map((col) => col[2](c, r))))
   out.push('(% of a core over the measured window incl. drain; srv = all livecart processes summed, ' +
     'main thr = their event-loop threads; client ELD = client worker event-loop delay p99, ms)')
-  const ncpu = os.cpus().length
-  const maxProcs = Math.max(...rows.map((x) => x.c.processes))
-  if (maxProcs > 1) {
-    out.push(`  ! ${ncpu} CPU core(s): ${maxProcs} livecart processes + redis-server + ${p.workers} client worker ` +
-      'process(es) + this coordinator compete for them; rows with more processes measure contention as much as ' +
-      'scale-out (figures as measured).')
-  }
+  coresLine(rows.map((x) => x.c), p.workers, out)
   for (const { c, r } of rows) {
     const other = r.machine?.otherPctOfCore
     if (other != null && other > 15) out.push(`  ! ${c.name}: other processes used ${f(other, 0)}% of a core during the window; figures are noisy`)
@@ -890,6 +930,126 @@ const mainScaleout = async () => {
   else cleanupDirs()
 }
 
+/**
+ * The machine's cores against what one configuration keeps busy (livecart processes, redis-server,
+ * haproxy, client workers, this coordinator): a warning when they compete for them.
+ */
+function coresLine (configs, workers, out) {
+  const ncpu = os.cpus().length
+  const need = (c) => c.processes + (c.redis ? 1 : 0) + (c.haproxy ? 1 : 0) + workers + 1
+  const worst = Math.max(...configs.map(need))
+  out.push(`cores: ${ncpu}; the largest configuration runs ${worst} busy processes ` +
+    `(livecart × N, redis-server, haproxy, ${workers} client worker(s), this coordinator)`)
+  if (worst > ncpu) {
+    out.push(`  ! clients and servers compete for ${ncpu} core(s): rows with more processes measure contention as ` +
+      'much as scale-out; run it on a machine with ≥ ' + worst + ' cores for capacity figures (ratios from one run here)')
+  }
+}
+
+// -- capacity mode (--capacity) --------------------------------------------------------------------
+/** One configuration's rate steps; held = p99 within the limit, nothing lost, every cart converged. */
+const held = (r, limit) => r.latencyMs.p99 != null && r.latencyMs.p99 <= limit && r.lost === 0 &&
+  r.convergence.allConverged && r.convergence.complete === r.convergence.carts && !r.sync.failed
+
+const pushbacks = (r) => Object.entries(r.convergence.closes)
+  .filter(([k]) => k.startsWith('4429')).reduce((n, [, v]) => n + v, 0)
+
+const mainCapacity = async () => {
+  if (!fs.existsSync(livecartBin)) throw new Error(`livecart command not found at ${livecartBin}`)
+  const configs = scaleoutConfigs(opt.scaleout ?? '1')
+  if (configs.some((c) => c.redis)) {
+    try { execSync(`${JSON.stringify(opt['redis-bin'])} --version`, { stdio: 'ignore' }) } catch {
+      throw new Error(`redis-server not found (${opt['redis-bin']}); use --redis-bin`)
+    }
+  }
+  const start = num(opt['capacity-start'], 'capacity-start', 0.01)
+  const factor = num(opt['capacity-factor'], 'capacity-factor', 1.01)
+  const steps = Math.floor(num(opt['capacity-steps'], 'capacity-steps', 1))
+  const limit = num(opt['p99-limit'], 'p99-limit', 1)
+  const overloads = opt.overload.split(',').map((x) => x.trim()).filter(Boolean).map((x) => num(x, 'overload', 1))
+  const started = new Date()
+  const head = []
+  head.push(`bench/relay --capacity — ${started.toISOString()} — ${os.cpus().length} × ${os.cpus()[0]?.model?.trim()}, node ${process.version}`)
+  coresLine(configs, nWorkers, head)
+  log(head.join('\n'))
+  const results = []
+  for (const c of configs) {
+    const tried = []
+    let best = null
+    for (let i = 0, rate = start; i < steps; i++, rate *= factor) {
+      const r = await runOne('livecart', 1, 0, { ...c, rate })
+      const ok = held(r, limit)
+      tried.push({ rate, ok, r })
+      log(`${c.name} @ ${f(rate, 2)}/s per client: p99 ${f(r.latencyMs.p99, 1)} ms, lost ${r.lost}, ` +
+        `converged ${r.convergence.converged}/${r.convergence.carts} → ${ok ? 'held' : 'did not hold'}`)
+      if (!ok) break
+      best = { rate, r }
+    }
+    const over = []
+    if (best) {
+      for (const m of overloads) {
+        const r = await runOne('livecart', 1, 0, { ...c, rate: best.rate * m, convergeMs: 60000 })
+        over.push({ multiple: m, rate: best.rate * m, r })
+      }
+    }
+    results.push({ c, tried, best, over, capped: tried.length === steps && tried[tried.length - 1].ok })
+  }
+  const out = [...head]
+  out.push(`livecart: ${livecartSource}; load 1 shape (${results[0].tried[0].r.params.carts} carts × 3 clients), ` +
+    `${duration} s windows; a step holds when p99 ≤ ${limit} ms, nothing is lost and every cart converges` +
+    (opt.haproxy ? '; clients through HAProxy' : ''))
+  const cols = [['configuration', 24], ['edits/s/client', 15], ['edits/s', 9], ['delivered/s', 12],
+    ['p50 ms', 8], ['p99 ms', 9], ['lost', 12], ['converged', 10], ['srv %core', 10], ['', 14]]
+  const line = (vals) => vals.map((v, i) => (i === 0 ? String(v).padEnd(cols[i][1]) : String(v).padStart(cols[i][1]))).join('')
+  out.push('', line(cols.map((x) => x[0])), '-'.repeat(line(cols.map((x) => x[0])).length))
+  const row = (name, rate, r, verdict) => line([name, f(rate, 2), f(rate * r.params.clients, 0),
+    f(r.deliveredPerSecond, 0), f(r.latencyMs.p50, 1), f(r.latencyMs.p99, 1),
+    `${fmtInt(r.lost)}/${fmtInt(r.window.expected)}`, `${r.convergence.converged}/${r.convergence.carts}`,
+    f(r.serverCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0), verdict])
+  for (const { c, tried } of results) for (const t of tried) out.push(row(c.name, t.rate, t.r, t.ok ? 'held' : 'DID NOT HOLD'))
+  out.push('', 'Capacity (highest rate that held):')
+  const base = results[0].best
+  for (const { c, best, capped } of results) {
+    if (!best) { out.push(`  ${c.name.padEnd(24)} none: the first step (${f(start, 2)}/s per client) did not hold`); continue }
+    const edits = best.rate * best.r.params.clients
+    out.push(`  ${c.name.padEnd(24)} ${f(edits, 0)} edits/s (${f(best.rate, 2)}/s per client), ` +
+      `${f(best.r.deliveredPerSecond, 0)} delivered/s, p99 ${f(best.r.latencyMs.p99, 1)} ms` +
+      (base && c !== results[0].c ? ` — ${f(best.rate / base.rate, 2)}× ${results[0].c.name}` : '') +
+      (capped ? ` (at least: the last of --capacity-steps ${steps} still held)` : ''))
+  }
+  if (results.some((x) => x.over.length)) {
+    out.push('', 'Past capacity (rate = multiple × the capacity above; lost = owners\' last edits missing after convergence, must be 0):')
+    const oc = [['configuration', 24], ['load', 6], ['edits/s', 9], ['accepted/s', 11], ['p99 ms', 9],
+      ['undelivered', 12], ['lost', 6], ['converged', 10], ['converge after', 15], ['4429s', 7]]
+    const ol = (vals) => vals.map((v, i) => (i === 0 ? String(v).padEnd(oc[i][1]) : String(v).padStart(oc[i][1]))).join('')
+    out.push(ol(oc.map((x) => x[0])), '-'.repeat(ol(oc.map((x) => x[0])).length))
+    for (const { c, over } of results) {
+      for (const { multiple, rate, r } of over) {
+        const lostLast = r.convergence.carts - r.convergence.complete
+        out.push(ol([c.name, `${multiple}×`, f(rate * r.params.clients, 0),
+          // accepted edits/s: each accepted edit reaches the cart's other clients
+          f(r.deliveredPerSecond / Math.max(1, r.params.clientsPerCart - 1), 0), f(r.latencyMs.p99, 1),
+          fmtInt(r.lost), lostLast, `${r.convergence.converged}/${r.convergence.carts}`,
+          r.convergedAfterLoadMs == null ? 'never (60 s)' : `${fmtInt(r.convergedAfterLoadMs)} ms`, pushbacks(r)]))
+      }
+    }
+    out.push('(accepted/s = edits that reached the other clients of their cart, per second of the window; ' +
+      'undelivered = intermediate edits never seen by a peer (superseded by a later one); ' +
+      'converge after = from the end of the window, when the load drops, to every cart identical with every last edit)')
+  }
+  process.stdout.write(out.join('\n') + '\n')
+  writeResults(`relay-capacity-${runStamp}.json`, started, {
+    bench: 'relay-capacity',
+    options: { scaleout: opt.scaleout ?? '1', haproxy: opt.haproxy, start, factor, steps, p99LimitMs: limit, overloads,
+      duration, scale, workers: nWorkers, onHand, livecartBin },
+    extraVersions: {},
+    configurations: results.map(({ c, tried, best, over }) => ({ config: c, capacityRatePerClient: best?.rate ?? null,
+      steps: tried.map((t) => ({ rate: t.rate, held: t.ok, result: t.r })), overload: over }))
+  })
+  if (opt['keep-logs']) log(`logs and data kept in ${runDir}`)
+  else cleanupDirs()
+}
+
 /** Writes one run's JSON: what ran, on which machine and versions, then the bench's own fields. */
 function writeResults (fileName, started, { bench, options, extraVersions, ...rest }) {
   let gitRev = null
@@ -933,6 +1093,10 @@ const pickLivecartSource = () => {
 }
 
 const main = async () => {
+  if (opt.capacity) {
+    pickLivecartSource()
+    return mainCapacity()
+  }
   if (opt.scaleout) {
     pickLivecartSource()
     return mainScaleout()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (  # noqa: F401 (importing a module registers its routes)
-    catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks,
+    catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks, mail,
 )
 from ..openapi import api
-from ..rooms import cart_socket
+from ..sync.socket import cart_socket
 from ..services import SERVICES
 
 

@@ -13,7 +13,7 @@ from ..guard import CART_OPENER, Rule, caller, cart, lists_owner, role, signed_i
 from ..openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj, param
 from ..refusals import Forbidden, int_in
 from ..services import SERVICES
-from ..shop_floor import open_carts
+from ..open_carts import open_carts
 
 CART_MAKER = Rule("customer (own), assistant (a walk-in cart), operator and admin (for `owner`, which they must give)",
                   (role("customer", "assistant", "operator", "admin",

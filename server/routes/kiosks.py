@@ -31,6 +31,16 @@ async def sign_in(request: web.Request) -> web.Response:
                               "idleSeconds": int(kiosks.idle)}, status=201)
 
 
+@api.add("GET", "/api/kiosks/{kioskId}", "The kiosk: its idle limit and who is signed in (null: nobody)",
+         auth=THE_KIOSK, result=obj(("kioskId", "idleSeconds", "session"), kioskId=STRING, idleSeconds=INTEGER,
+                                    session={"type": ["object", "null"]}))
+async def kiosk_info(request: web.Request) -> web.Response:
+    """What a kiosk screen needs to start: the server's real idle limit, and its customer if any (no 404)."""
+    kiosks, kiosk_id = request.app[SERVICES].kiosks, request.match_info["kioskId"]
+    return web.json_response({"kioskId": kiosk_id, "idleSeconds": int(kiosks.idle),
+                              "session": await kiosks.state(kiosk_id)})
+
+
 @api.add("GET", "/api/kiosks/{kioskId}/sessions", "Who is signed in here", auth=THE_KIOSK, errors=(404,),
          result=obj(("cartId", "customerId", "idleSecondsLeft"), cartId=STRING, customerId=STRING,
                     idleSecondsLeft=INTEGER))

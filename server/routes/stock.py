@@ -1,12 +1,15 @@
 """Stock over HTTP: levels per SKU and their live feed (/api/stock/events, /ws/stock), an admin's on-hand and adjustments."""
 from __future__ import annotations
 
-from typing import Awaitable
+from typing import Awaitable, Callable
 
-from aiohttp import web
+import orjson
+from aiohttp import WSMsgType, web
 from aiohttp_sse import sse_response
 
 from ...crdt.schema import MAX_STOCK
+from .. import auth
+from ..browsing import BadMessage, Browser, Browsing, UnknownSku
 from ..errors import ApiError, json_body
 from ..guard import SHOP_ADMIN
 from ..bus import following
@@ -16,7 +19,7 @@ from ..openapi import DELTA, EVENTS, NON_EMPTY, ON_HAND, SSE, api, obj, param, s
 from ..refusals import int_in
 from ..services import SERVICES
 from ..stock import Level, StockError
-from ..sockets import LimitedSocket
+from ..sockets import LimitedSocket, close_ws
 from .catalog import LEVEL
 
 MAX_SKUS = 500
@@ -50,21 +53,72 @@ async def drain_incoming(ws: web.WebSocketResponse) -> None:
 
 
 async def stock_socket(request: web.Request) -> web.StreamResponse:
-    """GET /ws/stock?skus=a,b: `{sku, available, at}` on every change, `{sku, viewers}` as they come and go."""
+    """GET /ws/stock?skus=a,b[&token=]: `{sku, available, at}` on every change, `{sku, viewers}` as
+    viewers come and go; the browser says what it views (`view`, `visibility`: server/browsing.py)."""
     skus = _skus(request)
     services = request.app[SERVICES]
     ws = LimitedSocket(request, services.config.max_message_bytes, heartbeat=30.0)
+    token = request.query.get("token")
+    try:
+        who = auth.verify(services.config.jwt_secret, token) if token else None
+    except auth.TokenError as exc:
+        await ws.prepare(request)
+        await close_ws(ws, 4401, str(exc))
+        return ws
     await ws.prepare(request)
-    feed = services.stock_feed
+    feed, browsing = services.stock_feed, services.browsing
+    browser = browsing.join(who.sub if who else None)
     sub = feed.subscribe(skus)
     try:
         async with following(services.bus, "stock"):  # before the first read: no change after it is missed
             await _initial(request, sub)
-            await pump(sub, ws.send_str, drain_incoming(ws))
+            await pump(sub, ws.send_str, _read_views(ws, browser, browsing),
+                       _frame_writer(ws, request, services.config.send_buffer_bytes))
     finally:
+        browsing.leave(browser)
         feed.unsubscribe(sub)
         await ws.close()
     return ws
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented text websocket frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+def _frame_writer(ws: web.WebSocketResponse, request: web.Request, limit: int) -> Callable[[list[str]], None]:
+    """Writes a batch of feed messages as frames in one write: a viewer-count fan-out to thousands
+    of storefronts costs a write per storefront, not one per SKU (bench/browsing.py). A reader that
+    lets the transport's buffer pass `limit` is cut off (it reconnects and reads the levels again)."""
+    def send_all(messages: list[str]) -> None:
+        transport = request.transport
+        if transport is None or transport.is_closing() or ws.closed or getattr(ws, "refusing", False):
+            raise ConnectionError("the reader went away")
+        if transport.get_write_buffer_size() > limit:
+            transport.abort()
+            raise ConnectionError("reader too slow to keep up")
+        transport.write(b"".join(text_frame(m.encode()) for m in messages))
+    return send_all
+
+
+async def _read_views(ws: web.WebSocketResponse, browser: Browser, browsing: Browsing) -> None:
+    """What a storefront says it views; a bad message closes this socket alone (4400, 4413, 4429)."""
+    async for msg in ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        try:
+            browsing.receive(browser, msg.data)
+        except UnknownSku as exc:  # a stale catalog is no reason to drop the stock feed: say so, go on
+            await ws.send_str(orjson.dumps({"type": "error", "code": "unknown_sku", "message": str(exc),
+                                            "sku": exc.sku}).decode())
+        except BadMessage as exc:
+            await close_ws(ws, exc.code, exc.reason)
+            return
 
 
 async def stock_events(request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ only have forgotten recent holds (checkout then finds them missing), never sold 
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,10 +41,37 @@ def cluster_nodes(url: str) -> list[ClusterNode]:
     return nodes
 
 
+class WaitingCluster(RedisCluster):
+    """redis-py's cluster client with at most `max_connections` commands and pipelines at once.
+
+    Its node pools raise MaxConnectionsError once `max_connections` are busy (the single-node
+    store's BlockingConnectionPool waits instead): a burst of readers (a flash sale's viewers each
+    reading a stock level) would get errors. Each command or pipeline takes at most one connection
+    per node, so waiting for a slot here keeps every node's pool within its bound."""
+
+    def __init__(self, *args: Any, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(*args, max_connections=max_connections, **kwargs)
+        self._slots = asyncio.Semaphore(max_connections)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._slots:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = super().pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def waiting(*a: Any, **kw: Any) -> Any:
+            async with self._slots:
+                return await execute(*a, **kw)
+        pipe.execute = waiting  # type: ignore[method-assign]
+        return pipe
+
+
 def connect_cluster(url: str) -> tuple[RedisCluster, str]:
     """A cluster client for `url` and the key prefix (`?prefix=`, default `livecart:`)."""
     url, prefix = split_prefix(url)
-    client = RedisCluster(
+    client = WaitingCluster(
         startup_nodes=cluster_nodes(url), decode_responses=False, max_connections=MAX_CONNECTIONS,
         # During a failover redis-py re-reads the slots map and follows MOVED (its default retry).
         socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from livecart.crdt.cart import CartDoc, init_server, new_line, reprice
+from livecart.crdt import server_root
+from livecart.crdt.cart import CartDoc, new_line
 from livecart.crdt.schema import Limits
-from livecart.crdt.validate import OK, Rejected, check_line
+from livecart.crdt.validate import Rejected, check_line
 
 from .ytools import catalog
 
@@ -23,7 +24,7 @@ LIMITS = Limits(max_lines=100)
 
 def snapshot(lines: int) -> bytes:
     cart = CartDoc()
-    cart.write(init_server)
+    server_root.init(cart)
     for i in range(lines):
         cart.write(lambda c, i=i: c.lines.__setitem__(f"l{i}", new_line("mug", 1, "alice", "web", i)))
     return cart.diff()
@@ -42,10 +43,11 @@ def collected(ref: weakref.ref[Any]) -> bool:
 
 def used(cart: CartDoc) -> None:
     """What a room does with its cart: accepted and rejected updates, server writes, reads."""
-    assert cart.apply_client_update(client_line("l-a", "mug", 2), catalog, LIMITS) is OK
+    assert cart.apply_client_update(client_line("l-a", "mug", 2), catalog, LIMITS).ok
     assert isinstance(cart.apply_client_update(client_line("l-b", "mug", 99), catalog, LIMITS), Rejected)
-    cart.settle({"l0": {"status": "held", "qty": 1, "expiresAt": 1, "sku": "mug"}}, catalog)
-    cart.write(lambda c: reprice(c, catalog))
+    server_root.settle(cart, {"l0": {"status": "held", "qty": 1, "expiresAt": 1, "sku": "mug"}}, catalog)
+    server_root.reprice(cart, catalog)
+    server_root.checkout_step(cart, "details", 2)
     cart.apply_trusted(client_line("l-c", "tee", 1))
     cart.to_dict()
 
@@ -66,7 +68,7 @@ def test_the_doc_a_rejected_update_replaces_is_collected() -> None:
     verdict = cart.apply_client_update(client_line("l-a", "mug", 99), catalog, LIMITS)
     assert isinstance(verdict, Rejected)
     assert collected(before), "the doc a rejection rebuilt away is still alive"
-    assert cart.apply_client_update(client_line("l-b", "mug", 2), catalog, LIMITS) is OK  # the rebuilt one observes
+    assert cart.apply_client_update(client_line("l-b", "mug", 2), catalog, LIMITS).ok  # the rebuilt one observes
 
 
 def test_the_doc_a_refused_write_replaces_is_collected() -> None:

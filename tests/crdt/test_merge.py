@@ -9,12 +9,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Map
 
-from livecart.crdt.cart import CartDoc, init_server, new_line, plain
+from livecart.crdt import server_root
+from livecart.crdt.cart import CartDoc, new_line, plain
 from livecart.crdt.merge import (
     HoldMove, MergeError, MergePlan, apply_merge, check_mergeable, merged_source_status, plan_merge, settle_holds,
 )
 from livecart.crdt.schema import Limits
-from livecart.crdt.validate import OK, check_line, check_meta
+from livecart.crdt.validate import check_line, check_meta
 
 from .ytools import PRODUCTS, SKUS, Client, cart_plain, catalog
 
@@ -45,7 +46,7 @@ def build(spec: Spec, status: str = "open", merged_into: str | None = None,
           limits: Limits = LIMITS) -> CartDoc:
     """A cart written the way real carts are: server root by the server, lines and meta by a checked client."""
     cart = CartDoc()
-    cart.write(lambda c: init_server(c))
+    server_root.init(cart)
     client = Client()
     client.sync_from(cart)
 
@@ -59,7 +60,7 @@ def build(spec: Spec, status: str = "open", merged_into: str | None = None,
 
     update = client.edit(change)
     if update:
-        assert cart.apply_client_update(update, catalog, limits) == OK
+        assert cart.apply_client_update(update, catalog, limits).ok
     if status != "open" or merged_into:
         def server(c: CartDoc) -> None:
             c.server["status"] = status
@@ -192,7 +193,7 @@ def test_a_plain_source_line_never_joins_a_personalised_target_line() -> None:
 def test_an_empty_personalisation_map_counts_as_none() -> None:
     source = build(Spec({"s1": L("ring", 2)}))
     target = CartDoc()
-    target.write(lambda c: init_server(c))
+    server_root.init(target)
     target.write(lambda c: c.lines.__setitem__(
         "t1", Map({"sku": "ring", "qty": 1, "addedAt": T0, "personalisation": Map()})))
     plan, _ = merge(source, target)
@@ -347,7 +348,7 @@ def test_a_combined_line_removed_since_the_plan_is_made_again() -> None:
     plan = plan_merge(source, target)
     assert plan.raise_qty == [] and [c.line_id for c in plan.combine] == ["t1"]
     removal = editor.edit(lambda c: c.lines.pop("t1"))
-    assert target.apply_client_update(removal, catalog, LIMITS) == OK
+    assert target.apply_client_update(removal, catalog, LIMITS).ok
     update = apply_merge(target, plan)
     # every line a hold moved onto exists, with the qty the hold was capped at
     got = lines_of(target)
@@ -647,9 +648,9 @@ def test_a_client_replica_converges_with_the_merged_target(spec_s: Spec, spec_t:
     def deliver() -> None:
         nonlocal editor
         verdict = target.apply_client_update(concurrent, catalog, roomy)
-        event("concurrent edit " + ("accepted" if verdict == OK else "rejected"))
-        if verdict == OK:
-            watcher.receive(target.last_accepted)
+        event("concurrent edit " + ("accepted" if verdict.ok else "rejected"))
+        if verdict.ok:
+            watcher.receive(verdict.update)
         else:  # rejected (e.g. its codes now overflow): the editor is closed and starts afresh
             editor = Client()
 

@@ -14,6 +14,7 @@ import pytest
 from harness import SECRET, Livecart, make_config
 from livecart.server import auth
 from livecart.server.app import create_app
+from livecart.server.mail.tokens import tracking_token, unsubscribe_token
 from processes import ServerProcess
 from yclient import YClient
 
@@ -288,6 +289,19 @@ async def new_cart_for_customer(w: World) -> dict[str, str]:
     return {"channel": "web", "owner": w.customer}  # customers and assistants get their own owner regardless
 
 
+async def tracked(w: World) -> str:
+    """An order of the world's customer, the one its tracking token is for."""
+    return await w.once("tracked", lambda: order(w))
+
+
+async def tracked_token(w: World) -> str:
+    return tracking_token(SECRET, await tracked(w))
+
+
+async def unsubscribe_link(w: World) -> str:
+    return unsubscribe_token(SECRET, w.customer)
+
+
 ROWS = [
     Row("GET", "/healthz", everyone(200)),
     Row("GET", "/api/openapi.json", everyone(200)),
@@ -344,8 +358,22 @@ ROWS = [
         {"customerId": customer, "sku": const("TEE")}),
     Row("DELETE", "/api/customers/{customerId}/favourites/{sku}", only(200, "owner", "admin"),
         {"customerId": customer, "sku": const("TEE")}),
+    Row("GET", "/orders/{orderId}", everyone(200), {"orderId": tracked, "t": tracked_token}, query="t={t}"),
+    Row("GET", "/api/orders/{orderId}/tracking", everyone(200), {"orderId": tracked, "t": tracked_token},
+        query="t={t}"),
+    Row("GET", "/unsubscribe", everyone(200), {"t": unsubscribe_link}, query="t={t}"),
+    Row("POST", "/unsubscribe", everyone(200), {"t": unsubscribe_link}, query="t={t}"),
+    Row("POST", "/api/mailings", only(400, "admin"), {"body": const({"subject": "Hi", "text": "News",
+                                                                     "segment": {"bought": ["NOBODY-BOUGHT"]}})},
+        case="to a segment nobody is in (400 no_recipients)"),
+    Row("GET", "/api/mailings", only(200, "admin")),
+    Row("GET", "/api/mailings/{mailingId}", only(404, "admin"), {"mailingId": const("m-unknown")},
+        case="unknown"),
+    Row("GET", "/api/mail/outbox", only(200, "admin")),
+    Row("GET", "/api/mail/caught", only(200, "admin")),
     Row("POST", "/api/kiosk-codes", only(201, *CUSTOMERS)),
     Row("POST", "/api/kiosks/{kioskId}/sessions", only(201, "kiosk-signed-in", "admin"), {"kioskId": kiosk, "body": kiosk_code}),
+    Row("GET", "/api/kiosks/{kioskId}", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),
     Row("GET", "/api/kiosks/{kioskId}/sessions", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),
     Row("POST", "/api/kiosks/{kioskId}/sessions/ping", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),
     Row("DELETE", "/api/kiosks/{kioskId}/sessions", only(200, "kiosk-signed-in", "admin"), {"kioskId": kiosk}),

@@ -18,7 +18,7 @@ from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import awareness_message, update_message
 from livecart.server import auth
 from livecart.server.services import SERVICES
-from livecart.server.rooms import Room
+from livecart.server.sync.room import Room
 from processes import ServerProcess
 from yclient import eventually
 

@@ -64,8 +64,8 @@ DOCUMENT = json.loads(json.dumps(api.spec(_version())))
 # Where a schema-valid request may still be refused with 400, because what decides is data or role, not shape:
 # a line's SKU must be in the catalog and its qty within that product's maxQty; staff creating a cart must give
 # `owner` (customers and assistants need not); an anonymous token must be a real one; a sale may not take stock
-# below zero.
-DATA_DEPENDENT = ["create_cart", "add_line", "set_qty", "claim", "adjust_stock"]
+# below zero; a mailing needs someone in its segment (400 no_recipients).
+DATA_DEPENDENT = ["create_cart", "add_line", "set_qty", "claim", "adjust_stock", "create_mailing"]
 ACCEPTED = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
 
 

@@ -17,7 +17,7 @@ from harness import Livecart
 from livecart.crdt.cart import new_line
 from livecart.crdt.protocol import Kind, awareness_message, parse, update_message
 from livecart.server.services import SERVICES
-from livecart.server.rooms import Room
+from livecart.server.sync.room import Room
 from ws_attack import RawSocket, awareness_frame, client_frame, close_of
 from yclient import YClient, eventually
 

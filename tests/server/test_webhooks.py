@@ -18,6 +18,7 @@ from aiohttp import web
 from harness import Livecart, free_port, make_config
 from livecart.crdt import CartDoc
 from livecart.server import webhooks
+from livecart.server.outbox import Outbox
 from livecart.server.services import SERVICES
 from livecart.server.cli import build_config
 from yclient import WAIT, eventually
@@ -206,7 +207,7 @@ async def test_events_survive_a_crash_and_are_delivered_after_restart(
 
     async def crash(*_: object) -> None:  # a crash mid-attempt leaves the lease behind
         return None
-    monkeypatch.setattr(webhooks.Webhooks, "_give_back", crash)
+    monkeypatch.setattr(Outbox, "_give_back", crash)
     receiver.rule = lambda event_id, nth: "hang"
     config = hooked(tmp_path, receiver)
     first = await Livecart(config, session).start()

@@ -245,8 +245,10 @@ export class RedisServer {
  * `wsUrls[i % N]`. `pids` are the livecart processes, `redisPid` the redis-server (or null).
  */
 export class LivecartCluster {
-  constructor ({ processes, redis, redisBin = 'redis-server', bin, pythonPath = null, runDir, tag, onHand = 1000000 }) {
+  constructor ({ processes, redis, redisBin = 'redis-server', bin, pythonPath = null, runDir, tag, onHand = 1000000,
+    haproxyBin = null }) {
     if (!redis && processes !== 1) throw new Error('more than one livecart process needs Redis')
+    this.haproxyBin = haproxyBin // clients go through a real HAProxy on deploy/haproxy/livecart.cfg
     this.name = 'livecart'
     this.n = processes
     this.useRedis = redis
@@ -279,11 +281,18 @@ export class LivecartCluster {
     this.wsUrl = p0.wsUrl
     this.wsUrls = this.procs.map((p) => p.wsUrl)
     this.redisPid = this.redis?.pid ?? null
+    if (this.haproxyBin) {
+      this.proxy = new HAProxy({ runDir: this.opts.runDir, tag: this.tag, bin: this.haproxyBin, backends: this.procs })
+      await this.proxy.start()
+      this.proxyPid = this.proxy.pid
+      this.clientUrl = this.proxy.wsUrl // every client through the balancer: it picks the process
+    }
   }
 
   createCarts (n, prefix) { return this.procs[0].createCarts(n, prefix) }
 
   async stop () {
+    if (this.proxy) await this.proxy.stop()
     await Promise.all(this.procs.map((p) => p.stop()))
     if (this.redis) await this.redis.stop()
   }
@@ -292,6 +301,63 @@ export class LivecartCluster {
     for (const p of this.procs) p.cleanup()
     this.redis?.cleanup()
   }
+}
+
+/** deploy/haproxy/livecart.cfg with one `server appN` line per backend (the file lists app1, app2). */
+export const haproxyConfig = (n) => {
+  const cfg = fs.readFileSync(HAPROXY_CFG, 'utf8').split('\n')
+  const out = []
+  for (const line of cfg) {
+    const m = line.match(/^(\s*)server app1 "\$\{LIVECART_APP1\}"(.*)$/)
+    if (m) {
+      for (let i = 1; i <= n; i++) out.push(`${m[1]}server app${i} "\${LIVECART_APP${i}}"${m[2]}`)
+    } else if (!/^\s*server app\d+ /.test(line)) out.push(line)
+  }
+  return out.join('\n')
+}
+const HAPROXY_CFG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'deploy', 'haproxy', 'livecart.cfg')
+
+/**
+ * Debian's haproxy on a free loopback port in front of `backends`, on the shipped
+ * deploy/haproxy/livecart.cfg (as tests/server/test_haproxy.py starts it: `haproxy -db -f`, the
+ * addresses from LIVECART_BIND / LIVECART_APP<i>). start() returns once its health checks have
+ * every backend up (the response header X-Livecart-Server names each).
+ */
+export class HAProxy {
+  constructor ({ runDir, tag, bin = 'haproxy', backends }) {
+    Object.assign(this, { runDir, tag, bin, backends })
+  }
+
+  async start () {
+    this.port = await freePort()
+    this.logFile = path.join(this.runDir, `haproxy-${this.tag}.log`)
+    this.cfgFile = path.join(this.runDir, `haproxy-${this.tag}.cfg`)
+    fs.writeFileSync(this.cfgFile, haproxyConfig(this.backends.length))
+    const env = { LIVECART_BIND: `127.0.0.1:${this.port}` }
+    this.backends.forEach((b, i) => { env[`LIVECART_APP${i + 1}`] = `127.0.0.1:${b.port}` })
+    this.child = startProcess(this.bin, ['-db', '-f', this.cfgFile], env, this.logFile)
+    this.pid = this.child.pid
+    this.base = `http://127.0.0.1:${this.port}`
+    this.wsUrl = `ws://127.0.0.1:${this.port}/ws/carts`
+    const want = this.backends.length
+    const deadline = Date.now() + 30000
+    for (;;) {
+      if (this.child.exitCode != null) throw new Error(`haproxy exited with ${this.child.exitCode}:\n${logTail(this.logFile)}`)
+      const seen = new Set()
+      for (let i = 0; i < 2 * want; i++) {
+        try {
+          const res = await fetch(`${this.base}/healthz`)
+          await res.text()
+          if (res.ok) seen.add(res.headers.get('x-livecart-server'))
+        } catch {}
+      }
+      if (seen.size >= want) return
+      if (Date.now() > deadline) throw new Error(`haproxy saw ${seen.size}/${want} backends up within 30 s`)
+      await sleep(250)
+    }
+  }
+
+  async stop () { if (this.child) await stopProcess(this.child) }
 }
 
 /** @y/websocket-server's own server.js, in memory (no YPERSISTENCE), on HOST/PORT. */

@@ -7,10 +7,14 @@
  */
 import { NotAvailableError } from '../src/index.js'
 import {
-  cartView, comingSoon, describeError, fill, h, icon, initials, liveCatalogIn, money, presenceBar,
+  cartView, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
+import { mailPanels } from './admin-mail.js'
 import { detailsSummary } from './records.js'
+
+// An order in one of these states has left its cart behind: paid, on its way, done or called off.
+const ORDER_DONE = new Set(['confirmed', 'dispatched', 'delivered', 'cancelled'])
 
 staffPage({
   key: 'livecart.staff.admin',
@@ -29,15 +33,17 @@ async function start ({ lc, claims, main, right }) {
   const activity = h('ul.feed-list', h('li.muted', 'Carts, checkouts and orders appear here as they happen.'))
   const activityCard = h('section.card', h('div.card-head', h('h2', icon('bolt', 18), 'Activity')), activity)
   const stock = stockTable(lc, catalog)
+  const browsing = browsingPanel(catalog)
   const cartPanel = h('section.card#open-cart')
   const orders = ordersPanel(lc)
+  const mail = mailPanels(lc)
   fill(main,
     h('div.section-title', h('h1', 'Shop floor'), h('span.muted', `Signed in as ${claims.sub}`)),
     kpis,
     h('div.admin-grid',
-      h('div.admin-col', boardCard, stock.el),
-      h('div.admin-col', cartPanel, activityCard, orders.el)),
-    siteFooter())
+      h('div.admin-col', boardCard, browsing.el, stock.el),
+      h('div.admin-col', cartPanel, activityCard, orders.el, mail.customers, mail.caught)),
+    siteFooter('staff'))
 
   // -- KPIs ----------------------------------------------------------------------------------
   const counts = { carts: new Map(), carted: 0, feed: 'connecting' }
@@ -58,10 +64,11 @@ async function start ({ lc, claims, main, right }) {
 
   // -- the live board (/ws/admin) ------------------------------------------------------------
   const cardsById = new Map()
+  const closedCarts = new Set() // carts that became orders: later events about them do not bring them back
   // Every cart open before this page was: the board starts full, then the feed keeps it current.
   lc.openCarts().then(({ carts }) => {
     for (const s of [...carts].reverse()) {
-      if (counts.carts.has(s.id)) continue
+      if (counts.carts.has(s.id) || closedCarts.has(s.id)) continue
       hydrated.add(s.id)
       counts.carts.set(s.id, { owner: s.owner, channel: s.channel, items: s.items, total: s.total, step: s.step, name: s.name, lines: s.lineItems || {} })
     }
@@ -71,7 +78,12 @@ async function start ({ lc, claims, main, right }) {
   lc.orders({ limit: 20 }).then(({ orders: recent }) => { for (const o of [...recent].reverse()) orders.upsert(o) }, () => {})
   const renderBoard = () => {
     if (!counts.carts.size) {
-      fill(board, h('p.muted', { style: { gridColumn: '1 / -1' } }, counts.feed === 'open' ? 'No open carts right now.' : ''))
+      for (const el of cardsById.values()) el.remove()
+      cardsById.clear()
+      fill(board, h('p.muted.board-empty', { style: { gridColumn: '1 / -1' } }, counts.feed === 'open'
+        ? 'No open carts right now: a cart appears here the moment a shopper starts one.'
+        : counts.feed === 'unavailable' ? '' : 'Connecting to the shop floor…'))
+      if (counts.feed === 'unavailable') renderUnavailable()
       return
     }
     for (const [id, c] of counts.carts) {
@@ -83,14 +95,14 @@ async function start ({ lc, claims, main, right }) {
       const people = c.presence || []
       fill(el,
         h('header', h('strong', { title: id }, c.name || (!c.owner ? id : c.owner.startsWith('anon-') ? 'Guest shopper' : c.owner.startsWith('walkin-') ? 'Walk-in customer' : c.owner)), h('span.tag', c.channel || 'web'), c.step ? h('span.tag.info', c.step) : null),
-        h('div.events', `${c.items || 0} items${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
+        h('div.events', `${items(c.items || 0)}${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
         people.length
           ? h('div.avatars', people.slice(0, 5).map((p) => h('span.avatar.sm', { class: p.focus === false ? 'away' : '', title: `${p.name} · ${p.role} · ${p.channel} · ${p.focus === false ? 'away' : 'focused'}`, style: { background: p.color || '#4f6d7a', marginLeft: '-4px', border: '2px solid #fbf9f6' } }, initials(p.name))))
           : h('small.muted', 'nobody in it now'))
       if (!el.isConnected) board.prepend(el)
     }
     for (const [id, el] of cardsById) if (!counts.carts.has(id)) { el.remove(); cardsById.delete(id) }
-    board.querySelector('p.muted')?.remove()
+    board.querySelector('p.board-empty')?.remove()
   }
   const bump = (id) => {
     const el = cardsById.get(id)
@@ -119,11 +131,27 @@ async function start ({ lc, claims, main, right }) {
       renderBoard()
     } catch { /* gone meanwhile */ }
   }
+  function renderUnavailable () {
+    fill(board, h('div', { style: { gridColumn: '1 / -1' } }, comingSoon('Live board of open carts',
+      'Every open cart appears here as it fills up: who is in it (focused or away), its checkout step, and a toast for each item carted. Meanwhile, open any cart by id on the right.',
+      '/ws/admin (cart.created, cart.line_added, cart.presence, checkout.step, order.*)')))
+  }
   const whoName = (e) => (!e.who ? 'Someone' : e.who.startsWith('anon-') ? 'A guest' : e.who.startsWith('walkin-') ? 'A walk-in customer' : e.who)
   const feed = lc.watchAdmin((e) => {
     const type = e.type
     if (type === 'gap') return log(`${e.dropped} events were skipped (this page fell behind)`, 'alert')
+    if (type.startsWith('browse.')) return browsing.event(e)
     const id = e.cartId
+    if ((type === 'order.created' || type === 'order.status') && ORDER_DONE.has(e.state)) {
+      // The cart became an order: it leaves the board (and the open-cart count) for good.
+      orders.upsert(e)
+      log(`Order ${e.orderId} is ${e.state.replace('_', ' ')}${e.total != null ? ` (${money(e.total)})` : ''}`, 'box')
+      if (id) { counts.carts.delete(id); closedCarts.add(id) }
+      renderBoard()
+      renderKpis()
+      return
+    }
+    if (id && closedCarts.has(id) && type !== 'order.status') return
     const c = id ? (counts.carts.get(id) || { items: 0, lines: {} }) : null
     if (c && id && !counts.carts.has(id)) {
       counts.carts.set(id, c)
@@ -166,8 +194,7 @@ async function start ({ lc, claims, main, right }) {
         orders.upsert(e)
         log(`Order ${e.orderId} is ${e.state.replace('_', ' ')}${e.total != null ? ` (${money(e.total)})` : ''}`, 'box')
         if (type === 'order.created') toast(`Order ${e.orderId} placed: ${money(e.total)}.`, { kind: 'success', title: 'New order' })
-        if (id && ['confirmed', 'cancelled'].includes(e.state)) counts.carts.delete(id)
-        else if (id) c.step = e.state.replace('_', ' ')
+        if (id) c.step = e.state.replace('_', ' ')
         break
       case 'discount.offered':
         log(`Discount ${e.code} sent to a cart`, 'tag')
@@ -183,13 +210,10 @@ async function start ({ lc, claims, main, right }) {
     counts.feed = s
     feedStatus.className = `tag ${s === 'open' ? 'ok' : s === 'unavailable' ? '' : 'warn'}`
     feedStatus.textContent = { open: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'stopped', unavailable: 'not on this server yet' }[s] || s
-    if (s === 'unavailable') {
-      fill(board, h('div', { style: { gridColumn: '1 / -1' } }, comingSoon('Live board of open carts',
-        'Every open cart appears here as it fills up: who is in it (focused or away), its checkout step, and a toast for each item carted. Meanwhile, open any cart by id on the right.',
-        '/ws/admin (cart.created, cart.line_added, cart.presence, checkout.step, order.*)')))
-    }
+    renderBoard()
     renderKpis()
   })
+  renderBoard()
   feed.on('error', (err) => { if (!(err instanceof NotAvailableError)) toast(describeError(err), { kind: 'error', title: 'Admin feed' }) })
 
   // -- open a cart ---------------------------------------------------------------------------
@@ -208,7 +232,7 @@ async function start ({ lc, claims, main, right }) {
     view?.destroy()
     cart = lc.openCart(id, { channel: 'api', user: { name: claims.sub, role: 'admin' } })
     reportCartEvents(cart)
-    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true })
+    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true, lc })
     const details = detailsSummary(cart)
     const code = h('input', { placeholder: 'Code, e.g. STAY10', autocomplete: 'off', maxlength: 64, 'aria-label': 'Discount code' })
     const pct = h('input', { type: 'number', min: 1, max: 100, value: 10, 'aria-label': 'Percent off' })
@@ -241,6 +265,94 @@ async function start ({ lc, claims, main, right }) {
   stock.start()
 }
 
+/**
+ * "Browsing now": who looks at which product, for how long, away or back, and whether they have a
+ * cart. Bounded whatever the crowd: totals and the busiest products come from the server's
+ * `browse.summary` (one per process, summed), the rows are the few most recent; at most KEEP
+ * browsers are remembered here, the oldest forgotten first.
+ */
+function browsingPanel (catalog) {
+  const ROWS = 12
+  const KEEP = 500
+  const browsers = new Map() // id → {id, who, sku, since, visible, hasCart, at}
+  const summaries = new Map() // process → its latest summary
+  const head = h('div.browse-summary')
+  const top = h('div.browse-top')
+  const list = h('ul.browse-list')
+  const more = h('p.browse-more', { hidden: true })
+  const el = h('section.card#browsing',
+    h('div.card-head', h('h2', icon('eye', 18), 'Browsing now')),
+    head, top, list, more)
+  const label = (who) => (!who || who === 'anonymous' ? 'Anonymous shopper' : /^anon-/.test(who) ? 'Guest shopper' : who)
+  const remember = (b) => {
+    browsers.delete(b.id) // re-insert: the Map's order is the order of activity
+    browsers.set(b.id, { ...b, at: Date.now() })
+    while (browsers.size > KEEP) browsers.delete(browsers.keys().next().value)
+  }
+  let timer = null
+  const later = () => { if (!timer) timer = setTimeout(() => { timer = null; render() }, 250) }
+  function render () {
+    const rows = [...browsers.values()].filter((b) => b.sku).sort((a, b) => b.at - a.at)
+    const totals = { browsing: 0, away: 0, withCart: 0 }
+    const products = new Map()
+    if (summaries.size) {
+      for (const s of summaries.values()) {
+        totals.browsing += s.browsing
+        totals.away += s.away
+        totals.withCart += s.withCart
+        for (const p of s.products) products.set(p.sku, (products.get(p.sku) || 0) + p.viewers)
+      }
+    } else {
+      totals.browsing = rows.length
+      totals.away = rows.filter((b) => !b.visible).length
+      totals.withCart = rows.filter((b) => b.hasCart).length
+      for (const b of rows) if (b.visible) products.set(b.sku, (products.get(b.sku) || 0) + 1)
+    }
+    fill(head,
+      h('span', h('strong.browse-count', String(totals.browsing)), ' browsing'),
+      h('span', h('strong', String(totals.away)), ' away'),
+      h('span', h('strong', String(totals.withCart)), ' with a cart'))
+    fill(top, [...products.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6)
+      .map(([sku, n]) => h('span.tag', { title: sku }, `${catalog.name(sku)} · ${n}`)))
+    if (!rows.length) {
+      fill(list, h('li.muted.browse-empty', 'Nobody is looking at a product right now.'))
+    } else {
+      fill(list, rows.slice(0, ROWS).map((b) => h('li.browse-row', { class: b.visible ? '' : 'away', dataset: { who: b.who, sku: b.sku } },
+        h('span.avatar.sm', { style: { background: b.hasCart ? 'var(--accent)' : 'var(--brand-2)' } }, b.who === 'anonymous' || /^anon-/.test(b.who) ? icon('user', 14) : initials(b.who)),
+        h('div', h('span.who', label(b.who)), h('small', catalog.name(b.sku), ' · for ', h('span', { dataset: { since: String(b.since) } }, clock(Date.now() - b.since)),
+          b.hasCart ? ' · has a cart' : '')),
+        h('span.state', b.visible ? 'Viewing' : 'Away'))))
+    }
+    const hidden = Math.max(0, totals.browsing - Math.min(rows.length, ROWS))
+    more.hidden = hidden === 0
+    more.textContent = `+ ${hidden} more browsing`
+  }
+  render()
+  return {
+    el,
+    event (e) {
+      const known = browsers.get(e.id)
+      switch (e.type) {
+        case 'browse.view':
+          remember(e)
+          break
+        case 'browse.away':
+        case 'browse.back':
+          if (known) remember({ ...known, visible: e.type === 'browse.back' })
+          break
+        case 'browse.left':
+          browsers.delete(e.id)
+          break
+        case 'browse.summary':
+          summaries.set(e.process, e)
+          for (const b of e.recent) if (!browsers.has(b.id)) remember(b)
+          break
+      }
+      later()
+    }
+  }
+}
+
 /** Stock levels per SKU, live: on hand, held, available, with an in-store sale and a delivery button. */
 function stockTable (lc, catalog) {
   const rows = new Map()
@@ -250,12 +362,13 @@ function stockTable (lc, catalog) {
   const el = h('section.card',
     h('div.card-head', h('h2', icon('box', 18), 'Stock'), sortButton),
     h('div.table-wrap', h('table.stock',
-      h('thead', h('tr', h('th', 'Product'), h('th.num', 'On hand'), h('th.num', 'Held'), h('th', 'Available'), h('th.num', 'Adjust'))),
+      h('thead', h('tr', h('th', 'Product'), h('th.num.col-levels', 'On hand'), h('th.num.col-levels', 'Held'), h('th', 'Available'), h('th.num', 'Adjust'))),
       body)))
   const levels = new Map()
   for (const p of catalog.products) {
-    const onHand = h('td.num')
-    const held = h('td.num')
+    const onHand = h('td.num.col-levels')
+    const held = h('td.num.col-levels')
+    const inline = h('small.inline-levels')
     const avail = h('td')
     const adjust = (delta, reason) => async () => {
       try {
@@ -267,12 +380,12 @@ function stockTable (lc, catalog) {
       }
     }
     const tr = h('tr', { dataset: { sku: p.sku } },
-      h('td', h('div.sku-cell', productArt(p.sku, { size: 'sm' }), h('div', p.name, h('small', p.sku)))),
+      h('td', h('div.sku-cell', productArt(p.sku, { size: 'sm' }), h('div', p.name, h('small', p.sku), inline))),
       onHand, held, avail,
       h('td', h('div.adjust',
         h('button.btn', { title: 'Sold one in the shop', onclick: adjust(-1, 'in-store sale') }, '−1 sale'),
         h('button.btn', { title: 'A delivery came in', onclick: adjust(+1, 'delivery') }, '+1 in'))))
-    rows.set(p.sku, { tr, onHand, held, avail })
+    rows.set(p.sku, { tr, onHand, held, avail, inline })
     body.append(tr)
   }
   const render = (sku) => {
@@ -283,6 +396,7 @@ function stockTable (lc, catalog) {
     const a = level.available
     r.onHand.textContent = String(level.onHand)
     r.held.textContent = String(level.held)
+    r.inline.textContent = `${level.onHand} on hand · ${level.held} held`
     fill(r.avail, h('span', { style: { display: 'inline-flex', alignItems: 'center', gap: '8px', fontWeight: '600', color: a <= 0 ? 'var(--bad)' : a <= 3 ? 'var(--warn)' : '' } },
       h('span.bar', { class: a <= 0 ? 'out' : a <= 3 ? 'low' : '' }, h('i', { style: { width: `${Math.round(100 * Math.max(0, a) / max)}%` } })), a <= 0 ? 'sold out' : String(a)))
     r.tr.classList.remove('changed')

@@ -71,7 +71,7 @@ async function start ({ lc, claims, main, right }) {
         recent.length
           ? h('ul.cart-list', { style: { marginTop: '12px' } }, recent.map((r) => h('li', icon('cart', 18), h('div', h('strong', r.label || 'Cart'), h('small', r.id)), h('button.btn.sm', { onclick: () => open(r.id) }, 'Open'))))
           : null),
-      siteFooter())
+      siteFooter('staff'))
   }
 
   const startWalkIn = async (button, note) => {
@@ -99,7 +99,7 @@ async function start ({ lc, claims, main, right }) {
     const header = h('div.cart-header')
     const invite = h('section.card')
     const customer = h('section.card')
-    view = cartView(cart, catalog, { emptyText: 'No items yet: add some from the list.', showNote: true, staff: true })
+    view = cartView(cart, catalog, { emptyText: 'No items yet: add some from the list.', showNote: true, staff: true, lc })
     const details = detailsForm(cart, { title: 'Checkout details' })
     const renderHeader = () => {
       const tags = [h('span.tag', icon('store', 12), walkIn ? 'Walk-in' : 'Customer cart')]
@@ -131,7 +131,7 @@ async function start ({ lc, claims, main, right }) {
           invite,
           customer,
           productPicker(catalog, { onAdd: (p) => add(p) }))),
-      siteFooter())
+      siteFooter('staff'))
     loadCustomer(customer, cart, catalog, lc)
   }
 

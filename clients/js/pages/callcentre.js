@@ -41,7 +41,7 @@ async function start ({ lc, claims, main, right }) {
   fill(main,
     h('div.section-title', h('h1', 'On the phone'), h('span.tag.info', icon('phone', 12), 'call-centre channel')),
     h('div.cc-grid', lookup, cartPane, side),
-    siteFooter())
+    siteFooter('staff'))
   fill(cartPane, h('div.empty', h('div.empty-icon', icon('phone', 26)), h('p', 'Look up the caller to see and edit their carts.')))
 
   /** "bought SKU,SKU [since DATE]", "category NAME", or words of a name, email or phone. */
@@ -135,7 +135,7 @@ async function start ({ lc, claims, main, right }) {
     cart = lc.openCart(cartId, { channel: 'call-centre', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
     cart.on('merged', () => renderHead())
-    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', staff: true })
+    view = cartView(cart, catalog, { emptyText: 'This cart is empty.', staff: true, lc })
     details?.destroy()
     details = detailsForm(cart, { title: 'Delivery details' })
     const head = h('div.cart-header')

@@ -10,7 +10,7 @@ import {
   ForbiddenError, NotAvailableError, NotFoundError, UnauthorizedError, createClient, tokenClaims
 } from '../src/index.js'
 import {
-  LiveCatalog, cartView, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
+  LiveCatalog, cartView, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
   rememberCart, setShopperSession, shopper, shopperCartId, siteFooter, store, toast, topbar, watchHoldLosses
 } from './ui.js'
 import { detailsForm, orderHistory } from './records.js'
@@ -70,6 +70,7 @@ function open (cartId) {
   })
   const checkout = checkoutPanel()
   const view = cartView(cart, catalog, {
+    lc: session.lc,
     emptyText: 'Your cart is empty. Everything you add is held for you for a while.',
     emptyAction: h('a.btn.primary', { href: '/' }, 'Browse the shop'),
     footer: checkout.el,
@@ -130,6 +131,8 @@ function checkoutPanel () {
     const missing = personalised.filter((l) => Object.entries(catalog.get(l.sku).personalisation)
       .some(([f, s]) => s.required && !(typeof l.personalisation?.[f] === 'string' ? l.personalisation[f].trim() : (l.personalisation?.[f] || []).length)))
     const notHeld = cart.lines.filter((l) => { const hd = cart.holds[l.id]; return !hd || hd.status !== 'held' || hd.qty < l.qty })
+    // An expired or lost hold blocks payment (the total covers only what is held) until it is held again.
+    const lost = cart.lines.filter((l) => lineNotHeld(l, cart.holds[l.id]))
     const step = cart.checkout?.step || (personalised.length ? 'personalise' : 'details')
     const index = STEPS.findIndex(([s]) => s === step)
     const next = STEPS[index + 1]
@@ -138,8 +141,11 @@ function checkoutPanel () {
       action = h('button.btn.primary.wide', { disabled: true }, cart.status === 'ordered' ? 'Ordered' : 'Waiting for payment…')
     } else if (next) {
       const blocked = step === 'personalise' && missing.length
-      action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || blocked, onclick: () => go(next[0]) },
-        blocked ? `Personalise ${missing.length} ${missing.length === 1 ? 'item' : 'items'} first` : [`Continue to ${next[1].toLowerCase()}`, icon('arrow', 16)])
+      const unheld = next[0] === 'payment' && lost.length
+      action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || blocked || unheld, onclick: () => go(next[0]) },
+        blocked
+          ? `Personalise ${missing.length} ${missing.length === 1 ? 'item' : 'items'} first`
+          : unheld ? `Hold ${lost.length === 1 ? 'every item' : `all ${lost.length} lines`} again to pay` : [`Continue to ${next[1].toLowerCase()}`, icon('arrow', 16)])
     } else {
       action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || notHeld.length > 0, onclick: placeOrder },
         notHeld.length ? 'Some items are not held' : [icon('lock', 16), 'Place order'])
@@ -238,39 +244,42 @@ function showSignIn (result) {
   const input = h('textarea.token-input', { rows: 3, placeholder: 'Customer token', spellcheck: false, 'aria-label': 'Customer token' })
   const error = h('p.form-error', { hidden: true })
   const form = h('form.signin-inline', {
-    onsubmit: async (e) => {
+    onsubmit: (e) => {
       e.preventDefault()
-      const token = input.value.trim()
-      const claims = tokenClaims(token)
-      if (!claims || claims.role !== 'customer') {
-        error.hidden = false
-        error.textContent = 'That is not a customer token.'
-        return
-      }
-      const customer = createClient({ token })
-      try {
-        const anonymous = session.signedIn ? null : session.token
-        const { cartId } = anonymous ? await customer.claim(anonymous) : await customer.createCart({ channel: 'web' })
-        setShopperSession({ token, customerId: claims.sub })
-        session = { lc: customer, token, customerId: claims.sub, signedIn: true }
-        rememberCart(cartId)
-        cart.reconnect({ token, cartId })
-        renderHead()
-        renderAccount()
-        watchOrders()
-        toast(anonymous ? 'Your guest cart was added to your account.' : 'Signed in.', { kind: 'success', title: `Welcome, ${claims.sub}` })
-      } catch (err) {
-        error.hidden = false
-        error.textContent = err instanceof NotAvailableError
-          ? 'Signing in is not switched on on this server yet (it needs the claim endpoint).'
-          : describeError(err)
-      }
+      signInWith(input.value.trim())
     }
   },
+  demoPicker({ roles: ['customer'], onToken: (token) => signInWith(token) }),
   h('label.field', h('span', 'Customer token'), input),
-  h('p.hint', 'Your shop’s sign-in gives this. For the demo: ', h('code', 'livecart token --sub ada --role customer')),
+  h('p.hint', 'Your shop’s sign-in gives this. For development: ', h('code', 'livecart token --sub ada --role customer')),
   error,
   h('button.btn.primary.sm', { type: 'submit' }, 'Sign in and keep my cart'))
+  async function signInWith (token) {
+    const claims = tokenClaims(token)
+    if (!claims || claims.role !== 'customer') {
+      error.hidden = false
+      error.textContent = 'That is not a customer token.'
+      return
+    }
+    const customer = createClient({ token })
+    try {
+      const anonymous = session.signedIn ? null : session.token
+      const { cartId } = anonymous ? await customer.claim(anonymous) : await customer.createCart({ channel: 'web' })
+      setShopperSession({ token, customerId: claims.sub })
+      session = { lc: customer, token, customerId: claims.sub, signedIn: true }
+      rememberCart(cartId)
+      cart.reconnect({ token, cartId })
+      renderHead()
+      renderAccount()
+      watchOrders()
+      toast(anonymous ? 'Your guest cart was added to your account.' : 'Signed in.', { kind: 'success', title: `Welcome, ${claims.sub}` })
+    } catch (err) {
+      error.hidden = false
+      error.textContent = err instanceof NotAvailableError
+        ? 'Signing in is not switched on on this server yet (it needs the claim endpoint).'
+        : describeError(err)
+    }
+  }
   fill(result, form)
   input.focus()
 }

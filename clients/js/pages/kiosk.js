@@ -2,7 +2,7 @@
 /**
  * Kiosk `/kiosk/{kioskId}` (a shared in-store screen): a customer signs in with the code shown
  * on their phone, edits their cart, and signs out — or is signed out after a spell of idleness
- * (the server's `--kiosk-idle`, 120 s by default; `?idle=SECONDS` shortens it on this screen).
+ * (the server's `--kiosk-idle`, read from `GET /api/kiosks/{id}`; `?idle=SECONDS` shortens it on this screen).
  * Taps reset the server's idle clock (throttled pings). Signing out clears the screen; when the
  * server signs the kiosk out (idle, or another customer) its socket closes (4403) and the
  * screen clears too.
@@ -22,6 +22,7 @@ staffPage({
   key: `livecart.kiosk.${kioskId}`,
   roles: ['kiosk', 'admin'],
   title: `Kiosk · ${kioskId}`,
+  nav: 'none', // a shared screen in the shop: customers must not wander into staff pages
   lead: `Set up this kiosk once with its device token (a kiosk token whose subject is “${kioskId}”). Customers then sign in with a code from their phone.`,
   render: (ctx) => {
     if (ctx.claims.role === 'kiosk' && ctx.claims.sub !== kioskId) {
@@ -77,7 +78,7 @@ async function start ({ lc, claims, main, right }) {
         h('li', 'Tap “Use a kiosk” to get a code'),
         h('li', 'Type the code here')),
       code, note, submit,
-      h('p.hint', 'For your privacy you are signed out after ', String(Math.round(idleMs / 1000)), ' seconds without a tap.'),
+      h('p.hint.idle-note', 'For your privacy you are signed out after ', h('strong.idle-seconds', String(Math.round(idleMs / 1000))), ' seconds without a tap.'),
       claims.role === 'admin'
         ? h('details', { style: { width: '100%', textAlign: 'left' } }, h('summary.hint', 'Staff: open a cart by id'),
           h('div.inline-form', { style: { marginTop: '8px' } }, staffOpen, h('button.btn', { type: 'button', onclick: () => staffOpen.value.trim() && signedIn(staffOpen.value.trim(), null, null) }, 'Open')))
@@ -97,7 +98,7 @@ async function start ({ lc, claims, main, right }) {
         toast(describeError(err), { kind: 'error' })
       }
     })
-    view = cartView(cart, catalog, { emptyText: 'Tap a product to add it.', showNote: false })
+    view = cartView(cart, catalog, { emptyText: 'Tap a product to add it.', showNote: false, owner: customer })
     const idle = idleRing()
     // The signed-in customer's orders, for as long as they are signed in here.
     const past = orderHistory(lc, { customer, title: 'Your orders', limit: 5 })
@@ -182,13 +183,17 @@ async function start ({ lc, claims, main, right }) {
     idleTimer = null
   }
 
-  // Someone may still be signed in here (the page was reloaded): carry on with them.
+  // The server's idle limit (what the welcome promises), and whoever is still signed in here
+  // (the page was reloaded): carry on with them. Nobody signed in is an answer, not a 404.
+  let info = null
   try {
-    const session = await lc.kioskSession(kioskId)
-    signedIn(session.cartId, session.customerId, null, session.idleSecondsLeft)
-  } catch {
-    welcome()
+    info = await lc.kiosk(kioskId)
+  } catch (err) {
+    toast(describeError(err), { kind: 'warn', title: 'Kiosk' })
   }
+  if (info?.idleSeconds && !localIdle) idleMs = info.idleSeconds * 1000
+  if (info?.session) signedIn(info.session.cartId, info.session.customerId, null, info.session.idleSecondsLeft)
+  else welcome()
 }
 
 function idleRing () {

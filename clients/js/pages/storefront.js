@@ -5,7 +5,7 @@
  * another shopper holds the last unit, and back when the hold ends.
  */
 import {
-  LiveCatalog, addProduct, describeError, fill, h, icon, liveDot, money, productArt, reportCartEvents,
+  LiveCatalog, addProduct, availabilityText, describeError, fill, h, icon, items, liveDot, money, productArt, reportCartEvents,
   shopper, shopperCartId, siteFooter, store, toast, topbar, watchHoldLosses
 } from './ui.js'
 
@@ -21,7 +21,8 @@ const CATEGORIES = [
 const app = document.getElementById('app')
 const state = { cart: null, category: store.get('livecart.category') || 'all', pendingAdds: new Map() }
 
-const cartButton = h('a.cart-button', { href: '/cart', 'aria-label': 'Your cart' }, icon('cart', 20), h('span.cart-count', { hidden: true }), h('span.cart-total'))
+// Hidden until this shopper has a cart: an empty pill before there is one says nothing.
+const cartButton = h('a.cart-button', { href: '/cart', 'aria-label': 'Your cart', hidden: true }, icon('cart', 20), h('span.cart-count', { hidden: true }), h('span.cart-total'))
 const dot = liveDot('Live stock')
 const grid = h('div.grid', { 'aria-busy': 'true' }, Array.from({ length: 8 }, () => h('div.product.skeleton', h('div.product-media'), h('div.product-body', h('i'), h('i'), h('i')))))
 const chips = h('nav.chips', { 'aria-label': 'Categories' })
@@ -52,11 +53,12 @@ main().catch((err) => {
 async function main () {
   const session = await shopper()
   catalog = await new LiveCatalog(session.lc).load()
-  catalog.watch()
+  catalog.watch({ browsing: true }) // the shop floor sees which product this shopper looks at
   catalog.onChange((sku) => {
     dot.set(catalog.status)
     if (sku) updateCard(sku)
     else for (const p of catalog.products) updateCard(p.sku)
+    if (detail && (!sku || sku === detail.sku)) detail.update()
   })
   renderChips()
   fill(grid, catalog.products.map(card))
@@ -65,6 +67,8 @@ async function main () {
   for (const p of catalog.products) updateCard(p.sku)
   state.session = session
   if (session.signedIn) showFavourites(session)
+  const linked = /^#product=(.+)$/.exec(location.hash)
+  if (linked && catalog.get(decodeURIComponent(linked[1]))) openDetail(catalog.get(decodeURIComponent(linked[1])))
   // A shopper who already has a cart sees what is in it (and their holds) on the cards.
   const existing = await shopperCartId(session.lc, { create: false }).catch(() => null)
   if (existing) openCart(existing)
@@ -92,12 +96,13 @@ function card (product) {
   const mine = h('p.mine', { hidden: true })
   const button = h('button.btn.primary.add', { onclick: () => add(product, button) })
   const personalised = Object.keys(product.personalisation || {}).length > 0
+  const show = () => openDetail(product)
   // A signed-in shopper keeps favourites (shop assistants and the call centre sell from them).
-  const fav = h('button.icon-btn.fav', { type: 'button', hidden: true, 'aria-pressed': 'false', 'aria-label': `Favourite: ${product.name}`, title: 'Favourite', onclick: () => toggleFavourite(product.sku, fav) }, icon('heart', 18))
+  const fav = h('button.icon-btn.fav', { type: 'button', hidden: true, 'aria-pressed': 'false', 'aria-label': `Favourite: ${product.name}`, title: 'Favourite', onclick: (e) => { e.stopPropagation(); toggleFavourite(product.sku, fav) } }, icon('heart', 18))
   const el = h('article.product', { dataset: { sku: product.sku } },
-    h('div.product-media', productArt(product.sku, { size: 'lg' }), badge, fav),
+    h('div.product-media', { onclick: show, title: `Look at ${product.name}` }, productArt(product.sku, { size: 'lg' }), badge, fav),
     h('div.product-body',
-      h('h3.product-name', product.name),
+      h('h3.product-name', h('button.product-open', { onclick: show }, product.name)),
       h('p.product-price', money(product.price, product.currency), personalised ? h('span.perso-tag', icon('pencil', 12), 'Personalised') : null),
       looking,
       mine,
@@ -146,8 +151,7 @@ function updateCard (sku) {
   const c = cards.get(sku)
   if (!c) return
   const available = catalog.levels.get(sku) ?? c.product.available
-  const viewers = catalog.viewers.get(sku) || 0
-  const others = Math.max(0, viewers - 1)
+  const others = catalog.others(sku) // viewers of this product, this tab not counted
   const mine = heldForMe(sku)
   const personalised = Object.keys(c.product.personalisation || {}).length > 0
   c.el.classList.toggle('is-sold', available <= 0 && mine.qty === 0)
@@ -206,11 +210,12 @@ function renderCartButton () {
   const count = cart ? cart.lines.reduce((n, l) => n + l.qty, 0) : 0
   const total = cart?.pricing ? money(cart.pricing.total, cart.pricing.currency) : ''
   const badge = cartButton.querySelector('.cart-count')
+  cartButton.hidden = !cart
   badge.hidden = count === 0
   badge.textContent = String(count)
   cartButton.querySelector('.cart-total').textContent = count ? total : 'Cart'
   miniCart.hidden = count === 0
-  fill(miniCart, h('span.minicart-count', `${count} ${count === 1 ? 'item' : 'items'}`), h('span.minicart-total', total), h('span.minicart-go', 'View cart', icon('arrow', 16)))
+  fill(miniCart, h('span.minicart-count', items(count)), h('span.minicart-total', total), h('span.minicart-go', 'View cart', icon('arrow', 16)))
 }
 
 async function add (product, button) {
@@ -240,3 +245,58 @@ async function add (product, button) {
     updateCard(product.sku)
   }
 }
+
+// -- one product, looked at (browsing presence) ----------------------------------------------
+
+let detail = null
+
+/** Opens a product's page over the grid; the shop floor sees this shopper looking at it. */
+function openDetail (product) {
+  closeDetail(false)
+  const looking = h('p.looking')
+  const avail = h('p.detail-avail')
+  const button = h('button.btn.primary.add', { onclick: () => add(product, button).then(() => detail?.update()) })
+  const close = h('button.icon-btn.detail-close', { 'aria-label': 'Close', onclick: () => closeDetail() }, icon('x', 18))
+  const el = h('div.overlay.product-detail', {
+    role: 'dialog',
+    'aria-modal': 'true',
+    'aria-label': product.name,
+    dataset: { sku: product.sku },
+    onclick: (e) => { if (e.target === el) closeDetail() }
+  }, h('div.card.detail-card',
+    close,
+    h('div.detail-media', productArt(product.sku, { size: 'lg' })),
+    h('div.detail-body',
+      h('h2', product.name),
+      h('p.product-price', money(product.price, product.currency)),
+      avail, looking, button)))
+  const update = () => {
+    const available = catalog.levels.get(product.sku) ?? product.available
+    const others = catalog.others(product.sku)
+    looking.hidden = others === 0
+    fill(looking, icon('eye', 14), ` ${others} ${others === 1 ? 'other person is' : 'other people are'} looking at this`)
+    fill(avail, availabilityText(available))
+    if (!button.classList.contains('busy')) {
+      button.disabled = available <= 0
+      fill(button, available <= 0 ? 'Sold out' : [icon('plus', 16), 'Add to cart'])
+    }
+  }
+  detail = { sku: product.sku, el, update }
+  document.body.append(el)
+  update()
+  catalog.view(product.sku)
+  history.replaceState(null, '', `#product=${encodeURIComponent(product.sku)}`)
+  close.focus()
+}
+
+function closeDetail (forget = true) {
+  if (!detail) return
+  detail.el.remove()
+  detail = null
+  if (forget) {
+    catalog.view(null)
+    history.replaceState(null, '', location.pathname + location.search)
+  }
+}
+
+document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail() })

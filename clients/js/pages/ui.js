@@ -89,6 +89,7 @@ export function tickClocks () {
     el.textContent = left > 0 ? clock(left) : 'ending…'
     el.closest('.chip')?.classList.toggle('soon', left < 60_000)
   }
+  for (const el of document.querySelectorAll('[data-since]')) el.textContent = clock(now - Number(el.dataset.since))
 }
 
 // -- toasts -------------------------------------------------------------------------------
@@ -277,25 +278,73 @@ export function signInCard ({ title, roles, key, lead, onSignedIn }) {
   }
   const showError = (text) => { error.textContent = text; error.hidden = false }
   const role = roles[0]
-  return h('form.card.signin', { onsubmit: submit },
-    h('div.signin-icon', icon('lock', 22)),
-    h('h1', title),
-    h('p.lead', lead || 'Sign in with your staff token.'),
-    h('label.field', h('span', 'Staff token'), input),
-    error,
-    h('button.btn.primary.wide', { type: 'submit' }, 'Sign in'),
-    h('p.hint', 'Tokens come from your shop platform. For the demo, mint one with ', h('code', `livecart token --sub ${role === 'admin' ? 'root' : 'sam'} --role ${role}`), ' or open this page with ', h('code', '?token=…'), '.'))
+  const picker = demoPicker({ roles, onToken: (token) => { store.set(key, token); onSignedIn(token) } })
+  return h('div.signin-wrap',
+    h('form.card.signin', { onsubmit: submit },
+      h('div.signin-icon', icon('lock', 22)),
+      h('h1', title),
+      h('p.lead', lead || 'Sign in with your staff token.'),
+      picker,
+      h('details.token-signin',
+        h('summary', 'Sign in with a token'),
+        h('label.field', h('span', 'Staff token'), input),
+        error,
+        h('button.btn.primary.wide', { type: 'submit' }, 'Sign in'),
+        h('p.hint', 'Tokens come from your shop platform. For development, mint one with ', h('code', `livecart token --sub ${role === 'admin' ? 'root' : 'sam'} --role ${role}`), ' or open this page with ', h('code', '?token=…'), '.'))))
+}
+
+/**
+ * The demo's sign-in: one button per demo person of the allowed roles; the server mints their
+ * token (`POST /api/demo/sessions`, only `livecart demo` has it: elsewhere this stays empty).
+ */
+export function demoPicker ({ roles, onToken }) {
+  const el = h('div.demo-people', { hidden: true, 'aria-label': 'Demo sign-in' })
+  const lc = createClient()
+  lc.demoPeople().then(({ people }) => {
+    const mine = people.filter((p) => roles.includes(p.role))
+    if (!mine.length) return
+    fill(el, h('p.demo-title', icon('user', 14), 'Demo: sign in as'),
+      mine.map((p) => h('button.demo-person', {
+        type: 'button',
+        dataset: { person: p.id },
+        onclick: async (e) => {
+          const button = e.currentTarget
+          button.disabled = true
+          try {
+            const { token } = await lc.demoSession(p.id)
+            onToken(token, p)
+          } catch (err) {
+            toast(describeError(err), { kind: 'error', title: 'Demo sign-in' })
+          } finally {
+            button.disabled = false
+          }
+        }
+      }, h('span.avatar.sm', { style: { background: 'var(--brand-2)' } }, initials(p.name)), h('span', h('strong', `${p.name} · ${p.role}`), h('small', p.about)))))
+    el.hidden = false
+  }).catch(() => { /* not a demo server: the token form is the way in */ })
+  return el
 }
 
 // -- layout -------------------------------------------------------------------------------
 
-/** The top bar: brand, a title, navigation and whatever `right` holds. */
-export function topbar ({ title, right = [], nav = true, staff = false } = {}) {
-  const links = [['/', 'Shop'], ['/cart', 'Cart'], ['/assistant', 'Assistant'], ['/call-centre', 'Call centre'], ['/kiosk/front-door', 'Kiosk'], ['/admin', 'Shop floor']]
+/** Where each kind of page may link: shoppers never see staff pages; a kiosk links nowhere. */
+export const NAV = {
+  shop: [['/', 'Shop'], ['/cart', 'Cart']],
+  staff: [['/assistant', 'Assistant'], ['/call-centre', 'Call centre'], ['/admin', 'Shop floor'], ['/', 'Shop']],
+  none: []
+}
+
+/**
+ * The top bar: brand, a title, navigation and whatever `right` holds. `nav` is 'shop', 'staff'
+ * or 'none' (default: 'staff' on staff pages, else 'shop'). At phone width the links stay, in a
+ * scrollable row under the brand.
+ */
+export function topbar ({ title, right = [], nav, staff = false } = {}) {
+  const links = NAV[nav || (staff ? 'staff' : 'shop')] || []
   return h('header.topbar', { class: staff ? 'staff' : '' },
     h('div.topbar-inner',
-      h('a.brand', { href: '/' }, h('span.brand-mark', icon('bag', 18)), h('span.brand-name', 'Hearth', h('span.amp', ' & '), 'Co.'), title ? h('span.brand-title', title) : null),
-      nav ? h('nav.topnav', links.map(([href, label]) => h('a', { href, class: location.pathname === href || (href.startsWith('/kiosk') && location.pathname.startsWith('/kiosk')) ? 'active' : '' }, label))) : null,
+      h(nav === 'none' ? 'span.brand' : 'a.brand', { href: nav === 'none' ? null : staff ? location.pathname : '/' }, h('span.brand-mark', icon('bag', 18)), h('span.brand-name', 'Hearth', h('span.amp', ' & '), 'Co.'), title ? h('span.brand-title', title) : null),
+      links.length ? h('nav.topnav', { 'aria-label': 'Pages' }, links.map(([href, label]) => h('a', { href, class: location.pathname === href ? 'active' : '' }, label))) : null,
       h('div.topbar-right', right)))
 }
 
@@ -303,7 +352,7 @@ export function topbar ({ title, right = [], nav = true, staff = false } = {}) {
 export function accountChip (token, key) {
   const c = tokenClaims(token) || {}
   return h('div.account',
-    h('span.avatar.sm', { style: { background: '#1f3d36' } }, initials(c.sub)),
+    h('span.avatar.sm.account-avatar', initials(c.sub)),
     h('span.account-text', h('strong', c.sub || 'staff'), h('small', c.role || '')),
     h('button.icon-btn', { title: 'Sign out', 'aria-label': 'Sign out', onclick: () => { store.set(key, null); location.reload() } }, icon('logout', 18)))
 }
@@ -354,16 +403,35 @@ export class LiveCatalog {
     return this
   }
 
-  /** Starts the live feed; `fn(sku | null)` is called on every change. */
-  watch () {
+  /**
+   * Starts the live feed; `fn(sku | null)` is called on every change. With `browsing`, the feed
+   * carries the shopper's token and says what they view and whether this tab is visible.
+   */
+  watch ({ browsing = false } = {}) {
     if (this.feed || !this.products.length) return this
     this.feed = this.lc.watchStock(this.products.map((p) => p.sku), (m) => {
       if (typeof m.available === 'number') this.levels.set(m.sku, m.available)
       if (typeof m.viewers === 'number') this.viewers.set(m.sku, m.viewers)
       this._emit(m.sku)
-    })
+    }, browsing ? { token: this.lc.token } : {})
     this.feed.on('status', (s) => { this.status = s; this._emit(null) })
+    if (browsing) {
+      const say = () => this.feed.visibility(document.visibilityState === 'hidden' ? 'hidden' : 'visible')
+      document.addEventListener('visibilitychange', say)
+      say()
+    }
     return this
+  }
+
+  /** Browsing presence: the product this shopper looks at now (null: none). */
+  view (sku) {
+    this.feed?.view?.(sku)
+  }
+
+  /** How many others view this product (this tab not counted). */
+  others (sku) {
+    const n = this.viewers.get(sku) || 0
+    return Math.max(0, n - (this.feed?.viewing === sku && this.feed?.visible ? 1 : 0))
   }
 
   onChange (fn) {
@@ -459,6 +527,42 @@ export function watchHoldLosses (cart, catalog) {
   })
 }
 
+/** "1 item", "3 items". */
+export const items = (n) => `${n} ${n === 1 ? 'item' : 'items'}`
+
+function heldQty (hold) {
+  return hold && (hold.status === 'held' || hold.status === 'partial' || hold.status === 'sold') ? hold.qty || 0 : 0
+}
+
+/**
+ * Whether a line lacks its hold: expired, released, sold out or only partly held (not while the
+ * shop is still deciding). Such a line is not in the total and blocks payment.
+ */
+export function notHeld (line, hold) {
+  if (!hold) return false
+  return ['expired', 'released', 'unavailable'].includes(hold.status) || heldQty(hold) < line.qty
+}
+
+const CHANNEL_WORDS = { web: 'web', app: 'app', kiosk: 'kiosk', store: 'in store', 'call-centre': 'call centre', api: 'shop floor' }
+
+/**
+ * Who added a line, and where: "added by ada · kiosk". A kiosk acts for its signed-in customer, and a
+ * guest's lines in a customer's cart are that customer's own (signing in merged them), so both show
+ * the owner. Nothing for the viewer's own lines made on this channel.
+ */
+export function attribution (line, cart, owner) {
+  const by = line.addedBy
+  if (!by) return ''
+  const ownerKnown = owner && !/^(anon|walkin)-/.test(owner)
+  let person = by
+  if (ownerKnown && (line.channel === 'kiosk' || /^(anon|walkin)-/.test(by))) person = owner
+  const me = person === cart.user.id || (by === cart.user.id && !ownerKnown)
+  if (me && (!line.channel || line.channel === cart.channel)) return ''
+  const name = me ? 'you' : /^anon-/.test(person) ? 'a guest' : /^walkin-/.test(person) ? 'the walk-in customer' : person
+  const where = line.channel ? CHANNEL_WORDS[line.channel] || line.channel : ''
+  return `added by ${name}${where ? ` · ${where}` : ''}`
+}
+
 // -- the cart view ---------------------------------------------------------------------------
 
 /**
@@ -479,6 +583,11 @@ export function cartView (cart, catalog, options = {}) {
   const el = h('section.cartview', banner, list, empty, summary)
   const rows = new Map()
   const readOnly = () => options.readOnly || cart.status !== 'open' || cart.connection === 'closed'
+  // Whose cart it is, for attribution: given, or asked of the server once (staff pages).
+  let owner = options.owner || null
+  if (!owner && options.lc) {
+    options.lc.getCart(cart.cartId).then((c) => { owner = c.owner || null; render() }).catch(() => {})
+  }
 
   const act = (fn) => {
     try { fn() } catch (err) { toast(describeError(err), { kind: 'error' }) }
@@ -531,8 +640,7 @@ export function cartView (cart, catalog, options = {}) {
         plus.disabled = ro || l.qty >= (product?.maxQty || 99)
         remove.disabled = ro
         unit.textContent = product ? `${money(product.price, product.currency)} each` : ''
-        const who = l.addedBy && l.addedBy !== cart.user.id ? `added by ${l.addedBy.startsWith('anon-') ? 'a guest' : l.addedBy}` : ''
-        by.textContent = [who, l.channel && l.channel !== cart.channel ? `via ${l.channel}` : ''].filter(Boolean).join(' ')
+        by.textContent = attribution(l, cart, owner)
         by.hidden = !by.textContent
         const hold = cart.holds[l.id]
         const key = JSON.stringify([hold, l.qty])
@@ -544,6 +652,8 @@ export function cartView (cart, catalog, options = {}) {
         fill(total, priced ? money(priced.total, cart.pricing.currency) : '—')
         total.classList.toggle('muted', !priced || priced.qty < l.qty)
         li.classList.toggle('is-sold', hold?.status === 'unavailable')
+        li.classList.toggle('is-unheld', notHeld(l, hold))
+        total.title = notHeld(l, hold) ? 'Not held: not in the total' : ''
         perso?.update(l, ro)
       },
       destroy () { perso?.destroy() }
@@ -591,11 +701,16 @@ export function cartView (cart, catalog, options = {}) {
     const p = cart.pricing
     const cur = p?.currency || 'EUR'
     const count = cart.lines.reduce((n, l) => n + l.qty, 0)
+    const unheld = cart.lines.filter((l) => notHeld(l, cart.holds[l.id]))
+    const held = count - unheld.reduce((n, l) => n + l.qty - heldQty(cart.holds[l.id]), 0)
     const discounts = (p?.discounts || []).map((d) => [h('dt.discount', icon('tag', 14), d.code || 'Discount'), h('dd.discount', `−${money(d.amount ?? d.total ?? 0, cur)}`)])
     fill(totals,
-      h('dt', `Subtotal · ${count} ${count === 1 ? 'item' : 'items'}`), h('dd', money(p?.subtotal || 0, cur)),
+      h('dt', unheld.length ? `Subtotal · ${items(held)} held of ${count}` : `Subtotal · ${items(count)}`), h('dd', money(p?.subtotal || 0, cur)),
       discounts,
-      h('dt.total', 'Total'), h('dd.total', money(p?.total || 0, cur)))
+      h('dt.total', unheld.length ? 'Total of what is held' : 'Total'), h('dd.total', money(p?.total || 0, cur)),
+      unheld.length
+        ? h('dd.not-held', icon('alert', 14), `${unheld.length === 1 ? '1 line is' : `${unheld.length} lines are`} not held and not in the total. Hold ${unheld.length === 1 ? 'it' : 'them'} again (or remove ${unheld.length === 1 ? 'it' : 'them'}) to pay.`)
+        : null)
     const applied = new Set((p?.discounts || []).map((d) => d.code))
     fill(codes, cart.meta.discountCodes.map((c) => h('span.code', { class: applied.has(c) ? 'applied' : '' }, icon('tag', 12), c,
       applied.has(c) ? null : h('small', 'not recognised'),
@@ -778,20 +893,20 @@ export { Y }
  * Boots a staff page: the sign-in card until there is a token of an allowed role, then
  * `render(token, client)` under a staff top bar.
  */
-export function staffPage ({ key, roles, title, lead, render }) {
+export function staffPage ({ key, roles, title, lead, render, nav = 'staff' }) {
   const app = document.getElementById('app')
   const token = staffToken(key)
   const claims = tokenClaims(token)
   if (!token || !roles.includes(claims?.role)) {
     if (token) store.set(key, null)
-    fill(app, topbar({ title, staff: true }), h('main.page', signInCard({
+    fill(app, topbar({ title, staff: true, nav }), h('main.page', signInCard({
       title, roles, key, lead, onSignedIn: () => location.reload()
     })))
     return
   }
   const right = h('div.topbar-right-slot')
   const main = h('main.page')
-  fill(app, topbar({ title, staff: true, right: [right, accountChip(token, key)] }), main)
+  fill(app, topbar({ title, staff: true, nav, right: [right, accountChip(token, key)] }), main)
   const lc = createClient({ token })
   // A page that fails to start says why, on the page (never a blank screen).
   Promise.resolve().then(() => render({ token, claims, lc, main, right }))
@@ -808,9 +923,8 @@ export async function liveCatalogIn (lc, right) {
   return catalog
 }
 
-/** The footer with every demo page. */
-export function siteFooter () {
+/** The footer: a shopper's pages for shoppers, the staff pages for staff. */
+export function siteFooter (nav = 'shop') {
   return h('footer.site-foot', h('span', 'livecart demo ·'),
-    [['/', 'Shop'], ['/cart', 'Cart'], ['/assistant', 'Assistant'], ['/call-centre', 'Call centre'], ['/kiosk/front-door', 'Kiosk'], ['/admin', 'Shop floor']]
-      .map(([href, label]) => h('a', { href }, label)))
+    (NAV[nav] || []).map(([href, label]) => h('a', { href }, label)))
 }

@@ -162,6 +162,24 @@ export class Client {
     return this.request('POST', `/api/kiosks/${enc(kioskId)}/sessions`, { body: { code: String(code).trim().toUpperCase() } })
   }
 
+  /** The demo people one may sign in as (`livecart demo` only). @returns {Promise<{people: any[]}>} */
+  demoPeople () {
+    return this.request('GET', '/api/demo/people')
+  }
+
+  /** A token for a demo person (`livecart demo` only). @param {string} person */
+  demoSession (person) {
+    return this.request('POST', '/api/demo/sessions', { body: { person } })
+  }
+
+  /**
+   * The kiosk as the server knows it: `{kioskId, idleSeconds, session}` (session null when nobody
+   * is signed in: no 404). @param {string} kioskId
+   */
+  kiosk (kioskId) {
+    return this.request('GET', `/api/kiosks/${enc(kioskId)}`)
+  }
+
   /** Who is signed in at a kiosk: `{cartId, customerId, idleSecondsLeft}` (NotFoundError when nobody). @param {string} kioskId */
   kioskSession (kioskId) {
     return this.request('GET', `/api/kiosks/${enc(kioskId)}/sessions`)

@@ -52,6 +52,17 @@ export class Feed extends Emitter {
     this._connect()
   }
 
+  /**
+   * Sends a JSON message on the open socket; false when it is not open (say it again on `open`).
+   * @param {object} message
+   */
+  send (message) {
+    const ws = this._ws
+    if (!ws || ws.readyState !== 1) return false
+    ws.send(JSON.stringify(message))
+    return true
+  }
+
   /** Stops the feed for good. */
   close () {
     if (this._closed) return
@@ -191,12 +202,42 @@ export class StockWatcher extends Feed {
     this.viewers = new Map()
     /** @type {string[]} */
     this.skus = list
+    /** What this shopper views (browsing presence), said again after every reconnect. */
+    this.viewing = null
+    this.visible = true
+    this.on('status', (status) => {
+      if (status !== 'open') return
+      if (this.viewing) this.send({ type: 'view', sku: this.viewing })
+      if (!this.visible) this.send({ type: 'visibility', state: 'hidden' })
+    })
     this.on('message', (m) => {
       if (!m || typeof m.sku !== 'string') return
       if (typeof m.available === 'number') this.levels.set(m.sku, m.available)
       if (typeof m.viewers === 'number') this.viewers.set(m.sku, m.viewers)
       if (cb) cb(m)
     })
+  }
+
+  /**
+   * Says which product this shopper is looking at (null: none); the shop floor sees it and
+   * `{sku, viewers}` counts it. An unknown SKU is answered with `{type: 'error', code: 'unknown_sku'}`.
+   * @param {string | null} sku
+   */
+  view (sku) {
+    if (sku === this.viewing) return
+    this.viewing = sku || null
+    this.send({ type: 'view', sku: this.viewing })
+  }
+
+  /**
+   * Says whether this tab is visible (the Page Visibility API's `document.visibilityState`).
+   * @param {'visible' | 'hidden'} state
+   */
+  visibility (state) {
+    const visible = state !== 'hidden'
+    if (visible === this.visible) return
+    this.visible = visible
+    this.send({ type: 'visibility', state: visible ? 'visible' : 'hidden' })
   }
 
   /**

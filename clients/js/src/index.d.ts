@@ -351,6 +351,11 @@ export declare class StockWatcher extends Feed<StockMessage> {
   viewers: Map<string, number>
   skus: string[]
   setSkus (skus: string[]): void
+  /** the product this shopper views (browsing presence) */
+  viewing: string | null
+  visible: boolean
+  view (sku: string | null): void
+  visibility (state: 'visible' | 'hidden'): void
 }
 
 /** Live availability of SKUs over `/ws/stock`, with reconnect. */
@@ -401,6 +406,9 @@ export declare class Client {
   customerOrders (customerId: string): Promise<any>
   createKioskCode (): Promise<{ code: string }>
   startKioskSession (kioskId: string, code: string): Promise<{ cartId: string, customerId: string, idleSeconds: number }>
+  demoPeople (): Promise<{ people: Array<{ id: string, sub: string, role: string, name: string, about: string }> }>
+  demoSession (person: string): Promise<{ token: string, person: string, sub: string, role: string }>
+  kiosk (kioskId: string): Promise<{ kioskId: string, idleSeconds: number, session: { cartId: string, customerId: string, idleSecondsLeft: number } | null }>
   kioskSession (kioskId: string): Promise<{ cartId: string, customerId: string, idleSecondsLeft: number }>
   pingKiosk (kioskId: string): Promise<{ idleSeconds: number }>
   endKioskSession (kioskId: string): Promise<{ signedOut: boolean }>

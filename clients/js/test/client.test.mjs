@@ -199,7 +199,9 @@ describe('client library against livecart demo', { timeout: SUITE_TIMEOUT_MS }, 
     const seen = []
     const stock = track(watchStock([LAST], (m) => seen.push(m), { url: server.httpUrl, WebSocket }))
     await waitFor(() => stock.levels.get(LAST) === 1, 'the initial level')
-    await waitFor(() => stock.viewers.get(LAST) >= 1, 'a viewers count')
+    await waitFor(() => stock.viewers.get(LAST) === 0, 'a viewers count (nobody views it yet)')
+    stock.view(LAST) // browsing presence: this watcher now looks at the product
+    await waitFor(() => stock.viewers.get(LAST) === 1, 'counted as its viewer')
 
     const { lc, cartId } = await shopper()
     const cart = track(lc.openCart(cartId))

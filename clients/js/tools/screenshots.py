@@ -147,6 +147,13 @@ def run(browser, url: str, out: Path, only: set[str], problems: list[str]) -> No
     pc.wait_for_selector(".line")
     pc.focus(".perso textarea")
 
+    # A third shopper looks at one product: the shop floor's "Browsing now" has someone in it.
+    d = browser.new_context(viewport=SIZES["desktop"])
+    pd = watch(d.new_page(), "shopper D (browsing)", problems)
+    pd.goto(url + "/")
+    pd.click(".product[data-sku='LAMP-DESK'] .product-open")
+    pd.wait_for_selector(".product-detail")
+
     staff = {
         "assistant": token("sam", "assistant"),
         "operator": token("olivia", "operator"),
@@ -176,7 +183,7 @@ def run(browser, url: str, out: Path, only: set[str], problems: list[str]) -> No
                 problems.append(f"{name} ({size}): {type(exc).__name__}: {str(exc).splitlines()[0]}")
                 page.screenshot(path=str(out / f"{name}-{size}-FAILED.png"), full_page=True)
             ctx.close()
-    for ctx in (a, b, c):
+    for ctx in (a, b, c, d):
         ctx.close()
 
 
@@ -216,6 +223,7 @@ def shoot(page: Page, url: str, path: str, ready: str, action: str | None, file:
         page.wait_for_selector(".line .chip.held")
         page.wait_for_timeout(1500)  # the idle ring moves
     elif action and action.startswith("open:"):
+        page.wait_for_selector("#browsing .browse-row")
         page.fill("#open-cart input", action.split(":", 1)[1])
         page.click("#open-cart button[type=submit]")
         page.wait_for_selector(".line")

@@ -1,0 +1,1 @@
+"""E-mail: order mail and mailings over real SMTP, through persisted outboxes (see service.py)."""

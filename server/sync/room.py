@@ -1,0 +1,425 @@
+"""A loaded cart and the connections editing it: membership, the one message switch, the edit
+pipeline (validate → decide → store → relay) and the `commit` writes, holds following the lines in
+the background, presence, and what other processes write (the bus and the shared log)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Protocol
+
+from aiohttp import WSCloseCode
+from pycrdt import Awareness, merge_updates
+
+from ...crdt import Accepted, CartDoc, Rejected, server_root
+from ...crdt.pricing import DiscountLookup
+from ...crdt.protocol import (
+    EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2, update_message,
+)
+from ..bus import Bus, CartMessage
+from ..catalog import CatalogCache
+from ..config import Config
+from ..hooks import Edit, Hooks
+from ..stock.reconcile import sync_of
+from ..stock import Decision, StockAuthority, Want
+from ..store import HoldRow, Store
+from .connection import GONE, REJECTED, Close, Connection, binary_frame
+from .presence import Presence
+
+log = logging.getLogger("livecart.rooms")
+
+UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
+
+
+def hold_entry(decision: Decision, want: Want | None) -> dict[str, Any] | None:
+    """A stock decision as `server.holds[lineId]` shows it (None: the line is gone)."""
+    return {**decision.to_json(), "sku": want[0]} if want else None
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """What every room of a process works with (given by the registry, not looked up)."""
+
+    config: Config
+    store: Store
+    bus: Bus
+    stock: StockAuthority
+    catalog: CatalogCache
+    hooks: Hooks
+    shop_codes: DiscountLookup  # the shop-wide discount codes a shopper may type
+
+
+class Host(Protocol):
+    """What a room asks of the registry that holds it."""
+
+    def unload_soon(self, room: Room) -> None: ...
+
+    def fail(self, room: Room) -> None: ...
+
+
+class Room:
+    """A loaded cart and the connections editing it."""
+
+    def __init__(self, cart_id: str, cart: CartDoc, last_seq: int, deps: Collaborators, host: Host) -> None:
+        self.id, self.cart = cart_id, cart
+        self.config, self.store, self.bus, self.stock = deps.config, deps.store, deps.bus, deps.stock
+        self.catalog, self.hooks, self.shop_codes = deps.catalog, deps.hooks, deps.shop_codes
+        self._host = host
+        self.conns: set[Connection] = set()
+        self.last_seq = last_seq  # every update up to here is applied (contiguous)
+        self._ahead: set[int] = set()  # applied updates past a gap
+        self._catching_up: asyncio.Future[bool] | None = None
+        self._since_compact = 0
+        self._last_write: Awaitable[int] | None = None
+        self._dirty_lines: dict[str, Want | None] = {}  # lines whose holds must follow; their want if known
+        self._repricing: asyncio.Future[None] | None = None
+        self._reconciling: asyncio.Future[None] | None = None
+        self._audit = False  # a check of the shown holds against stock is asked for
+        self._audit_before: dict[str, HoldRow] | None = None  # the holds it found before the doc was read
+        self._unload: asyncio.TimerHandle | None = None
+        self.presence = Presence()
+
+    # -- membership ---------------------------------------------------------------
+
+    def join(self, conn: Connection) -> None:
+        if self._unload:
+            self._unload.cancel()
+            self._unload = None
+        self.conns.add(conn)
+        conn.send(sync_step1(self.cart.state()))
+        if self.presence.anyone():
+            conn.send(awareness_message(self.presence.encode()))
+
+    def leave(self, conn: Connection) -> None:
+        self.conns.discard(conn)
+        gone = self.presence.leave(conn)
+        if gone:
+            self._relay_awareness(gone)
+        if not self.conns:
+            self.schedule_unload()
+
+    def schedule_unload(self) -> None:
+        if self._unload:
+            self._unload.cancel()
+        self._unload = asyncio.get_running_loop().call_later(
+            self.config.room_grace_seconds, self._host.unload_soon, self)
+
+    def broadcast(self, message: bytes, exclude: Connection | None = None) -> None:
+        frame = binary_frame(message)
+        for conn in self.conns:
+            if conn is not exclude:
+                conn.send_frame(frame)
+
+    def close_clients(self, code: int, reason: str, which: Callable[[Connection], bool] = lambda c: True) -> None:
+        for conn in list(self.conns):
+            if which(conn):
+                conn.close_soon(code, reason)
+
+    def check_open_for_clients(self) -> None:
+        """A merged or closed cart takes no more clients (4409 names where it went)."""
+        status = self.cart.status
+        if status == "merged":
+            raise Close(GONE, f"cart merged into {self.cart.merged_into}")
+        if status == "closed":
+            raise Close(GONE, "cart closed")
+
+    # -- the message switch ---------------------------------------------------------
+
+    async def receive(self, conn: Connection, frame: bytes) -> None:
+        try:
+            msg = parse(frame)
+        except ProtocolError as exc:
+            raise Close(REJECTED, f"not a y-protocols message: {exc}") from None
+        if msg.kind is Kind.SYNC_STEP1:
+            await self.committed()
+            try:
+                conn.send(sync_step2(self.cart.diff(msg.payload)))
+            except Exception:
+                raise Close(REJECTED, "malformed state vector in sync step 1") from None
+        elif msg.kind in (Kind.SYNC_STEP2, Kind.UPDATE):
+            if msg.payload != EMPTY_UPDATE:
+                await self.client_update(conn, msg.payload)
+        elif msg.kind is Kind.AWARENESS:
+            changed = self.presence.from_client(conn, msg.payload)
+            if changed:
+                self._relay_awareness(changed)
+        elif msg.kind is Kind.QUERY_AWARENESS:
+            conn.send(awareness_message(self.presence.encode()))
+
+    # -- the edit pipeline ------------------------------------------------------------
+
+    async def client_update(self, conn: Connection, update: bytes) -> None:
+        """A client's edit: validate (and apply) → extensions hear it → decide the server's answer
+        → store → relay; holds the answer left to the background follow."""
+        accepted = await self.validate(update)
+        if accepted.update == EMPTY_UPDATE:
+            return  # all of it was known already
+        self.hooks.on_edit(self, Edit(conn.who, accepted.added, accepted.removed, accepted.wants))
+        answer = self.decide(accepted)
+        if answer:
+            both = merge_updates(accepted.update, answer)  # stored and relayed as one update: one row, one apply
+            await self._store(both)
+            self._relay_answered(conn, both, answer)
+            return
+        await self._store(accepted.update)
+        self.broadcast(update_message(accepted.update), exclude=conn)
+        if answer is None:  # stock decides in the background: holds and prices follow the edit
+            if accepted.touched:
+                self.want_holds(accepted.touched, accepted.wants)
+            else:
+                self._reprice_soon()
+
+    async def validate(self, update: bytes) -> Accepted:
+        """Applies a client update to the cart if it may; a rejection closes its sender with 4400
+        (the cart unchanged). A rejection this process may be wrong about (a product added in another
+        process, updates it has not read yet from the shared log) is judged again once it caught up."""
+        self.check_open_for_clients()
+        if self.cart.status != "open":
+            raise Close(REJECTED, f"cart is {self.cart.status.replace('_', ' ')}: it takes no edits")
+        verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits)
+        if isinstance(verdict, Rejected) and (
+                (verdict.sku and await self.catalog.knows(verdict.sku))  # a product just added elsewhere
+                or (verdict.missing and await self.catch_up())):  # this process is behind the shared log
+            verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits)
+        if isinstance(verdict, Rejected):
+            raise Close(REJECTED, verdict.reason)
+        return verdict
+
+    def decide(self, accepted: Accepted) -> bytes | None:
+        """The server's answer to an edit, when stock can decide at once: the touched lines' holds
+        and the pricing that follows, written into `server` (the update; empty if nothing changed,
+        or the edit touched neither lines nor discount codes). None when holds are left to the
+        background: a reconcile in flight keeps its order, and a remote authority (Redis) decides
+        asynchronously."""
+        touched, wants = accepted.touched, accepted.wants
+        if not touched and "discountCodes" not in accepted.meta:
+            return b""
+        if self._dirty_lines or (self._reconciling is not None and not self._reconciling.done()):
+            return None
+        decided = self.stock.reserve_now(self.id, wants) if touched else {}  # one want per touched line
+        if decided is None:
+            return None
+        return server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
+                                              for line_id, decision in decided.items()},
+                                  self.catalog.get, self.shop_codes)
+
+    def _relay_answered(self, sender: Connection, both: bytes, answer: bytes) -> None:
+        """The others get the edit with the server's answer to it; the sender, who has the
+        edit, gets the answer alone."""
+        answer_frame, both_frame = binary_frame(update_message(answer)), binary_frame(update_message(both))
+        for conn in self.conns:
+            conn.send_frame(answer_frame if conn is sender else both_frame)
+
+    def edited(self, edit: Edit, lines: Iterable[str]) -> None:
+        """An edit the server made for `edit.who` and committed (HTTP line edits): the extensions
+        hear it as they hear a client's, and the holds of `lines` follow."""
+        self.hooks.on_edit(self, edit)
+        self.want_holds(lines)
+
+    # -- writes: commit and its family --------------------------------------------------
+
+    async def commit(self, update: bytes) -> None:
+        """Stores, then relays to every client, an update a trusted writer applied to the cart
+        (`server_root`, a merge, an HTTP edit); an empty one is nothing to do."""
+        if update:
+            await self._store(update)
+            self.broadcast(update_message(update))
+
+    async def commit_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
+        """Writes hold outcomes and the pricing they lead to (`server_root.settle`), committed."""
+        try:
+            await self.commit(server_root.settle(self.cart, decisions, self.catalog.get, self.shop_codes))
+        except Close:
+            pass  # the room failed and was dropped; its clients reconnect
+
+    async def commit_pricing(self) -> None:
+        """Reprices the cart (codes typed, offers made, another process's holds), committed."""
+        await self.commit_holds({})
+
+    async def committed(self) -> None:
+        """Waits until everything applied so far is stored (nothing unsaved is ever sent)."""
+        if self._last_write is not None:
+            try:
+                await asyncio.shield(self._last_write)
+            except Exception:
+                raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
+
+    async def _store(self, update: bytes) -> None:
+        """Appends to the cart's log and tells the other processes; a failure drops the room."""
+        pending = self._last_write = self.store.append(self.id, update)
+        try:
+            seq = await pending
+        except Exception as exc:
+            log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
+            self._host.fail(self)
+            raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
+        self._mark(seq)
+        self.bus.publish_cart(self.id, "update", seq, update)
+        self._since_compact += 1
+        if self._since_compact >= self.config.compact_every:
+            self._since_compact = 0
+            await self.compact()
+
+    async def compact(self) -> None:
+        await self.committed()
+        if self.cart.pending_updates:
+            await self.store.compact(self.id, self.cart.compact(), self.last_seq)
+
+    def _mark(self, seq: int) -> None:
+        if seq == self.last_seq + 1:
+            self.last_seq = seq
+            while self.last_seq + 1 in self._ahead:
+                self.last_seq += 1
+                self._ahead.discard(self.last_seq)
+        elif seq > self.last_seq:
+            self._ahead.add(seq)
+
+    def _seen(self, seq: int) -> bool:
+        return seq <= self.last_seq or seq in self._ahead
+
+    # -- stock: holds follow the lines ------------------------------------------------
+
+    def want_holds(self, line_ids: Iterable[str], known: dict[str, Want | None] | None = None) -> None:
+        """Asks the stock authority to match these lines' holds to their quantities (in the background).
+
+        `known`: what validation already read of them (sku, qty; None: removed), so it is not read again.
+        """
+        for line_id in line_ids:
+            self._dirty_lines[line_id] = known.get(line_id, UNREAD) if known else UNREAD
+        if self._reconciling is None or self._reconciling.done():
+            self._reconciling = asyncio.ensure_future(self._reconcile())
+
+    def audit_holds(self, before: dict[str, HoldRow] | None = None) -> None:
+        """Has the background check that `server.holds` says what the stock authority holds (a
+        crash can leave the doc behind it) run in turn with the holds edits ask for; holds whose
+        line is gone go back. `before`: the cart's holds, read before its document was loaded."""
+        self._audit, self._audit_before = True, before
+        self.want_holds(())
+
+    async def _reconcile(self) -> None:
+        stock = self.stock
+        while self._dirty_lines or self._audit:
+            if self.cart.status in ("merged", "closed"):
+                self._dirty_lines, self._audit = {}, False
+                return  # its holds moved or went back with the merge; reserving now would strand stock
+            if self._audit:
+                self._audit, before, self._audit_before = False, self._audit_before, None
+                await self._audit_holds(before)
+                continue
+            wanted, self._dirty_lines = self._dirty_lines, {}
+            unread = {line_id for line_id, want in wanted.items() if want is UNREAD}
+            if unread:
+                wanted.update(self.cart.wanted(unread))
+            calls = [stock.reserve(self.id, line_id, *want) if want else stock.release(self.id, line_id)
+                     for line_id, want in wanted.items()]
+            if len(calls) == 1:  # the usual case: one edited line, no task per call
+                try:
+                    results: list[Any] = [await calls[0]]
+                except Exception as exc:
+                    results = [exc]
+            else:
+                results = await asyncio.gather(*calls, return_exceptions=True)
+            decisions: dict[str, dict[str, Any] | None] = {}
+            for (line_id, want), result in zip(wanted.items(), results):
+                if isinstance(result, BaseException):
+                    log.error("cart %s line %s: stock failed: %s", self.id, line_id, result)
+                    self._dirty_lines.setdefault(line_id, UNREAD)
+                    await asyncio.sleep(1)  # storage trouble: retry, not spin
+                    continue
+                decisions[line_id] = hold_entry(result, want)
+            await self.commit_holds(decisions)
+
+    async def _audit_holds(self, before: dict[str, HoldRow] | None) -> None:
+        stock = self.stock
+        try:
+            if before is None:  # the holds first, then the doc: a hold seen here has its line stored
+                before = await stock.holds_of(self.id)
+                await self.catch_up()
+            after = await stock.holds_of(self.id)  # and after the doc: a hold it shows is not missed
+        except Exception as exc:  # the authority is away: a reconnect audits again
+            log.warning("cart %s: holds not checked against stock: %s", self.id, exc)
+            return
+        pending = set(self._dirty_lines)  # decided next anyway
+        gone = set(before) - set(self.cart.lines.keys()) - pending
+        self.want_holds(await self.show_holds(after, pending) | gone)
+
+    async def show_holds(self, held: dict[str, HoldRow], skip: Iterable[str] = ()) -> set[str]:
+        """Writes into `server.holds` what the authority holds (`held`: its `holds_of` this cart) for
+        the cart's lines but `skip`; returns the lines whose hold the authority must put right."""
+        sync = sync_of(self.cart, held, int(time.time() * 1000), skip)
+        if sync.show:
+            await self.commit_holds(dict(sync.show))
+        return sync.reserve
+
+    def _reprice_soon(self) -> None:
+        # Two processes may each have priced a cart before seeing the other's holds;
+        # whoever's price differs from the merged state writes it again (never both,
+        # once they agree, because equal prices are not written).
+        if self._repricing is None or self._repricing.done():
+            self._repricing = asyncio.ensure_future(self.commit_pricing())
+
+    def busy(self) -> bool:
+        """Work in flight that an unload would cut short (holds being decided, a write)."""
+        return any(isinstance(f, asyncio.Future) and not f.done()
+                   for f in (self._reconciling, self._repricing, self._last_write))
+
+    # -- presence ---------------------------------------------------------------------
+
+    @property
+    def awareness(self) -> Awareness:
+        return self.presence.awareness
+
+    def _relay_awareness(self, changed: list[int]) -> None:
+        update = self.presence.encode(changed)
+        # To every client, the sender too: the stock client drops a socket silent for 30 s,
+        # and its own renewals (every 15 s, a newer clock) are what keeps it fed.
+        self.broadcast(awareness_message(update))
+        self.bus.publish_cart(self.id, "awareness", 0, update)
+        self.hooks.on_presence(self)
+
+    # -- other processes ---------------------------------------------------------------
+
+    def on_bus(self, msg: CartMessage) -> None:
+        if msg.kind == "update":
+            if self._seen(msg.seq):
+                return
+            if msg.seq == self.last_seq + 1:
+                self._mark(msg.seq)
+                self._apply_remote(msg.payload)
+            else:
+                self.catch_up()  # a gap: the log has what the bus lost or reordered
+        elif msg.kind == "awareness":
+            changed = self.presence.from_remote(msg.payload)
+            if changed:
+                self.broadcast(awareness_message(self.presence.encode(changed)))
+        elif msg.kind == "awareness?":
+            local = [cid for conn in self.conns for cid in conn.awareness_ids]
+            if local:
+                self.bus.publish_cart(self.id, "awareness", 0, self.presence.encode(local))
+
+    def _apply_remote(self, update: bytes) -> None:
+        lines, server = self.cart.apply_trusted(update)
+        self.broadcast(update_message(update))
+        if lines or server:
+            self._reprice_soon()
+
+    def catch_up(self) -> asyncio.Future[bool]:
+        """Applies whatever the store has past `last_seq` (one catch-up at a time);
+        the result says whether anything new arrived."""
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.ensure_future(self._catch_up())
+        return self._catching_up
+
+    async def _catch_up(self) -> bool:
+        applied = False
+        try:
+            for seq, update in await self.store.load_since(self.id, self.last_seq):
+                if not self._seen(seq):
+                    self._mark(seq)
+                    self._apply_remote(update)
+                    applied = True
+        except Exception as exc:  # Redis away: the reconnect hook tries again
+            log.warning("cart %s: catch-up failed: %s", self.id, exc)
+        return applied
+

@@ -1,0 +1,119 @@
+"""Mail in real headless Chromium against a real `livecart demo` (its local mail catcher): the tracking
+page from an order mail shows "dispatched" with the carrier link; the admin picks a segment of past
+buyers, writes and sends a mailing, watches it finish, and the caught-mail panel shows it."""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import sys
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[2] / "clients" / "js" / "tools"
+sys.path.insert(0, str(TOOLS))
+
+from playwright.sync_api import Browser, sync_playwright  # noqa: E402
+
+import screenshots  # noqa: E402
+from flows import staff, watch  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+SKU = "MUG-LAST"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=screenshots.CHROMIUM, args=screenshots.ARGS)
+        yield chromium
+        chromium.close()
+
+
+def call(url: str, method: str, path: str, token: str, body: Any = None) -> Any:
+    request = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def until(check, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def set_profile(data_dir: str, customer: str, email: str, name: str) -> None:
+    """What issue 18's `PUT /api/customers/{id}` stores (marketing consent given), written beside the
+    running server into its SQLite store until that route lands."""
+    with closing(sqlite3.connect(Path(data_dir) / "livecart.db", timeout=30)) as db, db:
+        db.execute("INSERT OR REPLACE INTO records VALUES ('profile', ?, ?, NULL)",
+                   (customer, json.dumps({"email": email, "name": name, "marketingConsent": True})))
+
+
+def set_tracking(data_dir: str, order_id: str, tracking: dict) -> None:
+    """What issue 18's `POST /api/orders/{id}/status` with `tracking` stores, written beside the running
+    server until that lands."""
+    with closing(sqlite3.connect(Path(data_dir) / "livecart.db", timeout=30)) as db, db:
+        (value,) = db.execute("SELECT value FROM records WHERE kind = 'order' AND key = ?", (order_id,)).fetchone()
+        db.execute("UPDATE records SET value = ? WHERE kind = 'order' AND key = ?",
+                   (json.dumps({**json.loads(value), "tracking": tracking}), order_id))
+
+
+def test_tracking_page_and_a_mailing_from_the_admin_page(browser: Browser) -> None:
+    server = screenshots.Server()
+    problems: list[str] = []
+    try:
+        url, admin = server.url, screenshots.token("root", "admin")
+        ada = screenshots.token("ada", "customer")
+        set_profile(server.data.name, "ada", "ada@example.com", "Ada")
+        cart = call(url, "POST", "/api/carts", ada, {"channel": "web"})["cartId"]
+        line = call(url, "POST", f"/api/carts/{cart}/lines", ada, {"sku": SKU, "qty": 1})["lineId"]
+        until(lambda: call(url, "GET", f"/api/carts/{cart}", ada)["holds"].get(line, {}).get("status") == "held",
+              "the line held")
+        order_id = call(url, "POST", f"/api/carts/{cart}/checkout", ada)["orderId"]
+        call(url, "POST", f"/api/orders/{order_id}/payment", admin, {"status": "paid", "reference": "psp"})
+        set_tracking(server.data.name, order_id, {"carrier": "Parcelforce", "number": "PF1",
+                                                  "url": "https://track.example/PF1"})
+        call(url, "POST", f"/api/orders/{order_id}/status", admin, {"status": "dispatched"})
+
+        def mail(subject: str) -> dict | None:
+            return next((m for m in call(url, "GET", "/api/mail/caught", admin)["mails"] if m["subject"] == subject),
+                        None)
+        dispatched = until(lambda: mail(f"Your order {order_id} is on its way"), "the dispatch mail")
+        assert dispatched["to"] == ["ada@example.com"]
+        link = re.search(r"(http://\S+/orders/\S+\?t=\S+)", dispatched["text"]).group(1)
+
+        page = watch(browser.new_page(), "tracking", problems)
+        page.set_default_timeout(30_000)
+        page.goto(link)
+        page.wait_for_selector("#status:text('dispatched')")
+        assert page.get_attribute("#carrier-link", "href") == "https://track.example/PF1"
+        assert page.is_visible("#tracking") and "Parcelforce" in page.inner_text("#tracking")
+        call(url, "POST", f"/api/orders/{order_id}/status", admin, {"status": "delivered"})
+        page.wait_for_selector("#status:text('delivered')")  # live, no reload
+
+        desk = watch(staff(browser, url, "/admin", "root", "admin"), "admin", problems)
+        desk.wait_for_selector("#customers-panel")
+        desk.fill("#segment-bought", SKU)
+        desk.fill("#mailing-subject", "The last mug is back")
+        desk.fill("#mailing-text", "We found one more.\n\nCome and see.")
+        desk.click("#mailing-send")
+        desk.wait_for_selector("#mailing-status[data-state='done']")
+        assert "1 of 1 sent" in desk.inner_text("#mailing-status")
+        desk.wait_for_selector("#caught-mail summary:has-text('The last mug is back')")
+        assert "ada@example.com" in desk.inner_text("#caught-mail")
+        assert not problems, problems
+    finally:
+        for ctx in list(browser.contexts):
+            ctx.close()
+        server.stop()
