@@ -91,7 +91,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
-    mail = MailService(config, store, catalog)
+    mail = MailService(config, store, catalog, index)
     services = Services(
         config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,

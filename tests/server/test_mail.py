@@ -16,6 +16,7 @@ from livecart.server.services import SERVICES
 from livecart.server.mail.tokens import tracking_token
 from livecart.server.outbox import Outbox
 from livecart.server.store import open_store
+from livecart.server.store.index import open_index
 from processes import ServerProcess
 from smtp_sink import Sink
 from yclient import eventually
@@ -67,10 +68,10 @@ class Shop:
 
 
 async def profile(store: Any, customer: str, email: str, name: str = "", consent: bool = False) -> None:
-    """The customer's profile as issue 18's `PUT /api/customers/{id}` keeps it."""
-    current = await store.get_record("profile", customer) or {}
-    await store.put_record("profile", customer, {**current, "email": email, "name": name,
-                                                 "marketingConsent": consent})
+    """The customer's profile as issue 18's `PUT /api/customers/{id}` keeps it (in the shop index)."""
+    index = open_index(store)
+    await index.open()
+    await index.put_customer(customer, {"email": email or None, "name": name or None, "marketingConsent": consent})
 
 
 @pytest.fixture
