@@ -15,6 +15,10 @@ SINCE = {"anyOf": [{"type": "string", "pattern": r"^\d{1,15}$"}, {"type": "strin
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200, "description": "1..200 (50)"}
 STATUSES = ("awaiting_payment", "payment_failed", "confirmed", "dispatched", "delivered", "cancelled")
 TRACKING_LIMITS = {"carrier": 100, "number": 100, "url": 2000}
+# The OpenAPI document carries these patterns too, so the spaces are named (Python's \s and ECMA's differ).
+SPACES = r"\s\u001c-\u001f\u0085\ufeff"
+FILLED = rf"[^{SPACES}]"  # a character that is not a space in either
+TRACKING_URL = rf"^https?://[^{SPACES}]+$"
 
 
 def new_order(order_id: str, cart_id: str, customer_id: str, lines: list[dict[str, Any]],
@@ -45,10 +49,10 @@ def tracking(value: Any) -> dict[str, str]:
     out = {}
     for name, limit in TRACKING_LIMITS.items():
         text = value.get(name)
-        if not isinstance(text, str) or not 0 < len(text.strip()) <= limit:
+        if not isinstance(text, str) or not 0 < len(text) <= limit or not re.search(FILLED, text):
             raise Invalid("bad_tracking", f"tracking.{name} must be a string of 1..{limit} characters")
         out[name] = text.strip()
-    if not re.match(r"^https?://[^\s]+$", out["url"]):
+    if not re.match(TRACKING_URL, value["url"]):
         raise Invalid("bad_tracking", "tracking.url must be an http(s) URL")
     return out
 

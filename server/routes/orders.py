@@ -13,8 +13,9 @@ from ..services import SERVICES
 CHECKED_OUT = obj(("orderId", "state", "total"), orderId=STRING, state=STRING, total=INTEGER)
 ORDER = obj(("id", "cartId", "customerId", "state", "lines", "total", "history"), id=STRING, cartId=STRING,
             customerId=STRING, state=STRING, lines={"type": "array"}, total=INTEGER, history={"type": "array"})
-TRACKING = {**obj(("carrier", "number", "url"), carrier=string(1, 100, pattern=r"\S"),
-                  number=string(1, 100, pattern=r"\S"), url=string(1, 2000, pattern=r"^https?://\S+$")),
+TRACKING = {**obj(("carrier", "number", "url"), carrier=string(1, 100, pattern=order_records.FILLED),
+                  number=string(1, 100, pattern=order_records.FILLED),
+                  url=string(1, 2000, pattern=order_records.TRACKING_URL)),
             "additionalProperties": False}
 PAGE = obj(("orders", "next"), orders={"type": "array", "items": {"type": "object"}},
            next={"type": ["string", "null"]})
