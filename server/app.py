@@ -5,9 +5,11 @@ from aiohttp import web
 
 from .config import Config
 from .errors import json_errors
+from .logs import request_ids
 from .pages import add_page_routes
 from .routes import add_routes
 from .routes.demo import add_demo_routes
+from .routes.metrics import count_requests
 from .services import SERVICES, services_context
 
 # aiohttp's request line is 8,190 bytes by default: a query of long filters (every character of them
@@ -19,8 +21,8 @@ MAX_REQUEST_LINE = 32 * 1024
 def create_app(config: Config) -> web.Application:
     if not config.jwt_secret:
         raise ValueError("config.jwt_secret is empty")
-    app = web.Application(middlewares=[json_errors], client_max_size=config.max_message_bytes,
-                          handler_args={"max_line_size": MAX_REQUEST_LINE})
+    app = web.Application(middlewares=[request_ids, count_requests, json_errors],
+                          client_max_size=config.max_message_bytes, handler_args={"max_line_size": MAX_REQUEST_LINE})
     add_routes(app)
     app.cleanup_ctx.append(services_context(config))
     app.on_shutdown.append(_close_connections)

@@ -174,7 +174,9 @@ async def test_a_mailing_killed_midway_resumes_after_restart_and_mails_nobody_tw
     await store.close()
 
     def serve(port: int | None = None) -> ServerProcess:
-        return ServerProcess(data, "--smtp-url", sink.url, "--smtp-timeout", "1", "--mail-retry-base", "0.1",
+        # A generous SMTP timeout: an answer later than it is a timeout, and the retry a second copy
+        # (SMTP is at least once); this test is about the restart, not a busy machine's slow sink.
+        return ServerProcess(data, "--smtp-url", sink.url, "--smtp-timeout", "10", "--mail-retry-base", "0.1",
                              "--mailing-rate", "20", port=port).start()
     server = serve()
     try:
