@@ -77,8 +77,8 @@ class RedisIndex:
         # On a cluster every write is acknowledged only once a replica has it (so no bulk pipelines).
         self._replicated = isinstance(store, RedisClusterStore)
         if self._replicated:
-            self._put_order = ReplicatedScript(self.r, self._put_order)  # type: ignore[assignment]
-            self._change = ReplicatedScript(self.r, self._change)  # type: ignore[assignment]
+            self._put_order = ReplicatedScript(self.r, self._put_order, store.replicas)  # type: ignore[assignment]
+            self._change = ReplicatedScript(self.r, self._change, store.replicas)  # type: ignore[assignment]
 
     def k(self, name: str) -> str:
         return f"{self.prefix}{{x}}:{name}"
