@@ -12,6 +12,7 @@ from .browsing import Browsing, has_open_cart
 from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
+from .chat import Chat
 from .config import Config
 from .customers import Customers
 from .demo import load_demo
@@ -55,6 +56,7 @@ class Services:
     browsing: Browsing
     mail: MailService
     mailings: Mailings
+    chat: Chat
 
     def close_connections(self) -> None:
         """Server shutdown, first step: long-lived sockets and streams end (clients reconnect elsewhere)."""
@@ -91,7 +93,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, mail=mail, mailings=Mailings(mail, bus))
+        browsing=browsing, mail=mail, mailings=Mailings(mail, bus),
+        chat=Chat(config, rooms, bus))
     _wire(services)
     await bus.start()
     await stock.start()
@@ -123,8 +126,9 @@ def _wire(s: Services) -> None:
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", s.events.deliver, on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
-    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus)):
+    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
+    # chat messages on the shop floor.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.
