@@ -119,6 +119,7 @@ const UI_ICONS = {
   arrow: 'M5 12h14 M13 6l6 6-6 6',
   back: 'M19 12H5 M11 6l-6 6 6 6',
   lock: 'M6 11h12v10H6z M8 11V8a4 4 0 0 1 8 0v3',
+  chat: 'M4 5h16v11H9l-5 4z M8 9h8 M8 12h5',
   bolt: 'M13 2 4 14h7l-1 8 9-12h-7z',
   box: 'M3 7l9-4 9 4v10l-9 4-9-4z M3 7l9 4 9-4 M12 11v10',
   pencil: 'M15.5 4.5l4 4L9 19l-5 1 1-5z',

@@ -8,7 +8,7 @@
 import qrcode from 'qrcode-generator'
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  addProduct, cartView, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
+  addProduct, cartView, chatPanel, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
   productArt, productPicker, reportCartEvents, siteFooter, staffPage, store, toast
 } from './ui.js'
 
@@ -27,6 +27,7 @@ async function start ({ lc, claims, main, right }) {
   const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
+  let chat = null
 
   const home = () => {
     cart?.close()
@@ -92,6 +93,7 @@ async function start ({ lc, claims, main, right }) {
   const open = (cartId, { walkIn = false, joined = false } = {}) => {
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     remember(cartId, walkIn ? 'Walk-in cart' : joined ? 'Customer’s cart' : 'Cart')
     cart = lc.openCart(cartId, { channel: 'store', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
@@ -121,11 +123,13 @@ async function start ({ lc, claims, main, right }) {
     })
     cart.on('status', renderHeader)
     renderInvite(invite, cart, lc, walkIn)
+    chat = chatPanel(cart, { title: 'Chat with the customer', staff: true })
     fill(main,
       header,
       h('div.staff-grid',
         h('div.staff-main', view.el),
         h('aside.staff-side',
+          chat.el,
           invite,
           customer,
           productPicker(catalog, { onAdd: (p) => add(p) }))),

@@ -2,14 +2,14 @@
 /**
  * Cart `/cart`: the shopper's cart, live — holds with a countdown, server pricing, who else is
  * in the cart, personalisation co-typed with staff, checkout steps, sign-in (which merges the
- * guest cart), a code for a kiosk and one to share with a shop assistant.
+ * guest cart), a code for a kiosk and one to share with a shop assistant, and a chat with the shop.
  * `?cart=ID` opens another cart this shopper may open.
  */
 import {
   ForbiddenError, NotAvailableError, NotFoundError, UnauthorizedError, createClient, tokenClaims
 } from '../src/index.js'
 import {
-  LiveCatalog, cartView, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
+  LiveCatalog, cartView, chatPanel, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
   rememberCart, setShopperSession, shopper, shopperCartId, siteFooter, store, toast, topbar, watchHoldLosses
 } from './ui.js'
 
@@ -25,6 +25,7 @@ fill(app, topbar({ right: [dot.el] }), h('main.page.cart-page', head, body), sit
 
 let session
 let cart
+let chat
 let catalog
 
 main().catch((err) => {
@@ -55,6 +56,7 @@ async function main () {
 
 function open (cartId) {
   cart?.close()
+  chat?.destroy()
   cart = session.lc.openCart(cartId, { user: { name: session.signedIn ? session.customerId : 'Guest' } })
   reportCartEvents(cart)
   watchHoldLosses(cart, catalog)
@@ -77,7 +79,8 @@ function open (cartId) {
       }
     }, 'Start again')
   })
-  fill(body, h('div.cart-main', view.el), h('aside.cart-side', orderCard, account))
+  chat = chatPanel(cart, { title: 'Ask the shop' })
+  fill(body, h('div.cart-main', view.el), h('aside.cart-side', orderCard, chat.el, account))
   // The summary card moves to the side column on wide screens.
   body.querySelector('.cart-side').prepend(view.el.querySelector('.summary'))
   renderHead()
