@@ -12,7 +12,7 @@ from .config import Config
 from .feeds import shop_event
 from .hooks import Edit, Extension
 from .ids import new_id
-from .refusals import Conflict, Invalid
+from .refusals import Conflict, Invalid, TooMany
 from .store import CartRecord
 from .sync.registry import Rooms
 
@@ -27,10 +27,14 @@ class Chat(Extension):
         self.config, self.rooms, self.bus = config, rooms, bus
 
     async def post(self, who: Identity, record: CartRecord, text: Any) -> dict[str, Any]:
-        """Appends a message from the caller; returns it. A merged cart names where it went (409)."""
+        """Appends a message from the caller; returns it. A merged cart names where it went (409); a
+        sender past `--max-messages-per-second` is refused (429), as a socket would be (4429)."""
         reason = chat_rules.check_text(text, self.config.limits)
         if reason:
             raise Invalid("bad_message", reason)
+        rate = self.config.max_messages_per_second
+        if await self.rooms.store.hit(f"chat:{who.role}:{who.sub}", 1) > rate:
+            raise TooMany("too_many_messages", f"at most {rate} messages a second")
         room = await self.rooms.get(record.id)
         status = room.cart.status
         if status == "merged":

@@ -114,7 +114,7 @@ MESSAGE = obj(("id", "from", "role", "text", "at"), id=STRING, text=STRING, role
 
 
 @api.add("POST", "/api/carts/{cartId}/messages", "Write in the cart's chat (reaches live clients and the shop floor)",
-         ok=201, auth=CART_OPENER, errors=(404, 409), body=obj(("text",), text=NON_EMPTY), result=MESSAGE)
+         ok=201, auth=CART_OPENER, errors=(404, 409, 429), body=obj(("text",), text=NON_EMPTY), result=MESSAGE)
 async def post_message(request: web.Request) -> web.Response:
     text = (await json_body(request)).get("text")
     message = await request.app[SERVICES].chat.post(caller(request), cart(request), text)

@@ -131,6 +131,24 @@ async def test_bad_messages_and_a_flood(lc: Livecart) -> None:
     assert (await lc.call("POST", f"/api/carts/{cart}/messages", lc.token("eve"), json={"text": "hi"}))[0] == 403
 
 
+async def test_an_http_flood_is_refused_429(tmp_path, session) -> None:
+    from harness import make_config
+    lc = await Livecart(make_config(tmp_path, max_messages_per_second=2), session).start()
+    try:
+        cart = await lc.cart("alice")
+        token = lc.token("alice")
+        answers = await asyncio.gather(*(lc.call("POST", f"/api/carts/{cart}/messages", token, json={"text": f"hi {i}"})
+                                         for i in range(12)))
+        statuses = [status for status, _ in answers]
+        assert statuses.count(429) >= 1 and 201 in statuses, statuses
+        refused = next(body for status, body in answers if status == 429)
+        assert refused["error"]["code"] == "too_many_messages"
+        status, body = await lc.call("GET", f"/api/carts/{cart}", token)
+        assert len(body["chat"]) == statuses.count(201)  # what was refused was not stored
+    finally:
+        await lc.stop()
+
+
 async def test_chat_across_a_merge(lc: Livecart) -> None:
     """An assistant talks with a walk-in shopper; the shopper claims the walk-in cart into their own:
     the conversation moves with the lines, and a message to the merged cart names the new one."""
