@@ -9,10 +9,17 @@ JS     := clients/js
 run: $(BIN)/livecart
 	$(BIN)/livecart demo
 
+# Serving needs only the package itself; the tests' extras (Playwright, hypothesis, …) come with `make test`.
+# setuptools' note on editable installs ("Editable installation.") is information, not a warning: hushed.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet --disable-pip-version-check
+
 $(BIN)/livecart: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/livecart
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
 # What the tests need beyond Python: Node packages, Debian's Chromium, redis-server, redis-cli
@@ -31,7 +38,7 @@ system-deps:
 $(JS)/node_modules/.package-lock.json: $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 
-deps: $(BIN)/livecart system-deps $(JS)/node_modules/.package-lock.json
+deps: $(VENV)/.test-deps system-deps $(JS)/node_modules/.package-lock.json
 
 test: deps
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-py test-js

@@ -5,16 +5,19 @@ from aiohttp import web
 
 from .config import Config
 from .errors import json_errors
+from .logs import request_ids
 from .pages import add_page_routes
 from .routes import add_routes
 from .routes.demo import add_demo_routes
+from .routes.metrics import count_requests
 from .services import SERVICES, services_context
 
 
 def create_app(config: Config) -> web.Application:
     if not config.jwt_secret:
         raise ValueError("config.jwt_secret is empty")
-    app = web.Application(middlewares=[json_errors], client_max_size=config.max_message_bytes)
+    app = web.Application(middlewares=[request_ids, count_requests, json_errors],
+                          client_max_size=config.max_message_bytes)
     add_routes(app)
     app.cleanup_ctx.append(services_context(config))
     app.on_shutdown.append(_close_connections)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from contextlib import nullcontext
+import signal
+import sys
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import click
 from aiohttp import web
 
 from ..crdt import Limits
 from ..crdt.schema import MAX_LINES
-from . import auth, webhooks
+from . import auth, logs, tokens, webhooks
 from .config import Config
 from .lock import data_dir_lock
 from .store import is_embedded
@@ -34,6 +36,20 @@ def server_options(fn):
                      help="Where the embedded store and the generated JWT secret live.", **_env("DATA_DIR")),
         click.option("--jwt-secret", default="", help="HS256 secret for tokens [default: generated once, kept in the data dir].",
                      **_env("JWT_SECRET")),
+        click.option("--jwt-public-key", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="An identity provider's PEM public key (RSA, EC P-256, Ed25519): its RS256/ES256/EdDSA "
+                          "tokens are accepted beside the server's own HS256 ones [default: off].",
+                     **_env("JWT_PUBLIC_KEY")),
+        click.option("--jwt-jwks-url", default="",
+                     help="An identity provider's JWKS URL: keys fetched, cached, fetched again on an unknown kid "
+                          "(at most every 30 s) [default: off].", **_env("JWT_JWKS_URL")),
+        click.option("--jwt-issuer", default="", help="The provider's tokens must carry this `iss` [default: not checked].",
+                     **_env("JWT_ISSUER")),
+        click.option("--jwt-audience", default="", help="The provider's tokens must carry this `aud` [default: not checked].",
+                     **_env("JWT_AUDIENCE")),
+        click.option("--jwt-role-claim", default=DEFAULTS.jwt_role_claim, show_default=True,
+                     help="The provider's claim naming the livecart role (a dotted path into objects works; "
+                          "a list claim gives its first livecart role).", **_env("JWT_ROLE_CLAIM")),
         click.option("--store", default=DEFAULTS.store, show_default=True,
                      help="'sqlite' (a file in the data dir), sqlite:///path, redis://host:port/db or "
                           "redis+cluster://host:port,host:port (many processes share carts and stock).",
@@ -100,6 +116,14 @@ def server_options(fn):
                      help="Mailing mails sent per second at most (0: no limit).", **_env("MAILING_RATE")),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"]), **_env("LOG_LEVEL")),
+        click.option("--log-format", default="text", show_default=True, type=click.Choice(logs.FORMATS),
+                     help="'json': one JSON object per line (with the event's fields).", **_env("LOG_FORMAT")),
+        click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+                     help="Append the log here; SIGHUP reopens it (for logrotate) [default: stderr].",
+                     **_env("LOG_FILE")),
+        click.option("--shutdown-timeout", default=DEFAULTS.shutdown_timeout, show_default=True, type=float,
+                     help="SIGTERM: seconds open requests and sockets get to finish (sockets close with 1012).",
+                     **_env("SHUTDOWN_TIMEOUT")),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -113,6 +137,9 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
                  webhook_retry_base: float = DEFAULTS.webhook_retry_base,
                  webhook_max_age: float = DEFAULTS.webhook_max_age,
                  abandoned_after: float = DEFAULTS.abandoned_after, fsync: str = DEFAULTS.fsync,
+                 jwt_public_key: str | None = None, jwt_jwks_url: str = "", jwt_issuer: str = "", jwt_audience: str = "",
+                 jwt_role_claim: str = DEFAULTS.jwt_role_claim,
+                 shutdown_timeout: float = DEFAULTS.shutdown_timeout,
                  smtp_url: str = "", mail_from: str = DEFAULTS.mail_from, public_url: str = "",
                  mailing_rate: float = DEFAULTS.mailing_rate, smtp_timeout: float = DEFAULTS.smtp_timeout,
                  mail_retry_base: float = DEFAULTS.mail_retry_base, max_inbox_bytes: int = DEFAULTS.max_inbox_bytes,
@@ -128,8 +155,18 @@ def build_config(host: str, port: int, data_dir: str, jwt_secret: str, store: st
     if webhook_url and not webhook_secret:
         webhook_secret, path = webhooks.load_or_create_secret(directory)
         click.echo(f"webhooks are signed with the secret in {path}", err=True)
+    public_key = Path(jwt_public_key).read_text() if jwt_public_key else ""
+    if public_key:
+        try:
+            tokens.load_pem(public_key)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--jwt-public-key") from None
+    if jwt_jwks_url and not jwt_jwks_url.startswith(("http://", "https://")):
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--jwt-jwks-url")
     return Config(
-        host=host, port=port, data_dir=directory,
+        host=host, port=port, data_dir=directory, jwt_public_key=public_key, jwt_jwks_url=jwt_jwks_url,
+        jwt_issuer=jwt_issuer, jwt_audience=jwt_audience, jwt_role_claim=jwt_role_claim,
+        shutdown_timeout=shutdown_timeout,
         jwt_secret=jwt_secret or auth.load_or_create_secret(directory),
         store=store, fsync=fsync, bus=bus, max_message_bytes=max_message_bytes,
         max_messages_per_second=max_messages_per_second, max_inbox_bytes=max_inbox_bytes,
@@ -171,29 +208,54 @@ def main() -> None:
 
 @main.command()
 @server_options
-def serve(log_level: str, **options: object) -> None:
+def serve(log_level: str, log_format: str, log_file: str | None, **options: object) -> None:
     """Run the server (embedded SQLite store under --data-dir by default)."""
-    _run(build_config(**options), log_level)  # type: ignore[arg-type]
+    _run(build_config(**options), log_level, log_format, log_file)  # type: ignore[arg-type]
 
 
 @main.command()
 @server_options
-def demo(log_level: str, **options: object) -> None:
+def demo(log_level: str, log_format: str, log_file: str | None, **options: object) -> None:
     """Run the server with the demo catalog loaded."""
     config = build_config(**options)  # type: ignore[arg-type]
     config.demo = True
     config.mail_catcher = not config.smtp_url  # a local catcher: /admin shows the mail
-    _run(config, log_level)
+    _run(config, log_level, log_format, log_file)
 
 
-def _run(config: Config, log_level: str) -> None:
+def _run(config: Config, log_level: str, log_format: str = "text", log_file: str | None = None) -> None:
     from .app import create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logs.configure(log_level, log_format, log_file)
     with data_dir_lock(config.data_dir, "serve") if is_embedded(config.store) else nullcontext():
-        click.echo(f"livecart listening on http://{config.host}:{config.port} (data in {config.data_dir})")
-        web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+        click.echo(startup_message(config))
+        app = create_app(config)
+        app.on_startup.append(_reopen_logs_on_sighup)
+        # SIGTERM/SIGINT: aiohttp stops accepting, runs on_shutdown (sockets close with 1012), gives
+        # open handlers --shutdown-timeout, then the cleanup contexts commit and compact every room,
+        # hand back leased webhooks and close the store; run_app then returns and the process exits 0.
+        web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=config.shutdown_timeout,
+                    access_log_class=logs.AccessLogger, access_log=logs.access)
+        logs.event("server.stopped")
+
+
+async def _reopen_logs_on_sighup(app: web.Application) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, logs.reopen)
+
+
+def startup_message(config: Config) -> str:
+    """What a person starting the server needs next: where it listens, its pages, a staff token."""
+    base = f"http://{config.host}:{config.port}"
+    command = sys.argv[0] if Path(sys.argv[0]).name == "livecart" else "livecart"
+    data_dir = "" if config.data_dir == DEFAULTS.data_dir else f" --data-dir {config.data_dir}"
+    lines = [f"livecart listening on {base} (data in {config.data_dir})"]
+    if config.demo:
+        lines.append(f"  shop: {base}/   cart: {base}/cart")
+        lines.append(f"  staff pages (add ?token=…): {base}/assistant  {base}/call-centre  "
+                     f"{base}/kiosk/front-door  {base}/admin")
+    lines.append(f"  API docs: {base}/api/docs   metrics: {base}/metrics   health: {base}/healthz")
+    lines.append(f"  a staff token: {command} token --sub root --role admin{data_dir}")
+    return "\n".join(lines)
 
 
 @main.command()
@@ -220,6 +282,24 @@ def import_(file: Path, data_dir: str, store: str) -> None:
     Columns / keys: sku, name, price (minor units), currency, maxQty, onHand,
     personalisation (JSON object of field specs).
     """
+    # SIGTERM while the file is read stops cleanly with nothing imported; during the write (one transaction,
+    # short) it waits for the write to finish: the import is then whole, never half.
+    with _sigterm_noted() as stopped:
+        _import_file(file, data_dir, store, stopped)
+
+
+@contextmanager
+def _sigterm_noted() -> Iterator[list[int]]:
+    """SIGTERM is noted in the list instead of killing the process (the previous handler comes back after)."""
+    stopped: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _import_file(file: Path, data_dir: str, store: str, stopped: list[int]) -> None:
     from tqdm import tqdm
 
     from .importer import BadRow, parse_row, read_rows, to_store
@@ -228,6 +308,8 @@ def import_(file: Path, data_dir: str, store: str) -> None:
     rows, errors = [], []
     try:
         for number, data in tqdm(read_rows(file), total=max(total, 0), unit=" rows", desc="checking"):
+            if stopped:
+                raise click.ClickException("stopped by SIGTERM while checking the file; nothing was imported")
             try:
                 rows.append(parse_row(number, data))
             except BadRow as bad:
@@ -240,8 +322,11 @@ def import_(file: Path, data_dir: str, store: str) -> None:
         more = " (first 50 shown)" if len(errors) > 50 else ""
         raise click.ClickException(f"{len(errors)} bad row(s){more}; nothing was imported")
     products, on_hand = to_store(rows)
+    if stopped:
+        raise click.ClickException("stopped by SIGTERM; nothing was imported")
     asyncio.run(_import(Path(data_dir), store, products, on_hand))
-    click.echo(f"imported {len(products)} products, stock for {len(on_hand)}")
+    click.echo(f"imported {len(products)} products, stock for {len(on_hand)}"
+               + (" (SIGTERM came during the write, which finished first)" if stopped else ""))
 
 
 async def _import(data_dir: Path, store_url: str, products: dict, on_hand: dict) -> None:

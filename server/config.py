@@ -13,6 +13,13 @@ class Config:
     port: int = 8080
     data_dir: Path = Path("data")
     jwt_secret: str = ""
+    jwt_public_key: str = ""  # an identity provider's PEM public key (the CLI reads --jwt-public-key FILE)
+    jwt_jwks_url: str = ""  # or its JWKS URL: keys fetched, cached, fetched again on an unknown kid
+    jwt_issuer: str = ""  # checked on the provider's tokens when set
+    jwt_audience: str = ""  # checked on the provider's tokens when set
+    jwt_role_claim: str = "role"  # the provider's claim (or dotted path) that names the livecart role
+    jwks_min_interval: float = 30.0  # at most one JWKS fetch per this many seconds
+    jwks_timeout: float = 5.0  # a JWKS fetch taking longer fails (the cached keys stay)
     store: str = "sqlite"
     fsync: str = "everysec"  # the SQLite log: fsynced every second, or at every commit ("always")
     bus: str = "memory"
@@ -27,6 +34,7 @@ class Config:
     hold_ttl_seconds: float = 15 * 60
     kiosk_idle_seconds: float = 120.0
     demo: bool = False
+    shutdown_timeout: float = 10.0  # SIGTERM: seconds for open requests and sockets to finish before exit
     webhook_url: str = ""  # where events are POSTed; empty: webhooks off
     webhook_secret: str = ""  # HMAC key for X-Livecart-Signature (CLI: generated once in the data dir)
     webhook_retry_base: float = 0.5  # seconds before the first retry; doubles each time, at most 5 min

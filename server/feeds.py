@@ -7,6 +7,7 @@ from typing import Any, Awaitable, Callable, Hashable, Iterable
 
 import orjson
 
+from . import logs
 from .bus import Bus
 from .clock import now_ms
 
@@ -148,13 +149,24 @@ class StockFeed:
 
 def shop_event(bus: Bus, type_: str, **data: Any) -> None:
     """An event for the shop floor (every admin reader, in every process)."""
-    bus.publish_event("events", {"type": type_, "at": now_ms(), **data})
+    event = {"type": type_, "at": now_ms(), **data}
+    logs.shop_event(event)
+    bus.publish_event("events", event)
 
 
 def customer_event(bus: Bus, customer_id: str, type_: str, *, shop: bool = True, **data: Any) -> None:
     """An event for one customer's own feed (and, with `shop`, the shop floor too)."""
-    bus.publish_event("events", {"type": type_, "at": now_ms(), "customerId": customer_id,
-                                 "shop": shop, **data})
+    event = {"type": type_, "at": now_ms(), "customerId": customer_id, "shop": shop, **data}
+    logs.shop_event(event)
+    bus.publish_event("events", event)
+
+
+SERVICE_RESTART = 1012  # the close code of a feed socket ended by a server shutdown: the client reconnects
+
+
+def end_code(sub: Reader) -> tuple[int, bytes]:
+    """How a feed socket closes: 1012 when the server is going away (its feed was closed), else 1000."""
+    return (SERVICE_RESTART, b"server restarting") if sub.closed else (1000, b"")
 
 
 async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any],

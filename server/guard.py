@@ -34,20 +34,27 @@ class Rule:
     token_in_query: bool = False  # browsers cannot set headers on EventSource: ?token= works too
 
     async def __call__(self, request: web.Request) -> None:
+        # An identity provider's key the token names is fetched first if unknown (bounded; server/tokens.py).
+        await request.app[SERVICES].tokens.prepare(token_of(request, self.token_in_query))
         who = identify(request, self.token_in_query)
         request[_CALLER] = who
         for check in self.checks:
             await check(request, who)
 
 
-def identify(request: web.Request, token_in_query: bool = False) -> auth.Identity:
-    """The identity behind `Authorization: Bearer …` (or `?token=`, where allowed), or a 401."""
+def token_of(request: web.Request, token_in_query: bool = False) -> str:
+    """The token of `Authorization: Bearer …` (or of `?token=`, where allowed)."""
     token = request.query.get("token") if token_in_query else None
     if token is None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
+    return token
+
+
+def identify(request: web.Request, token_in_query: bool = False) -> auth.Identity:
+    """The identity behind `Authorization: Bearer …` (or `?token=`, where allowed), or a 401."""
     try:
-        return auth.verify(request.app[SERVICES].config.jwt_secret, token)
+        return request.app[SERVICES].tokens.verify(token_of(request, token_in_query))
     except auth.TokenError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from ..crdt import Limits
 from ..crdt.merge import MergeError, MergePlan, apply_merge, check_mergeable, merged_source_status, plan_merge
+from . import logs
 from .access import may_open
 from .auth import Identity
 from .bus import Bus
@@ -69,6 +70,7 @@ class Merging:
                 await store.put_record("grant", f"{sub}|{target_id}", {"role": "assistant"})
         await source.commit(merged_source_status(source.cart, target_id))
         await store.put_record("cart-closed", source_id, {"status": "merged", "mergedInto": target_id})
+        logs.event("cart.merged", cartId=source_id, into=target_id)
         self.bus.publish_event("gone", {"cartId": source_id, "reason": f"cart merged into {target_id}"})
         moved: dict[str, dict[str, Any]] = {}
         for move in plan.moves:

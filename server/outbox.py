@@ -27,6 +27,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from . import logs
+from .metrics import NO_METRICS
 from .clock import now_ms
 from .store import Store
 
@@ -37,6 +39,15 @@ POLL_SECONDS = 1.0  # how often a worker looks for jobs other processes wrote
 DEAD_TTL = 30 * 24 * 3600  # dead letters are kept this long for inspection
 
 _made = itertools.count()  # orders jobs made in the same millisecond by one process
+
+
+def failure_kind(detail: str) -> str:
+    """A failed attempt's outcome as a bounded label: `http_503`, `timeout`, or the error's class."""
+    if detail.startswith("HTTP "):
+        return "http_" + detail[5:8]
+    if detail.startswith("no answer"):
+        return "timeout"
+    return detail.partition(":")[0].partition(" ")[0][:40] or "error"
 
 
 def job_key(due_ms: int, job_id: str, nonce: str) -> str:
@@ -95,6 +106,7 @@ class Outbox:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     in_flight: set[str] = field(default_factory=set)  # job ids this worker is attempting now
     on_done: list[Callable[[dict[str, Any], Outcome], None]] = field(default_factory=list)
+    metrics: Any = NO_METRICS  # the app's (server/metrics.py): failures by outcome
 
     def __post_init__(self) -> None:
         self.dead_kind = self.dead_kind or f"{self.kind}-dead"
@@ -217,20 +229,21 @@ class Outbox:
             await store.delete_record(self.kind, lease_key)
             log.debug("%s %s %s delivered (attempt %d)", self.name, job["type"], job["id"], attempt)
             return
+        self.metrics.outbox_failed(self.name or self.kind, failure_kind(outcome.detail))
         age = (now_ms() - int(job.get("createdAt", 0))) / 1000
         if outcome.permanent or (self.max_age and age > self.max_age):
             await store.put_record(self.dead_kind, job["id"], {**job, "lastError": outcome.detail}, ttl=DEAD_TTL)
             await store.delete_record(self.kind, lease_key)
-            log.error("%s %s %s dropped after %d attempts over %.0f s (last: %s); kept as %r records",
-                      self.name, job["type"], job["id"], attempt, age, outcome.detail, self.dead_kind)
+            logs.event(f"{self.name or self.kind}.dropped", logging.ERROR, type=job["type"], id=job["id"],
+                       attempts=attempt, ageSeconds=round(age), lastError=outcome.detail, keptAs=self.dead_kind)
             return
         delay = backoff(self.retry_base, attempt)
         retry = {**job, "lastError": outcome.detail}
         await store.put_record(self.kind, job_key(now_ms() + int(delay * 1000), job["id"], secrets.token_hex(4)),
                                retry)
         await store.delete_record(self.kind, lease_key)
-        log.info("%s %s %s attempt %d failed (%s); next in %.1f s", self.name, job["type"], job["id"],
-                 attempt, outcome.detail, delay)
+        logs.event(f"{self.name or self.kind}.retry", type=job["type"], id=job["id"], attempt=attempt,
+                   error=outcome.detail, nextInSeconds=round(delay, 1))
 
     async def _give_back(self, lease_key: str, job: dict[str, Any]) -> None:
         """On shutdown mid-attempt: due again at once instead of when the lease runs out."""

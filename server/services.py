@@ -23,12 +23,14 @@ from .kiosks import Kiosks
 from .mail.mailings import Mailings
 from .mail.service import MailService
 from .merging import Merging
+from .metrics import Metrics, RoomMetrics, watch
 from .orders import Orders
 from .hooks import Hooks
 from .shop_floor import ShopFloor
 from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
+from .tokens import TokenVerifier, from_config
 from .webhooks import Webhooks
 
 
@@ -56,6 +58,8 @@ class Services:
     browsing: Browsing
     mail: MailService
     mailings: Mailings
+    tokens: TokenVerifier
+    metrics: Metrics
     chat: Chat
 
     def close_connections(self) -> None:
@@ -82,7 +86,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
-    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get)
+    metrics = Metrics()
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, metrics=metrics)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
@@ -93,11 +98,12 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
         customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, mail=mail, mailings=Mailings(mail, bus),
+        browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config), metrics=metrics,
         chat=Chat(config, rooms, bus))
     _wire(services)
     await bus.start()
     await stock.start()
+    await services.tokens.start()  # an identity provider's keys (JWKS), fetched once at start
     if config.demo:
         await load_demo(catalog, stock)
     await kiosks.start()
@@ -124,17 +130,19 @@ def _wire(s: Services) -> None:
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
     s.bus.on_event("catalog", lambda e: asyncio.ensure_future(s.catalog.load(e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
-    s.bus.on_event("events", s.events.deliver, on_demand=True)
+    s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
-    # chat messages on the shop floor.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat):
+    # chat messages on the shop floor, metrics.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat, RoomMetrics(s.metrics)):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.
     s.stock.level_listeners.append(lambda levels: s.bus.publish_event("stock", levels))
     s.bus.on_event("stock", s.stock_feed.changed, on_demand=True)
     s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
+    watch(s.metrics, s.store, s.stock, s.bus, s.rooms, s.stock_feed, s.events,
+          (s.webhooks.outbox, s.mail.outbox, s.mail.bulk))
 
 
 def services_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from aiohttp import WSCloseCode, web
 
+from . import logs
 from .auth import Identity
 
 REJECTED, UNAUTHORIZED, TOO_LARGE = 4400, 4401, 4413
@@ -37,6 +38,7 @@ class LimitedSocket(web.WebSocketResponse):
         super().__init__(max_msg_size=max_bytes + 1, **kwargs)  # type: ignore[arg-type]
         self._request, self.max_bytes = request, max_bytes
         self.refusing = False  # its close frame is out: whoever writes to its transport must stop
+        self.on_close: Callable[[int, str, bool], None] | None = _closed_hook(request)  # counts close codes
 
     def _reset_heartbeat(self) -> None:
         # aiohttp (3.14) re-arms the heartbeat when bytes arrive after `close()` (the peer's own
@@ -49,6 +51,9 @@ class LimitedSocket(web.WebSocketResponse):
         refused = self._refusal(code)  # only aiohttp's reader closes with these codes
         if refused is not None and not self.closed:
             code, message = refused[0], close_reason(refused[1])
+        if not self.closed and not self._closing and self.on_close is not None:
+            self.on_close(code, message.decode("utf-8", "replace"), refused is not None)
+        if refused is not None and not self.closed:
             await self._linger(code, message)
         return await super().close(code=code, message=message, drain=drain)
 
@@ -78,6 +83,23 @@ class LimitedSocket(web.WebSocketResponse):
         deadline = loop.time() + LINGER_SECONDS
         while self._request.transport is not None and not transport.is_closing() and loop.time() < deadline:
             await asyncio.sleep(0.05)
+
+
+def _closed_hook(request: web.Request) -> Callable[[int, str, bool], None] | None:
+    """The app's close counter (server/metrics.py), if the app has one."""
+    from .services import SERVICES  # the sockets are below the services: looked up when a socket opens
+
+    services = request.app.get(SERVICES)
+    if services is None:
+        return None
+    metrics = services.metrics
+
+    def closed(code: int, reason: str, refused: bool) -> None:
+        metrics.closed(code)
+        if refused:  # a frame the reader refused (too large, not a frame): a rejection too
+            metrics.rejected(reason, code)
+            logs.event("socket.rejected", path=request.path, code=code, rule=reason, request_id=logs.request_id(request))
+    return closed
 
 
 def close_at_expiry(who: Identity, close: Callable[[int, str], object]) -> asyncio.TimerHandle | None:

@@ -25,3 +25,12 @@ def test_wheel_installs_only_the_livecart_package(tmp_path: Path) -> None:
     assert not any(n.startswith("livecart/__init__") for n in names)  # a namespace, nothing generic
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "livecart = livecart.server.cli:main" in entry
+
+
+def test_building_prints_no_packaging_warnings(tmp_path: Path) -> None:
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(ROOT)],
+                           check=True, capture_output=True, text=True)
+    output = built.stdout + built.stderr
+    for warning in ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "is absent from the `packages`",
+                    "deprecated"):
+        assert warning not in output, output[-4000:]

@@ -6,6 +6,7 @@
  *   server/static/<page>.js         one script per demo page, importing ./livecart.js
  *   server/static/style.css         the pages' stylesheet
  *   server/static/<page>.html       the page shells that server/pages.py serves
+ *   server/static/api-docs/         the API docs page (/api/docs): swagger-ui-dist, pinned, no CDN
  *
  *   node build.mjs                  build into server/static
  *   node build.mjs --outdir DIR     build elsewhere
@@ -79,6 +80,39 @@ const common = {
   write: false
 }
 
+const SWAGGER = resolve(here, 'node_modules/swagger-ui-dist')
+
+/** The API docs page: Swagger UI rendering the server's own /api/openapi.json (server/apidocs.py serves it). */
+const API_DOCS_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>API · livecart</title>
+<link rel="icon" href="${FAVICON}">
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#swagger-ui', deepLinking: true, tryItOutEnabled: false })
+</script>
+</body>
+</html>
+`
+
+/** Swagger UI's files as the page loads them (their source-map comments dropped: the maps are not shipped). */
+async function apiDocs () {
+  const strip = (text) => Buffer.from(text.replace(/\n?\/[/*]# sourceMappingURL=\S+?(\*\/)?\s*$/, '\n'))
+  return {
+    'api-docs/index.html': Buffer.from(API_DOCS_PAGE),
+    'api-docs/swagger-ui-bundle.js': strip(await readFile(join(SWAGGER, 'swagger-ui-bundle.js'), 'utf8')),
+    'api-docs/swagger-ui.css': strip(await readFile(join(SWAGGER, 'swagger-ui.css'), 'utf8')),
+    'api-docs/LICENSE': await readFile(join(SWAGGER, 'LICENSE'))
+  }
+}
+
 /** Builds everything; returns {relativePath: contents}. */
 export async function buildAll () {
   const files = {}
@@ -91,6 +125,7 @@ export async function buildAll () {
   collect(await esbuild.build({ ...common, entryPoints: entries, outdir: out, plugins: [libraryAsExternal] }), out)
   collect(await esbuild.build({ ...common, entryPoints: { style: resolve(here, 'pages/style.css') }, outdir: out }), out)
   for (const page of PAGES) files[`${page.name}.html`] = Buffer.from(shell(page))
+  Object.assign(files, await apiDocs())
   return files
 }
 

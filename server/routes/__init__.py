@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (  # noqa: F401 (importing a module registers its routes)
-    catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks, mail,
+    catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks, mail, apidocs,
+    metrics,
 )
 from ..openapi import api
 from ..sync.socket import cart_socket
@@ -15,7 +16,8 @@ from ..services import SERVICES
 async def _cart_socket(request: web.Request) -> web.StreamResponse:
     """GET /ws/carts/{cartId}: the sync core's socket, given what it needs."""
     services = request.app[SERVICES]
-    return await cart_socket(request, services.config, services.rooms)
+    await services.tokens.prepare(request.query.get("token"))  # an identity provider's new key, if need be
+    return await cart_socket(request, services.config, services.rooms, services.tokens.verify)
 
 
 def add_routes(app: web.Application) -> None:

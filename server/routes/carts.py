@@ -139,7 +139,7 @@ async def merge_route(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     who, services = caller(request), request.app[SERVICES]
     try:
-        anonymous = auth.verify(services.config.jwt_secret, (await json_body(request)).get("anonymousToken"))
+        anonymous = services.tokens.verify((await json_body(request)).get("anonymousToken"))
     except auth.TokenError as exc:
         raise ApiError(400, "bad_anonymous_token", str(exc)) from None
     if anonymous.role != "customer" or not anonymous.sub.startswith("anon-") or anonymous.sub == who.sub:

@@ -9,7 +9,7 @@ from aiohttp_sse import sse_response
 
 from ..bus import following
 from ..errors import ApiError
-from ..feeds import pump
+from ..feeds import end_code, pump
 from ..guard import Rule, caller, role
 from ..openapi import EVENTS, SSE, api
 from ..refusals import Refused
@@ -49,7 +49,8 @@ async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
             if expiry is not None:
                 expiry.cancel()
             feed.unsubscribe(sub)
-            await ws.close()
+            code, reason = end_code(sub)
+            await ws.close(code=code, message=reason)
     return ws
 
 

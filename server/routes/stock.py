@@ -14,7 +14,7 @@ from ..errors import ApiError, json_body
 from ..guard import SHOP_ADMIN
 from ..bus import following
 from ..clock import now_ms
-from ..feeds import Subscriber, pump
+from ..feeds import Subscriber, end_code, pump
 from ..openapi import DELTA, EVENTS, NON_EMPTY, ON_HAND, SSE, api, obj, param, string
 from ..refusals import int_in
 from ..services import SERVICES
@@ -77,7 +77,8 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     finally:
         browsing.leave(browser)
         feed.unsubscribe(sub)
-        await ws.close()
+        code, reason = end_code(sub)
+        await ws.close(code=code, message=reason)
     return ws
 
 

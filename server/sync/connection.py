@@ -57,6 +57,7 @@ class Connection:
         self._closer: asyncio.Future[None] | None = None
         self.closing: Close | None = None
         self._expiry = close_at_expiry(who, self.close_soon)
+        self.request_id = ""  # the upgrade request's id, for the log
 
     def send(self, message: bytes) -> None:
         self.send_frame(binary_frame(message))

@@ -13,6 +13,7 @@ from ..bus import Bus
 from ..catalog import CatalogCache
 from ..config import Config
 from ..hooks import Hooks
+from ..metrics import NO_METRICS
 from ..stock import Decision, StockAuthority
 from ..store import Store
 from .connection import FORBIDDEN, GONE, Connection
@@ -23,10 +24,11 @@ class Rooms:
     """The loaded rooms of this process, keyed by cart id."""
 
     def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockAuthority, bus: Bus,
-                 hooks: Hooks | None = None, shop_codes: DiscountLookup = lambda code: None) -> None:
+                 hooks: Hooks | None = None, shop_codes: DiscountLookup = lambda code: None,
+                 metrics: Any = NO_METRICS) -> None:
         self.config, self.store, self.catalog, self.stock, self.bus = config, store, catalog, stock, bus
         self.hooks = hooks or Hooks()
-        self.deps = Collaborators(config, store, bus, stock, catalog, self.hooks, shop_codes)
+        self.deps = Collaborators(config, store, bus, stock, catalog, self.hooks, shop_codes, metrics)
         bus.reconnected.append(self.catch_up_all)
         bus.on_event("revoke", self.on_revoked)
         bus.on_event("gone", self.on_gone)
@@ -127,7 +129,7 @@ class Rooms:
         """Server shutdown, first step: every socket is told to go (clients reconnect elsewhere)."""
         for room in self.rooms.values():
             for conn in list(room.conns):
-                conn.close_soon(WSCloseCode.GOING_AWAY, "server shutting down")
+                conn.close_soon(WSCloseCode.SERVICE_RESTART, "server restarting; reconnect")
 
     async def close(self) -> None:
         """Server shutdown, last step: every room is compacted into the store."""

@@ -22,6 +22,7 @@ from ..bus import Bus, CartMessage
 from ..catalog import CatalogCache
 from ..config import Config
 from ..hooks import Edit, Hooks
+from ..metrics import NO_METRICS
 from ..stock.reconcile import sync_of
 from ..stock import Decision, StockAuthority, Want
 from ..store import HoldRow, Store
@@ -49,6 +50,7 @@ class Collaborators:
     catalog: CatalogCache
     hooks: Hooks
     shop_codes: DiscountLookup  # the shop-wide discount codes a shopper may type
+    metrics: Any = NO_METRICS  # the app's figures (server/metrics.py): latencies, decisions, catch-ups
 
 
 class Host(Protocol):
@@ -66,6 +68,7 @@ class Room:
         self.id, self.cart = cart_id, cart
         self.config, self.store, self.bus, self.stock = deps.config, deps.store, deps.bus, deps.stock
         self.catalog, self.hooks, self.shop_codes = deps.catalog, deps.hooks, deps.shop_codes
+        self.metrics = deps.metrics
         self._host = host
         self.conns: set[Connection] = set()
         self.last_seq = last_seq  # every update up to here is applied (contiguous)
@@ -205,6 +208,7 @@ class Room:
         decided = self.stock.reserve_now(self.id, wants) if touched else {}  # one want per touched line
         if decided is None:
             return None
+        self.metrics.decided(decision.status for decision in decided.values())
         return server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
                                               for line_id, decision in decided.items()},
                                   self.catalog.get, self.shop_codes)
@@ -253,8 +257,10 @@ class Room:
     async def _store(self, update: bytes) -> None:
         """Appends to the cart's log and tells the other processes; a failure drops the room."""
         pending = self._last_write = self.store.append(self.id, update)
+        started = time.perf_counter()
         try:
             seq = await pending
+            self.metrics.committed(time.perf_counter() - started)
         except Exception as exc:
             log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
             self._host.fail(self)
@@ -333,6 +339,7 @@ class Room:
                     await asyncio.sleep(1)  # storage trouble: retry, not spin
                     continue
                 decisions[line_id] = hold_entry(result, want)
+                self.metrics.decided((result.status,))
             await self.commit_holds(decisions)
 
     async def _audit_holds(self, before: dict[str, HoldRow] | None) -> None:
@@ -423,6 +430,7 @@ class Room:
                 if not self._seen(seq):
                     self._mark(seq)
                     self._apply_remote(update)
+                    self.metrics.caught_up(1)
                     applied = True
         except Exception as exc:  # Redis away: the reconnect hook tries again
             log.warning("cart %s: catch-up failed: %s", self.id, exc)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..access import may_open
-from ..auth import TokenError, verify
+from .. import logs
+from ..auth import Identity, TokenError
 from ..config import Config
 from ..sockets import LimitedSocket, close_ws
 from .connection import FORBIDDEN, NO_CART, REJECTED, TOO_FAST, TOO_LARGE, UNAUTHORIZED, Close, Connection
@@ -19,12 +22,13 @@ from .room import Room
 log = logging.getLogger("livecart.rooms")
 
 
-async def cart_socket(request: web.Request, config: Config, rooms: Rooms) -> web.WebSocketResponse:
-    """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this."""
+async def cart_socket(request: web.Request, config: Config, rooms: Rooms,
+                      verify: Callable[[str | None], Identity]) -> web.WebSocketResponse:
+    """GET /ws/carts/{cartId}: a stock y-websocket provider talks to this (`verify`: the app's tokens)."""
     ws = LimitedSocket(request, config.max_message_bytes, heartbeat=30.0, compress=False)
     await ws.prepare(request)
     try:
-        who = verify(config.jwt_secret, request.query.get("token"))
+        who = verify(request.query.get("token"))
         record = await rooms.store.get_cart(request.match_info["cartId"])
         if record is None:
             raise Close(NO_CART, "no such cart")
@@ -33,9 +37,13 @@ async def cart_socket(request: web.Request, config: Config, rooms: Rooms) -> web
         room = await rooms.get(record.id)
         room.check_open_for_clients()
     except TokenError as exc:
+        logs.event("socket.refused", path=request.path, code=UNAUTHORIZED, reason=str(exc),
+                   request_id=logs.request_id(request))
         await close_ws(ws, UNAUTHORIZED, str(exc))
         return ws
     except Close as close:
+        logs.event("socket.refused", path=request.path, code=close.code, reason=close.reason,
+                   request_id=logs.request_id(request))
         await close_ws(ws, close.code, close.reason)
         return ws
     except Exception as exc:  # the store or bus is away: a clear, retryable close, not a hang
@@ -45,6 +53,7 @@ async def cart_socket(request: web.Request, config: Config, rooms: Rooms) -> web
     if request.transport is None:
         return ws  # the client is gone already
     conn = Connection(ws, request.transport, who, config, room.id)
+    conn.request_id = logs.request_id(request)
     try:
         room.join(conn)
         await serve_connection(room, conn, config, rooms.in_flight)
@@ -72,14 +81,21 @@ async def serve_connection(room: Room, conn: Connection, config: Config,
     reading.add_done_callback(inbox.reader_done)
     try:
         while await inbox.next(reading) and not conn.closing:
+            started = time.perf_counter()
             if in_flight is None:
                 await room.receive(conn, inbox.take())
-                continue
-            async with in_flight:
-                await room.receive(conn, inbox.take())  # taken once admitted: what waited meanwhile merged
+            else:
+                async with in_flight:
+                    await room.receive(conn, inbox.take())  # taken once admitted: what waited meanwhile merged
+            room.metrics.relayed(time.perf_counter() - started)
         if not conn.closing:
             reading.result()  # how reading ended: the peer's close, or a Close (4413, 4429, 4400)
     except Close as close:
+        rejected = close.code in (REJECTED, TOO_LARGE, TOO_FAST)
+        if rejected:
+            room.metrics.rejected(close.reason, close.code)
+        logs.event("cart.rejected" if rejected else "cart.closed", cartId=room.id, sub=conn.who.sub,
+                   role=conn.who.role, code=close.code, rule=close.reason, request_id=conn.request_id)
         await stop(reading)  # no read may be in progress while the close handshake runs
         conn.close_soon(close.code, close.reason)
     except Exception:

@@ -304,7 +304,11 @@ async def unsubscribe_link(w: World) -> str:
 
 ROWS = [
     Row("GET", "/healthz", everyone(200)),
+    Row("GET", "/metrics", everyone(200)),
     Row("GET", "/api/openapi.json", everyone(200)),
+    Row("GET", "/api/docs", everyone(200)),
+    Row("GET", "/api/docs/swagger-ui-bundle.js", everyone(200)),
+    Row("GET", "/api/docs/swagger-ui.css", everyone(200)),
     Row("POST", "/api/sessions/anonymous", everyone(201)),
     Row("GET", "/api/admin/events", only(200, "admin")),
     Row("GET", "/api/me/events", only(200, *CUSTOMERS)),

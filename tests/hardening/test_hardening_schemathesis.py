@@ -97,6 +97,14 @@ def test_the_document_tested_is_the_one_served(shop: Shop) -> None:
         assert json.loads(r.read()) == DOCUMENT
 
 
+def test_every_documented_route_is_exercised_with_bounded_examples() -> None:
+    documented = {(method.upper(), path) for path, ops in DOCUMENT["paths"].items() for method in ops}
+    for schema in (as_admin, as_customer):
+        exercised = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
+        assert exercised == documented
+        assert 0 < schema.config.generation.max_examples <= 15  # bounded: the suite's time stays flat
+
+
 @as_admin.parametrize()
 def test_api_as_admin(case: schemathesis.Case, shop: Shop) -> None:
     shop.aim(case)

@@ -1,10 +1,13 @@
 """deploy/haproxy/livecart.cfg in front of two livecart processes on one Redis (Debian's haproxy):
 one owner per cart, a client that lands elsewhere still converges and never oversells, and a killed
-process's carts move to the other with nothing acknowledged lost."""
+process's carts move to the other with nothing acknowledged lost; a rolling restart (SIGTERM, one process at a
+time) under load loses nothing and every client converges."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from harness import free_port
 from processes import Loopback, ServerProcess
 from redis_server import RedisServer
 from test_scaleout import ADMIN, add, call, client, new_cart, setup_shop, token
-from yclient import eventually
+from yclient import YClient, eventually
 
 CONFIG = Path(__file__).parents[2] / "deploy" / "haproxy" / "livecart.cfg"
 SERVED_BY = "X-Livecart-Server"
@@ -161,3 +164,106 @@ async def test_a_killed_process_carts_move_to_the_other_with_nothing_acknowledge
     stayed = [c for c in carts if owner[c] != victim]
     for cart in stayed:  # consistent hashing: carts of the survivor did not move
         assert await served_by(http, f"{proxy.base}/api/carts/{cart}", token(f"k{carts.index(cart)}")) == survivor
+
+
+class Device:
+    """A y-websocket-like client through the balancer: on a close (1012 at a restart) it reconnects with
+    the document it has, so whatever it wrote is sent again when it resyncs (as the stock provider does)."""
+
+    def __init__(self, http: aiohttp.ClientSession, proxy: HAProxy, cart: str, owner: str) -> None:
+        self.http, self.url = http, proxy.ws(f"/ws/carts/{cart}?token={token(owner)}")
+        self.current: YClient | None = None
+        self.codes: list[int | None] = []
+        self.stopping = False
+
+    async def connect(self) -> None:
+        while True:
+            fresh = YClient(self.http, self.url)
+            if self.current is not None:  # what this device had, its own unsent edits included
+                fresh.doc.apply_update(self.current.doc.get_update())
+            try:
+                await fresh.connect()
+                await fresh.wait_synced(10)
+                self.current = fresh
+                return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                if fresh.ws is not None:
+                    await fresh.ws.close()
+                await asyncio.sleep(0.2)  # the process is down and the balancer has not noticed yet
+
+    async def run(self) -> None:
+        await self.connect()
+        while not self.stopping:
+            assert self.current is not None
+            await self.current.closed.wait()
+            self.codes.append(self.current.close_code)
+            if (self.current.close_code or 0) >= 4400:
+                return  # final, as for the stock client
+            if not self.stopping:
+                await self.connect()
+
+    def write(self, line: str, qty: int) -> bool:
+        current = self.current
+        if current is None or current.closed.is_set():
+            return False
+        if line in current.lines:
+            current.lines[line]["qty"] = qty
+        else:
+            add(current, line, qty)
+        return True
+
+    def lines(self) -> dict[str, int]:
+        return {k: v["qty"] for k, v in self.current.snapshot()["lines"].items()} if self.current is not None else {}
+
+
+async def test_a_rolling_restart_under_load_loses_nothing_and_every_client_converges(shop, http) -> None:
+    proxy, procs = shop
+    await both_up(http, proxy)
+    await setup_shop(http, proxy.base, on_hand=100_000)
+    carts = [await new_cart(http, proxy.base, f"r{i}") for i in range(4)]
+    devices = {cart: [Device(http, proxy, cart, f"r{i}") for _ in range(2)] for i, cart in enumerate(carts)}
+    running = [asyncio.ensure_future(d.run()) for ds in devices.values() for d in ds]
+    await eventually(lambda: all(d.current is not None for ds in devices.values() for d in ds), what="all connected")
+    written: dict[str, dict[str, int]] = {cart: {} for cart in carts}
+    writing = True
+
+    async def load() -> None:
+        n = 0
+        while writing:  # new lines up to 40 (the cart's limit is 100), then changes of their quantities
+            line, qty = f"w{n % 40}", 1 + (n // 40) % 5
+            for cart, (first, _) in devices.items():
+                if first.write(line, qty):
+                    written[cart][line] = qty
+            n += 1
+            await asyncio.sleep(0.02)
+
+    loader = asyncio.ensure_future(load())
+    try:
+        for proc in procs:  # one process at a time, as a deployment does
+            await eventually(lambda: sum(map(len, written.values())) >= 40, what="edits under way")
+            await asyncio.sleep(0.5)
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.proc.wait, 60) == 0
+            proc.start()  # same port, same Redis
+            await both_up(http, proxy)
+        writing = False
+        await loader
+
+        async def converged() -> bool:
+            return all(pair[0].lines() == pair[1].lines() == written[cart] for cart, pair in devices.items())
+        await eventually(converged, timeout=60, what="every device of every cart converged, every edit there")
+        for i, cart in enumerate(carts):  # and the store has it all: a newcomer reads every line
+            newcomer = await client(http, proxy, cart, f"r{i}")
+            assert {k: v["qty"] for k, v in newcomer.snapshot()["lines"].items()} == written[cart]
+            await newcomer.close()
+        codes = [code for ds in devices.values() for d in ds for code in d.codes]
+        assert codes and set(codes) <= {1012}, codes  # every socket was told "service restart"
+    finally:
+        writing = False
+        for ds in devices.values():
+            for d in ds:
+                d.stopping = True
+                if d.current is not None:
+                    await d.current.close()
+        await asyncio.gather(*running, loader, return_exceptions=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,29 @@ def test_import_refuses_a_data_dir_a_server_is_using(tmp_path: Path) -> None:
         out = subprocess.run([sys.executable, "-m", "livecart.server.cli", "import", str(tmp_path / "shop.csv"),
                               "--data-dir", str(tmp_path / "data")], capture_output=True, text=True)
     assert out.returncode != 0 and "in use by livecart serve" in out.stderr
+
+
+def test_sigterm_during_an_import_leaves_all_or_nothing(tmp_path: Path) -> None:
+    """SIGTERM while a big file is checked: a clear message, exit 1, nothing imported (had it come during the
+    write, the write finishes first and everything is there: never half)."""
+    rows = 300_000
+    big = tmp_path / "big.csv"
+    with big.open("w") as f:
+        f.write("sku,name,price,currency,maxQty,onHand\n")
+        f.writelines(f"SKU{i},Thing {i},100,EUR,5,10\n" for i in range(rows))
+    exe = Path(sys.executable).parent / "livecart"
+    proc = subprocess.Popen([str(exe), "import", str(big), "--data-dir", str(tmp_path / "data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    seen = b""
+    while b"checking:" not in seen and proc.poll() is None:  # the progress bar: the rows are being checked
+        seen += proc.stderr.read1(4096)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    products, on_hand = asyncio.run(stored(tmp_path / "data"))
+    if proc.returncode == 1:
+        assert b"stopped by SIGTERM" in err and b"nothing was imported" in err
+        assert products == {} and on_hand == {}
+    else:  # the machine was fast: the write had begun, and it finished whole
+        assert proc.returncode == 0, err[-2000:]
+        assert len(products) == rows and len(on_hand) == rows
