@@ -147,7 +147,7 @@ class CartDoc:
 
     def _follow_client(self, view: ServerView, accepted: Accepted) -> None:
         """Keeps the view true after a client update (which never touches `server`)."""
-        if accepted.meta:  # discount codes are priced
+        if "discountCodes" in accepted.meta:  # discount codes are priced (details are not)
             self._view = None
             return
         for line_id, want in accepted.wants.items():  # judged: None for a removed line
@@ -335,7 +335,8 @@ class CartDoc:
             messages = chat_rules.messages(self.chat)
         return {
             "lines": lines,
-            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", [])},
+            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", []),
+                     **({"details": meta["details"]} if "details" in meta else {})},
             "holds": server.get("holds", {}),
             "pricing": server.get("pricing"),
             "checkout": server.get("checkout"),

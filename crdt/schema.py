@@ -8,7 +8,7 @@ ROOTS = frozenset({"lines", "meta", "server", "chat"})
 CLIENT_ROOTS = frozenset({"lines", "meta", "chat"})
 MAP_ROOTS = frozenset({"lines", "meta", "server"})  # `chat` is a Y.Array
 LINE_FIELDS = frozenset({"sku", "qty", "addedBy", "channel", "addedAt", "personalisation"})
-META_FIELDS = frozenset({"note", "discountCodes"})
+META_FIELDS = frozenset({"note", "discountCodes", "details"})
 LINE_STATUSES = ("held", "partial", "unavailable", "expired", "released")
 CART_STATUSES = ("open", "checking_out", "ordered", "merged", "closed")
 
@@ -33,6 +33,7 @@ class Product:
     currency: str = "EUR"
     max_qty: int = 99
     personalisation: dict[str, FieldSpec] = field(default_factory=dict)
+    category: str = ""  # the catalog's grouping (customers are found by a category bought)
 
 
 Catalog = Callable[[str], "Product | None"]

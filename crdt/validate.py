@@ -12,6 +12,7 @@ from .chat import Author, ChatTouches
 from .schema import (
     CLIENT_ROOTS, LINE_FIELDS, MAP_ROOTS, MAX_SAFE_INTEGER, META_FIELDS, ROOTS, Catalog, Limits, Product,
 )
+from .details import check_details
 from .updates import (
     MalformedUpdate, UpdateShape, keyed_in_list, keyless_in_map, missing_dependencies, read_shape,
     read_state_vector,
@@ -323,7 +324,9 @@ def check_personalisation(where: str, value: Any, product: Product) -> str | Non
 
 def check_meta(key: str, value: Any, limits: Limits) -> str | None:
     if key not in META_FIELDS:
-        return f"meta: unknown field {key!r} (allowed: note, discountCodes)"
+        return f"meta: unknown field {key!r} (allowed: note, discountCodes, details)"
+    if key == "details":
+        return check_details(value)
     if key == "note":
         if not isinstance(value, str) or len(value) > limits.max_note_chars:
             return f"meta: note must be a string of at most {limits.max_note_chars} characters"

@@ -43,7 +43,10 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
         specs[fname] = FieldSpec(
             kind=spec.get("kind", "text"), max_length=number(spec, "maxLength", 500, 1, MAX_TEXT, where),
             max_items=number(spec, "maxItems", 200, 1, MAX_ITEMS, where), required=spec.get("required", False))
-    return Product(sku, name, price, currency.upper(), max_qty, specs)
+    category = data.get("category") or ""
+    if not isinstance(category, str) or len(category) > 100:
+        raise fail("category must be a string of at most 100 characters")
+    return Product(sku, name, price, currency.upper(), max_qty, specs, category.strip())
 
 
 def product_to_json(p: Product) -> dict[str, Any]:
@@ -54,6 +57,7 @@ def product_to_json(p: Product) -> dict[str, Any]:
                    "required": s.required}
             for name, s in p.personalisation.items()
         },
+        **({"category": p.category} if p.category else {}),
     }
 
 

@@ -24,12 +24,14 @@ from .mail.mailings import Mailings
 from .mail.service import MailService
 from .merging import Merging
 from .metrics import Metrics, RoomMetrics, watch
+from .order_records import backfill
 from .orders import Orders
 from .hooks import Hooks
 from .shop_floor import ShopFloor
 from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
+from .store.index import ShopIndex, open_index
 from .tokens import TokenVerifier, from_config
 from .webhooks import Webhooks
 
@@ -55,6 +57,7 @@ class Services:
     customers: Customers
     invites: Invites
     kiosks: Kiosks
+    index: ShopIndex  # orders listed and customers found (server/store/index.py)
     browsing: Browsing
     mail: MailService
     mailings: Mailings
@@ -80,6 +83,9 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     bus = open_bus(config.bus)
     catalog = CatalogCache(store, bus)
     await catalog.load()
+    index = open_index(store)
+    await index.open()
+    await backfill(store, index, lambda sku: getattr(catalog.get(sku), "category", None))
     stock = open_stock(config, store)
     browsing = Browsing(lambda type_, data: shop_event(bus, type_, **data), lambda sku: catalog.get(sku) is not None,
                         lambda who: has_open_cart(store, who), config.max_messages_per_second)
@@ -92,14 +98,14 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
-    mail = MailService(config, store, catalog)
+    mail = MailService(config, store, catalog, index)
     services = Services(
         config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
-        offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
-        customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config), metrics=metrics,
-        chat=Chat(config, rooms, bus))
+        offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks, index),
+        customers=Customers(store, catalog, stock, rooms, index), invites=Invites(store, carts, merging), kiosks=kiosks,
+        index=index, browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config),
+        metrics=metrics, chat=Chat(config, rooms, bus))
     _wire(services)
     await bus.start()
     await stock.start()

@@ -11,6 +11,7 @@ import {
   addProduct, cartView, chatPanel, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
   productArt, productPicker, reportCartEvents, siteFooter, staffPage, store, toast
 } from './ui.js'
+import { detailsForm, orderHistory } from './records.js'
 
 const RECENT = 'livecart.assistant.recent'
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -101,6 +102,7 @@ async function start ({ lc, claims, main, right }) {
     const invite = h('section.card')
     const customer = h('section.card')
     view = cartView(cart, catalog, { emptyText: 'No items yet: add some from the list.', showNote: true, staff: true, lc })
+    const details = detailsForm(cart, { title: 'Checkout details' })
     const renderHeader = () => {
       const tags = [h('span.tag', icon('store', 12), walkIn ? 'Walk-in' : 'Customer cart')]
       if (cart.status !== 'open') tags.push(h('span.tag.info', cart.status.replace('_', ' ')))
@@ -127,7 +129,7 @@ async function start ({ lc, claims, main, right }) {
     fill(main,
       header,
       h('div.staff-grid',
-        h('div.staff-main', view.el),
+        h('div.staff-main', view.el, h('section.card.details-card', { style: { marginTop: '16px' } }, details.el)),
         h('aside.staff-side',
           chat.el,
           invite,
@@ -217,6 +219,8 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
     const favourites = (profile.favourites || []).map(skuOf).filter(Boolean)
     const orders = profile.recentOrders || profile.orders || []
     const suggestions = profile.suggestions || []
+    const past = orderHistory(lc, { customer: owner, title: 'Orders', limit: 5 })
+    past.load()
     fill(el,
       h('div.card-head', h('h3', profile.name || owner), h('span.tag', icon('user', 12), owner)),
       h('div.profile',
@@ -226,7 +230,8 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
           : h('p.muted', 'No orders yet.')),
         h('div', h('h4', 'Suggestions'), suggestions.length
           ? h('ul.mini-list', suggestions.slice(0, 5).map((s) => item(skuOf(s), s.reason)))
-          : h('p.muted', 'Nothing to suggest yet.'))))
+          : h('p.muted', 'Nothing to suggest yet.'))),
+      past.el)
   } catch (err) {
     if (err instanceof NotAvailableError) {
       fill(el, h('div.card-head', h('h3', 'Customer'), h('span.tag', icon('user', 12), owner)),

@@ -12,6 +12,7 @@ import {
   addProduct, cartView, chatPanel, clock, describeError, fill, h, icon, liveCatalogIn, money, presenceBar,
   productArt, staffPage, toast
 } from './ui.js'
+import { orderHistory } from './records.js'
 
 const kioskId = decodeURIComponent(location.pathname.split('/')[2] || 'front-door')
 const localIdle = Number(new URLSearchParams(location.search).get('idle')) || 0
@@ -101,6 +102,9 @@ async function start ({ lc, claims, main, right }) {
     })
     view = cartView(cart, catalog, { emptyText: 'Tap a product to add it.', showNote: false, owner: customer })
     const idle = idleRing()
+    // The signed-in customer's orders, for as long as they are signed in here.
+    const past = orderHistory(lc, { customer, title: 'Your orders', limit: 5 })
+    past.el.hidden = !customer
     const products = h('div.kiosk-products', catalog.products.map((p) => {
       const button = h('button.kiosk-product', { onclick: () => { try { addProduct(cart, p) } catch (err) { toast(describeError(err), { kind: 'error' }) } } },
         productArt(p.sku, { size: 'lg' }), h('span', p.name), h('small', money(p.price, p.currency)))
@@ -115,7 +119,8 @@ async function start ({ lc, claims, main, right }) {
         presenceBar(cart),
         idle.el,
         h('button.btn', { onclick: () => signOut('Signed out. See you soon!', true) }, icon('logout', 18), 'Sign out')),
-      h('div.kiosk-grid', h('section', products), h('aside', view.el, (chat = chatPanel(cart, { title: 'Ask the shop' })).el)))
+      h('div.kiosk-grid', h('section', products), h('aside', view.el, (chat = chatPanel(cart, { title: 'Ask the shop' })).el, past.el)))
+    if (customer) past.load()
     startIdle(idle, leftSeconds ? Math.min(idleMs, leftSeconds * 1000) : idleMs)
   }
 

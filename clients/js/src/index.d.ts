@@ -442,7 +442,11 @@ export declare class Client {
   checkoutStep (cartId: string, step: string): Promise<any>
   order (orderId: string): Promise<any>
   setPayment (orderId: string, status: 'paid' | 'failed', reference?: string): Promise<any>
-  setOrderStatus (orderId: string, status: 'dispatched' | 'delivered' | 'cancelled'): Promise<any>
+  setOrderStatus (orderId: string, status: 'dispatched' | 'delivered' | 'cancelled', tracking?: { carrier: string, number: string, url: string }): Promise<any>
+  orders (query?: { status?: string, customer?: string, since?: string | number, limit?: number, cursor?: string }): Promise<{ orders: any[], next: string | null }>
+  openCarts (): Promise<{ carts: Array<{ id: string, owner: string, channel: string, createdAt: number, status: string, lines: number, items: number, total: number, step: string | null, name: string | null }> }>
+  searchCustomers (query?: { q?: string, bought?: string | string[], category?: string, since?: string | number, limit?: number, cursor?: string }): Promise<{ customers: Array<{ id: string, name: string | null, email: string | null, phone: string | null, orders: number, spent: number, lastOrderAt: number | null }>, next: string | null }>
+  updateCustomer (customerId: string, profile: { name?: string | null, email?: string | null, phone?: string | null, marketingConsent?: boolean }): Promise<any>
   addDiscount (cartId: string, discount: { code: string, percentOff?: number, amountOff?: number }): Promise<any>
 
   openCart (cartId: string, options?: Partial<OpenCartOptions>): Cart
