@@ -9,7 +9,8 @@ from typing import Any, Callable, NoReturn
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from . import raw
+from . import chat as chat_rules, raw
+from .chat import Author
 from .schema import Catalog, Limits
 from .updates import MalformedUpdate, read_shape, read_state_vector
 from .validate import Accepted, Rejected, Roots, Verdict, check_client_update
@@ -108,16 +109,29 @@ class CartDoc:
         return self._roots.meta
 
     @property
+    def chat(self) -> Array:
+        """The conversation: append only (`crdt.chat`)."""
+        return self._roots.chat
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation as plain dicts, read in one transaction."""
+        with self.doc.transaction():
+            return chat_rules.messages(self.chat)
+
+    @property
     def server(self) -> Map:
         """The server root: read it anywhere, write it only from `server_root`."""
         return self._roots.server
 
     # -- writes -------------------------------------------------------------
 
-    def apply_client_update(self, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
+    def apply_client_update(self, update: bytes, catalog: Catalog, limits: Limits,
+                            author: Author | None = None) -> Verdict:
         """Applies a client update if every schema rule holds (Accepted says what it touched and
-        wants); otherwise leaves the doc as it was (Rejected says why)."""
-        verdict = check_client_update(self._roots, update, self._types, self._state_vector, catalog, limits)
+        wants); otherwise leaves the doc as it was (Rejected says why). `author`: the sender, whom
+        its chat messages must name."""
+        verdict = check_client_update(self._roots, update, self._types, self._state_vector, catalog, limits,
+                                      author)
         if isinstance(verdict, Accepted):
             too_large = self._check_size(limits, verdict.shape.max_growth(len(update)))
             if too_large is None:
@@ -318,6 +332,7 @@ class CartDoc:
             lines = {line_id: plain(line) for line_id, line in self.lines.items()}
             meta = plain(self.meta)
             server = plain(self.server)
+            messages = chat_rules.messages(self.chat)
         return {
             "lines": lines,
             "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", []),
@@ -327,6 +342,7 @@ class CartDoc:
             "checkout": server.get("checkout"),
             "status": server.get("status", "open"),
             "mergedInto": server.get("mergedInto"),
+            "chat": messages,
         }
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-ROOTS = frozenset({"lines", "meta", "server"})
-CLIENT_ROOTS = frozenset({"lines", "meta"})
+ROOTS = frozenset({"lines", "meta", "server", "chat"})
+CLIENT_ROOTS = frozenset({"lines", "meta", "chat"})
+MAP_ROOTS = frozenset({"lines", "meta", "server"})  # `chat` is a Y.Array
 LINE_FIELDS = frozenset({"sku", "qty", "addedBy", "channel", "addedAt", "personalisation"})
 META_FIELDS = frozenset({"note", "discountCodes", "details"})
 LINE_STATUSES = ("held", "partial", "unavailable", "expired", "released")
@@ -49,6 +50,7 @@ class Limits:
     max_note_chars: int = 2000
     max_discount_codes: int = 20
     max_code_chars: int = 64
+    max_chat_chars: int = 2000  # one chat message's text
 
 
 # Numbers a cart may carry: exact as JavaScript numbers (Yjs clients read them as such), and

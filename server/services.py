@@ -12,6 +12,7 @@ from .browsing import Browsing, has_open_cart
 from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
+from .chat import Chat
 from .config import Config
 from .customers import Customers
 from .demo import load_demo
@@ -62,6 +63,7 @@ class Services:
     mailings: Mailings
     tokens: TokenVerifier
     metrics: Metrics
+    chat: Chat
 
     def close_connections(self) -> None:
         """Server shutdown, first step: long-lived sockets and streams end (clients reconnect elsewhere)."""
@@ -103,7 +105,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks, index),
         customers=Customers(store, catalog, stock, rooms, index), invites=Invites(store, carts, merging), kiosks=kiosks,
         index=index, browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config),
-        metrics=metrics)
+        metrics=metrics, chat=Chat(config, rooms, bus))
     _wire(services)
     await bus.start()
     await stock.start()
@@ -136,8 +138,9 @@ def _wire(s: Services) -> None:
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
-    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), RoomMetrics(s.metrics)):
+    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
+    # chat messages on the shop floor, metrics.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat, RoomMetrics(s.metrics)):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.

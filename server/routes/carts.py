@@ -125,6 +125,20 @@ async def remove_line(request: web.Request) -> web.Response:
     return web.json_response({"lineId": line_id, "removed": True})
 
 
+# -- chat over HTTP (for clients without Yjs) ----------------------------------------------------
+
+MESSAGE = obj(("id", "from", "role", "text", "at"), id=STRING, text=STRING, role=STRING, at=INTEGER,
+              **{"from": STRING})
+
+
+@api.add("POST", "/api/carts/{cartId}/messages", "Write in the cart's chat (reaches live clients and the shop floor)",
+         ok=201, auth=CART_OPENER, errors=(404, 409, 429), body=obj(("text",), text=NON_EMPTY), result=MESSAGE)
+async def post_message(request: web.Request) -> web.Response:
+    text = (await json_body(request)).get("text")
+    message = await request.app[SERVICES].chat.post(caller(request), cart(request), text)
+    return web.json_response(message, status=201)
+
+
 # -- merging ---------------------------------------------------------------------------------
 
 @api.add("POST", "/api/carts/{cartId}/merge", "Merge this cart into another", errors=(404, 409),

@@ -323,6 +323,7 @@ ROWS = [
     Row("PATCH", "/api/carts/{cartId}/lines/{lineId}", only(200, *OPENERS),
         {"cartId": cart, "lineId": line, "body": const({"qty": 2})}),
     Row("DELETE", "/api/carts/{cartId}/lines/{lineId}", only(200, *OPENERS), {"cartId": cart, "lineId": line}),
+    Row("POST", "/api/carts/{cartId}/messages", only(201, *OPENERS), {"cartId": cart, "body": const({"text": "hello"})}),
     Row("POST", "/api/carts/{cartId}/invites", only(201, *OPENERS), {"cartId": cart}),
     Row("POST", "/api/invites/{code}/accept", only(200, "assistant-invited", "assistant"), {"code": invite_code},
         case="to a customer's cart"),

@@ -7,7 +7,7 @@
  */
 import { NotAvailableError } from '../src/index.js'
 import {
-  cartView, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
+  cartView, chatPanel, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 import { mailPanels } from './admin-mail.js'
@@ -15,6 +15,13 @@ import { detailsSummary } from './records.js'
 
 // An order in one of these states has left its cart behind: paid, on its way, done or called off.
 const ORDER_DONE = new Set(['confirmed', 'dispatched', 'delivered', 'cancelled'])
+const STAFF = new Set(['assistant', 'operator', 'admin'])
+/** Messages from the shopper's side since staff last wrote. */
+const unanswered = (chat) => {
+  let n = 0
+  for (let i = chat.length - 1; i >= 0 && !STAFF.has(chat[i].role); i--) n++
+  return n
+}
 
 staffPage({
   key: 'livecart.staff.admin',
@@ -89,7 +96,7 @@ async function start ({ lc, claims, main, right }) {
     for (const [id, c] of counts.carts) {
       let el = cardsById.get(id)
       if (!el) {
-        el = h('article.board-card', { onclick: () => openCart(id) })
+        el = h('article.board-card', { onclick: () => openCart(id), dataset: { cart: id } })
         cardsById.set(id, el)
       }
       const people = c.presence || []
@@ -98,7 +105,11 @@ async function start ({ lc, claims, main, right }) {
         h('div.events', `${items(c.items || 0)}${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
         people.length
           ? h('div.avatars', people.slice(0, 5).map((p) => h('span.avatar.sm', { class: p.focus === false ? 'away' : '', title: `${p.name} · ${p.role} · ${p.channel} · ${p.focus === false ? 'away' : 'focused'}`, style: { background: p.color || '#4f6d7a', marginLeft: '-4px', border: '2px solid #fbf9f6' } }, initials(p.name))))
-          : h('small.muted', 'nobody in it now'))
+          : h('small.muted', 'nobody in it now'),
+        c.unread || c.typing || c.lastChat
+          ? h('div.chat-line', c.unread ? h('span.tag.warn.chat-unread', icon('chat', 12), `${c.unread} unread`) : null,
+            c.typing ? h('small.chat-typing', 'typing…') : c.lastChat ? h('small.chat-last', `${c.lastChat.from}: “${c.lastChat.text.slice(0, 60)}”`) : null)
+          : null)
       if (!el.isConnected) board.prepend(el)
     }
     for (const [id, el] of cardsById) if (!counts.carts.has(id)) { el.remove(); cardsById.delete(id) }
@@ -128,6 +139,11 @@ async function start ({ lc, claims, main, right }) {
       c.items = Object.values(c.lines).reduce((n, l) => n + l.qty, 0)
       c.total = cart.pricing?.total
       c.step = c.step || cart.checkout?.step
+      const chat = Array.isArray(cart.chat) ? cart.chat : []
+      if (chat.length && !c.lastChat) {
+        c.unread = unanswered(chat)
+        c.lastChat = chat[chat.length - 1]
+      }
       renderBoard()
     } catch { /* gone meanwhile */ }
   }
@@ -184,7 +200,21 @@ async function start ({ lc, claims, main, right }) {
       }
       case 'cart.presence':
         c.presence = (e.present || []).map((p) => ({ ...p, name: p.name || 'someone' }))
+        c.typing = c.presence.some((p) => p.typing && !STAFF.has(p.role))
         break
+      case 'chat.message': {
+        const seen = cart?.cartId === id // this page has the cart open: its chat shows the message
+        c.unread = seen ? 0 : e.unread
+        c.lastChat = { from: e.from, text: e.text }
+        if (!STAFF.has(e.role)) {
+          const text = `${whoName({ who: e.from })}: “${e.text.slice(0, 80)}”`
+          if (!seen) toast(text, { kind: 'info', title: 'New message', action: { label: 'Answer', run: () => openCart(id) } })
+          log(text, 'chat')
+        } else {
+          log(`${e.from} answered in a chat`, 'chat')
+        }
+        break
+      }
       case 'checkout.step':
         c.step = e.step
         log(`${who} is at checkout step “${e.step}”`, 'lock')
@@ -219,6 +249,7 @@ async function start ({ lc, claims, main, right }) {
   // -- open a cart ---------------------------------------------------------------------------
   let cart = null
   let view = null
+  let chat = null
   const idInput = h('input', { placeholder: 'Cart id (c-…)', autocomplete: 'off', 'aria-label': 'Cart id' })
   const cartBody = h('div')
   fill(cartPanel,
@@ -230,7 +261,11 @@ async function start ({ lc, claims, main, right }) {
     idInput.value = id
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     cart = lc.openCart(id, { channel: 'api', user: { name: claims.sub, role: 'admin' } })
+    chat = chatPanel(cart, { title: 'Chat with the shopper', staff: true })
+    const seen = counts.carts.get(id)
+    if (seen?.unread) { seen.unread = 0; renderBoard() }
     reportCartEvents(cart)
     view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true, lc })
     const details = detailsSummary(cart)
@@ -257,6 +292,7 @@ async function start ({ lc, claims, main, right }) {
       h('div.cart-header', { style: { marginTop: '14px' } },
         h('div.cart-header-row', h('strong', { style: { marginRight: 'auto' } }, 'Cart ', h('code', id)), presenceBar(cart))),
       view.el,
+      chat.el,
       h('div.details-card', { style: { marginTop: '14px' } }, h('h3', { style: { marginBottom: '8px' } }, 'Checkout details'), details.el),
       h('div', { style: { marginTop: '14px' } }, h('h3', { style: { marginBottom: '8px' } }, 'Send a discount'), send, discountNote))
   }

@@ -8,7 +8,7 @@
 import qrcode from 'qrcode-generator'
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  addProduct, cartView, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
+  addProduct, cartView, chatPanel, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
   productArt, productPicker, reportCartEvents, siteFooter, staffPage, store, toast
 } from './ui.js'
 import { detailsForm, orderHistory } from './records.js'
@@ -28,6 +28,7 @@ async function start ({ lc, claims, main, right }) {
   const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
+  let chat = null
 
   const home = () => {
     cart?.close()
@@ -93,6 +94,7 @@ async function start ({ lc, claims, main, right }) {
   const open = (cartId, { walkIn = false, joined = false } = {}) => {
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     remember(cartId, walkIn ? 'Walk-in cart' : joined ? 'Customer’s cart' : 'Cart')
     cart = lc.openCart(cartId, { channel: 'store', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
@@ -123,11 +125,13 @@ async function start ({ lc, claims, main, right }) {
     })
     cart.on('status', renderHeader)
     renderInvite(invite, cart, lc, walkIn)
+    chat = chatPanel(cart, { title: 'Chat with the customer', staff: true })
     fill(main,
       header,
       h('div.staff-grid',
         h('div.staff-main', view.el, h('section.card.details-card', { style: { marginTop: '16px' } }, details.el)),
         h('aside.staff-side',
+          chat.el,
           invite,
           customer,
           productPicker(catalog, { onAdd: (p) => add(p) }))),

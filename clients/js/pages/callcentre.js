@@ -6,7 +6,7 @@
  */
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  addProduct, cartView, clock, comingSoon, describeError, fill, h, icon, liveCatalogIn, money,
+  addProduct, cartView, chatPanel, clock, comingSoon, describeError, fill, h, icon, liveCatalogIn, money,
   presenceBar, productArt, productPicker, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 import { detailsForm, orderHistory } from './records.js'
@@ -23,6 +23,7 @@ async function start ({ lc, claims, main, right }) {
   const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
+  let chat = null
   let details = null
   let callStarted = null
   const timer = h('span.call-timer')
@@ -132,6 +133,7 @@ async function start ({ lc, claims, main, right }) {
   function open (cartId) {
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     cart = lc.openCart(cartId, { channel: 'call-centre', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
     cart.on('merged', () => renderHead())
@@ -144,7 +146,8 @@ async function start ({ lc, claims, main, right }) {
       h('p.cart-id', 'Cart ', h('code', cart.cartId)))
     renderHead()
     fill(cartPane, head, view.el, h('section.card.details-card', details.el))
-    fill(side, productPicker(catalog, { onAdd: add, title: 'Add for the caller' }))
+    chat = chatPanel(cart, { title: 'Chat with the customer', staff: true })
+    fill(side, chat.el, productPicker(catalog, { onAdd: add, title: 'Add for the caller' }))
   }
 
   function add (product) {

@@ -3,14 +3,14 @@
  * Cart `/cart`: the shopper's cart, live — holds with a countdown, server pricing, who else is
  * in the cart, personalisation co-typed with staff, checkout steps, sign-in (which merges the
  * guest cart), a code for a kiosk and one to share with a shop assistant; the details step (name,
- * email, delivery, co-edited live with staff) and the shopper's order history, live.
+ * email, delivery, co-edited live with staff), the shopper's order history, live, and a chat with the shop.
  * `?cart=ID` opens another cart this shopper may open.
  */
 import {
   ForbiddenError, NotAvailableError, NotFoundError, UnauthorizedError, createClient, tokenClaims
 } from '../src/index.js'
 import {
-  LiveCatalog, cartView, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
+  LiveCatalog, cartView, chatPanel, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
   rememberCart, setShopperSession, shopper, shopperCartId, siteFooter, store, toast, topbar, watchHoldLosses
 } from './ui.js'
 import { detailsForm, orderHistory } from './records.js'
@@ -28,6 +28,7 @@ fill(app, topbar({ right: [dot.el] }), h('main.page.cart-page', head, body), sit
 
 let session
 let cart
+let chat
 let catalog
 let details
 let orderList
@@ -60,6 +61,7 @@ async function main () {
 
 function open (cartId) {
   cart?.close()
+  chat?.destroy()
   cart = session.lc.openCart(cartId, { user: { name: session.signedIn ? session.customerId : 'Guest' } })
   reportCartEvents(cart)
   watchHoldLosses(cart, catalog)
@@ -82,7 +84,8 @@ function open (cartId) {
       }
     }, 'Start again')
   })
-  fill(body, h('div.cart-main', view.el), h('aside.cart-side', orderCard, account, historyBox))
+  chat = chatPanel(cart, { title: 'Ask the shop' })
+  fill(body, h('div.cart-main', view.el), h('aside.cart-side', orderCard, chat.el, account, historyBox))
   // The summary card moves to the side column on wide screens.
   body.querySelector('.cart-side').prepend(view.el.querySelector('.summary'))
   renderHead()

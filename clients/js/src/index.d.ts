@@ -211,6 +211,18 @@ export interface Peer {
   focus: boolean
   /** the personalisation field they are typing in */
   editing: { lineId: string, field: string } | null
+  /** they are typing a chat message */
+  typing: boolean
+}
+
+/** One message of the cart's chat (append only; `from`/`role` are the sender's token). */
+export interface ChatMessage {
+  id: string
+  from: string
+  role: string
+  text: string
+  /** ms since the epoch, the sender's clock */
+  at: number
 }
 
 /**
@@ -223,7 +235,7 @@ export declare class Presence extends Emitter<{ change: (presence: Presence) => 
   others: Peer[]
   /** self first, then others */
   readonly all: Peer[]
-  set (patch: { focus?: boolean, editing?: { lineId: string, field: string } | null, name?: string }): void
+  set (patch: { focus?: boolean, editing?: { lineId: string, field: string } | null, name?: string, typing?: boolean }): void
 }
 
 // -- carts -------------------------------------------------------------------------------
@@ -259,6 +271,7 @@ export interface CartEvents {
   status: (status: CartStatus) => void
   meta: (meta: Meta) => void
   checkout: (checkout: Checkout | null) => void
+  chat: (chat: ChatMessage[]) => void
   connection: (event: { status: ConnectionStatus, code?: number, reason?: string, error?: LivecartError }) => void
   synced: (cart: Cart) => void
   rejected: (error: RejectedError) => void
@@ -286,6 +299,8 @@ export declare class Cart extends Emitter<CartEvents> {
   status: CartStatus
   meta: Meta
   checkout: Checkout | null
+  /** the conversation, in document order */
+  chat: ChatMessage[]
   mergedInto: string | null
   /** the current Y.Doc (replaced after a restart or merge: listen to `doc`) */
   readonly doc: Y.Doc
@@ -306,6 +321,10 @@ export declare class Cart extends Emitter<CartEvents> {
   setNote (note: string): void
   addDiscountCode (code: string): void
   removeDiscountCode (code: string): void
+  /** Writes in the cart's chat in the token's name; returns the message id. */
+  say (text: string): string
+  /** Tells the others (and the shop floor) whether this tab is typing a message. */
+  setTyping (typing: boolean): void
   line (lineId: string): Line | undefined
   /** resolves once synced; rejects with the typed error if the cart stops first */
   whenSynced (timeout?: number): Promise<Cart>
