@@ -44,19 +44,29 @@ def sink_main(port: int) -> None:
 
 
 async def seed(data: Path, count: int) -> None:
+    """`count` past buyers with consent and an email, in the store and its shop index (as a paid order
+    and `PUT /api/customers/{id}` leave them)."""
+    from livecart.server.order_records import purchase
     from livecart.server.store import open_store
+    from livecart.server.store.index import open_index
 
     store = open_store("sqlite", data)
     await store.open()
+    index = open_index(store)
+    await index.open()
     now = int(time.time() * 1000)
+    purchases, profiles = [], {}
     for n in range(count):
         customer = f"buyer-{n}"
-        await store.put_record("order", f"o-{n}", {
-            "id": f"o-{n}", "cartId": f"c-{n}", "customerId": customer, "state": "confirmed", "currency": "EUR",
-            "lines": [{"lineId": "l1", "sku": "MUG", "qty": 1, "total": 500}], "total": 500, "createdAt": now,
-            "history": []})
-        await store.put_record("profile", customer, {"email": f"{customer}@example.com", "name": f"Buyer {n}",
-                                                     "marketingConsent": True})
+        order = {"id": f"o-{n}", "cartId": f"c-{n}", "customerId": customer, "state": "confirmed", "currency": "EUR",
+                 "lines": [{"lineId": "l1", "sku": "MUG", "qty": 1, "total": 500}], "total": 500, "createdAt": now,
+                 "history": []}
+        await store.put_record("order", order["id"], order)
+        await index.put_order(order)
+        purchases.append(purchase(order, lambda sku: None))
+        profiles[customer] = {"email": f"{customer}@example.com", "name": f"Buyer {n}", "marketingConsent": True}
+    await index.add_purchases(purchases)
+    await index.put_customers(profiles)
     await store.close()
 
 

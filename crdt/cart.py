@@ -9,7 +9,8 @@ from typing import Any, Callable, NoReturn
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from . import raw
+from . import chat as chat_rules, raw
+from .chat import Author
 from .schema import Catalog, Limits
 from .updates import MalformedUpdate, read_shape, read_state_vector
 from .validate import Accepted, Rejected, Roots, Verdict, check_client_update
@@ -109,16 +110,29 @@ class CartDoc:
         return self._roots.meta
 
     @property
+    def chat(self) -> Array:
+        """The conversation: append only (`crdt.chat`)."""
+        return self._roots.chat
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation as plain dicts, read in one transaction."""
+        with self.doc.transaction():
+            return chat_rules.messages(self.chat)
+
+    @property
     def server(self) -> Map:
         """The server root: read it anywhere, write it only from `server_root`."""
         return self._roots.server
 
     # -- writes -------------------------------------------------------------
 
-    def apply_client_update(self, update: bytes, catalog: Catalog, limits: Limits) -> Verdict:
+    def apply_client_update(self, update: bytes, catalog: Catalog, limits: Limits,
+                            author: Author | None = None) -> Verdict:
         """Applies a client update if every schema rule holds (Accepted says what it touched and
-        wants); otherwise leaves the doc as it was (Rejected says why)."""
-        verdict = check_client_update(self._roots, update, self._types, self._state_vector, catalog, limits)
+        wants); otherwise leaves the doc as it was (Rejected says why). `author`: the sender, whom
+        its chat messages must name."""
+        verdict = check_client_update(self._roots, update, self._types, self._state_vector, catalog, limits,
+                                      author)
         if isinstance(verdict, Accepted):
             too_large = self._check_size(limits, verdict.shape.max_growth(len(update)))
             if too_large is None:
@@ -134,7 +148,7 @@ class CartDoc:
 
     def _follow_client(self, view: ServerView, accepted: Accepted) -> None:
         """Keeps the view true after a client update (which never touches `server`)."""
-        if accepted.meta:  # discount codes are priced
+        if "discountCodes" in accepted.meta:  # discount codes are priced (details are not)
             self._view = None
             return
         for line_id, want in accepted.wants.items():  # judged: None for a removed line
@@ -320,15 +334,18 @@ class CartDoc:
             lines = {line_id: plain(line) for line_id, line in self.lines.items()}
             meta = plain(self.meta)
             server = plain(self.server)
+            messages = chat_rules.messages(self.chat)
         return {
             "lines": lines,
-            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", [])},
+            "meta": {"note": meta.get("note", ""), "discountCodes": meta.get("discountCodes", []),
+                     **({"details": meta["details"]} if "details" in meta else {})},
             "holds": server.get("holds", {}),
             "pricing": server.get("pricing"),
             "checkout": server.get("checkout"),
             "status": server.get("status", "open"),
             "mergedInto": server.get("mergedInto"),
             "conflicts": server.get("conflicts") or [],
+            "chat": messages,
         }
 
 

@@ -20,6 +20,8 @@ The rules (commercetools' default merge rule for the same wish made on two chann
 - Meta: the note is carried over (target empty: the source note; both set and
   different: target + "\\n" + source, cut to `max_note_chars`); the discount codes are
   the ordered union, the target's first, capped at `max_discount_codes`.
+- Chat: the source's messages the target lacks are appended to the target's, oldest
+  first, as they were (id, author, role, text, time): the conversation moves with the lines.
 
 Server sequence: `check_mergeable` → `plan_merge` → `merged_source_status` (the
 source takes no more edits) → one `transfer` per move → `apply_merge` (persist and
@@ -35,7 +37,7 @@ from typing import Any, Mapping
 
 from pycrdt import Array, Map, Text
 
-from . import server_root
+from . import chat as chat_rules, server_root
 from .cart import CartDoc, plain
 from .schema import Limits
 
@@ -111,6 +113,8 @@ class MergePlan:
     discount_codes: list[str]  # the target's discount codes after the merge
     line_map: dict[str, str] = field(default_factory=dict)  # source line -> target line
     line_count: int = 0  # target lines after the merge
+    chat: list[dict[str, Any]] = field(default_factory=list)  # source messages appended to the target's
+    details: dict[str, Any] = field(default_factory=dict)  # checkout details the target lacks (address: its own fields)
 
     @property
     def raise_qty(self) -> list[Combine]:
@@ -119,7 +123,8 @@ class MergePlan:
 
     @property
     def empty(self) -> bool:
-        return not (self.create or self.combine or self.note is not None or self.add_codes)
+        return not (self.create or self.combine or self.note is not None or self.add_codes or self.chat
+                    or self.details)
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,27 @@ def _read_meta(cart: CartDoc) -> tuple[str, list[str]]:
                                                       if isinstance(codes, Array) else [])
 
 
+def _read_details(cart: CartDoc) -> dict[str, Any]:
+    details = cart.meta.get("details")
+    return plain(details) if isinstance(details, Map) else {}
+
+
+def merge_details(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """What of the source's checkout details fills the target's gaps: a field the target has
+    (typed on this device or by staff) is never overwritten; the address merges field by field."""
+    def empty(value: Any) -> bool:
+        return not (isinstance(value, str) and value.strip())
+
+    fill = {k: v for k, v in source.items() if k != "address" and not empty(v) and empty(target.get(k))}
+    address, have = source.get("address"), target.get("address")
+    if isinstance(address, dict):
+        have = have if isinstance(have, dict) else {}
+        more = {k: v for k, v in address.items() if not empty(v) and empty(have.get(k))}
+        if more:
+            fill["address"] = more
+    return fill
+
+
 def _fresh_id(line_id: str, taken: set[str], limit: int) -> str:
     n = 1
     while True:
@@ -250,10 +276,14 @@ def plan_merge(source: CartDoc, target: CartDoc, *, limits: Limits = Limits(),
     with source.doc.transaction():
         src_lines = _read_lines(source)
         src_note, src_codes = _read_meta(source)
+        src_chat = chat_rules.messages(source.chat)
+        src_details = _read_details(source)
     with target.doc.transaction():
+        dst_chat = chat_rules.messages(target.chat)
         dst_lines = _read_lines(target)
         dst_ids = set(target.lines.keys())
         dst_note, dst_codes = _read_meta(target)
+        dst_details = _read_details(target)
 
     # The target line each non-personalised SKU combines into: the one with the most
     # units (ties: earliest addedAt, then id), so the fewest units end up wanted twice.
@@ -326,7 +356,8 @@ def plan_merge(source: CartDoc, target: CartDoc, *, limits: Limits = Limits(),
     note = merge_note(dst_note, src_note, limits)
     add_codes = merge_codes(dst_codes, src_codes, limits)
     plan = MergePlan(moves=moves, create=create, combine=combines, note=note, add_codes=add_codes,
-                     discount_codes=dst_codes + add_codes, line_map=line_map, line_count=line_count)
+                     discount_codes=dst_codes + add_codes, line_map=line_map, line_count=line_count,
+                     chat=chat_rules.to_copy(src_chat, dst_chat), details=merge_details(dst_details, src_details))
     _check_size(source, target, plan, limits)
     return plan
 
@@ -390,6 +421,18 @@ def _edit(cart: CartDoc, plan: MergePlan) -> None:
         if not isinstance(current, (int, float)) or current < change.qty:  # never lowers a newer qty
             line["qty"] = change.qty
     meta = cart.meta
+    if plan.details:
+        details = meta.get("details")
+        if not isinstance(details, Map):
+            details = meta["details"] = Map()
+        for key, value in plan.details.items():
+            if key != "address":
+                details[key] = value
+            elif isinstance(details.get("address"), Map):
+                for k, v in value.items():
+                    details["address"][k] = v
+            else:
+                details["address"] = Map(dict(value))
     if plan.note is not None:
         meta["note"] = plan.note
     if plan.add_codes:
@@ -403,6 +446,8 @@ def _edit(cart: CartDoc, plan: MergePlan) -> None:
                 codes.extend(add)
         else:
             meta["discountCodes"] = Array(list(plan.add_codes))
+    if plan.chat:  # a message already there (the same merge applied twice) is not repeated
+        chat_rules.append(cart.chat, chat_rules.to_copy(plan.chat, chat_rules.messages(cart.chat)))
 
 
 def apply_merge(target: CartDoc, plan: MergePlan, origin: str = "server") -> bytes:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-ROOTS = frozenset({"lines", "meta", "server"})
-CLIENT_ROOTS = frozenset({"lines", "meta"})
+ROOTS = frozenset({"lines", "meta", "server", "chat"})
+CLIENT_ROOTS = frozenset({"lines", "meta", "chat"})
+MAP_ROOTS = frozenset({"lines", "meta", "server"})  # `chat` is a Y.Array
 LINE_FIELDS = frozenset({"sku", "qty", "addedBy", "channel", "addedAt", "personalisation"})
-META_FIELDS = frozenset({"note", "discountCodes"})
+META_FIELDS = frozenset({"note", "discountCodes", "details"})
 LINE_STATUSES = ("held", "partial", "unavailable", "expired", "released")
 CART_STATUSES = ("open", "checking_out", "ordered", "merged", "closed")
 
@@ -33,6 +34,7 @@ class Product:
     max_qty: int = 99
     personalisation: dict[str, FieldSpec] = field(default_factory=dict)
     checkout_group: str = "general"  # which products may share one checkout (DESIGN.md, checkout groups)
+    category: str = ""  # the catalog's grouping (customers are found by a category bought)
 
 
 Catalog = Callable[[str], "Product | None"]
@@ -49,6 +51,7 @@ class Limits:
     max_note_chars: int = 2000
     max_discount_codes: int = 20
     max_code_chars: int = 64
+    max_chat_chars: int = 2000  # one chat message's text
 
 
 # Numbers a cart may carry: exact as JavaScript numbers (Yjs clients read them as such), and

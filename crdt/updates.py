@@ -19,6 +19,8 @@ class UpdateShape:
     types: dict[tuple[int, int], int] = field(default_factory=dict, compare=False)
     # Parents (a root name or a type's item id) that receive keyless (list) content.
     keyless: list[str | tuple[int, int]] = field(default_factory=list, compare=False)
+    # Parents (a root name or a type's item id) that receive keyed (map) content.
+    keyed: list[str | tuple[int, int]] = field(default_factory=list, compare=False)
     # Root names the update's items name as their parent (only such items can create a root).
     roots: set[str] = field(default_factory=set, compare=False)
 
@@ -177,6 +179,7 @@ def read_shape(update: bytes) -> UpdateShape:
                     shape.roots.add(parent)
                 if info & 0x20:
                     r.skip_string()
+                    shape.keyed.append(parent)
                 else:
                     shape.keyless.append(parent)
             if ref == 7:
@@ -226,7 +229,20 @@ def missing_dependencies(shape: UpdateShape, state_after: dict[int, int]) -> str
     return None
 
 
-MAP_TYPE = 1
+ARRAY_TYPE, MAP_TYPE = 0, 1
+
+
+def keyed_in_list(shape: UpdateShape, known_types: dict[tuple[int, int], int],
+                  list_roots: frozenset[str]) -> str | tuple[int, int] | None:
+    """The list (root name or item id) an update puts keyed content straight under, if any:
+    invisible to every list reader, so nothing would ever check it."""
+    for parent in shape.keyed:
+        if isinstance(parent, str):
+            if parent in list_roots:
+                return parent
+        elif shape.types.get(parent, known_types.get(parent)) == ARRAY_TYPE:
+            return parent
+    return None
 
 
 def keyless_in_map(shape: UpdateShape, known_types: dict[tuple[int, int], int],

@@ -7,12 +7,15 @@ from typing import AbstractSet, Any, Callable, ClassVar, Union
 
 from pycrdt import Array, Doc, Map, Text, get_update
 
-from . import raw
+from . import chat, raw
+from .chat import Author, ChatTouches
 from .schema import (
-    CLIENT_ROOTS, LINE_FIELDS, MAX_SAFE_INTEGER, META_FIELDS, ROOTS, Catalog, Limits, Product,
+    CLIENT_ROOTS, LINE_FIELDS, MAP_ROOTS, MAX_SAFE_INTEGER, META_FIELDS, ROOTS, Catalog, Limits, Product,
 )
+from .details import check_details
 from .updates import (
-    MalformedUpdate, UpdateShape, keyless_in_map, missing_dependencies, read_shape, read_state_vector,
+    MalformedUpdate, UpdateShape, keyed_in_list, keyless_in_map, missing_dependencies, read_shape,
+    read_state_vector,
 )
 
 
@@ -33,12 +36,15 @@ class Accepted:
     # For the cart's own bookkeeping (shared types, size bound, state vector):
     shape: UpdateShape = field(repr=False, compare=False)
     state_vector: dict[int, int] = field(repr=False, compare=False)
+    chat: tuple[dict[str, Any], ...] = ()  # the messages it appended to `chat` (plain, judged)
 
 
 @dataclass(frozen=True)
 class Rejected:
     """A client update the cart refused (the doc is as it was). `code`: malformed, server_root,
-    schema, unknown_sku, missing (it depends on items this doc has not seen yet), too_large."""
+    schema, chat (a forged author, an edited or deleted message, a bad one), chat_rate (more chat
+    messages than the sender's rate allows), unknown_sku, missing (it depends on items this doc has
+    not seen yet), too_large."""
 
     ok: ClassVar[bool] = False
     code: str
@@ -73,6 +79,7 @@ class Touches:
         self.lines_added = False
         self.touched_meta: set[str] = set()
         self.touched_server = False
+        self.chat = ChatTouches()
 
     def on_lines(self, events: list[Any]) -> None:
         if not self.armed:
@@ -104,9 +111,13 @@ class Touches:
         if self.armed:
             self.touched_server = True
 
+    def on_chat(self, events: list[Any]) -> None:
+        if self.armed:
+            self.chat.on_chat(events)
+
 
 class Roots:
-    """A doc's three roots, observed: `touches` records what an armed transaction touched.
+    """A doc's four roots, observed: `touches` records what an armed transaction touched.
 
     Keeping the subscriptions on the instance matters: pycrdt drops an observer
     whose Subscription object is garbage-collected.
@@ -117,6 +128,7 @@ class Roots:
         self.lines: Map = doc.get("lines", type=Map)
         self.meta: Map = doc.get("meta", type=Map)
         self.server: Map = doc.get("server", type=Map)
+        self.chat: Array = doc.get(chat.ROOT, type=Array)
         self.touches = Touches()
         # The raw (yrs) subscriptions: pycrdt's own wrapper converts every event's values
         # into Python objects first, which would charge each server write ~30 µs here.
@@ -125,26 +137,31 @@ class Roots:
             self.lines.integrated.observe_deep(touches.on_lines),
             self.meta.integrated.observe_deep(touches.on_meta),
             self.server.integrated.observe_deep(touches.on_server),
+            self.chat.integrated.observe_deep(touches.on_chat),
         ]
 
 
 def check_client_update(roots: Roots, update: bytes, types: dict[tuple[int, int], int],
-                        state_vector: dict[int, int], catalog: Catalog, limits: Limits) -> Verdict:
+                        state_vector: dict[int, int], catalog: Catalog, limits: Limits,
+                        author: Author | None = None) -> Verdict:
     """Applies a client update to the observed doc and judges it.
 
     `types`: every shared type of the doc by item id; `state_vector`: the doc's, as its owner
-    keeps it. Neither is changed here: Accepted carries what the owner takes on.
+    keeps it. Neither is changed here: Accepted carries what the owner takes on. `author`: the
+    sender (its token), which chat messages must name; None: it may append none.
     On Rejected the doc may hold part of the update: the caller must rebuild it.
     """
     try:
         shape = read_shape(update)
     except MalformedUpdate as exc:
         return Rejected("malformed", f"malformed update: {exc}")
-    parent = keyless_in_map(shape, types, ROOTS)
+    parent = keyless_in_map(shape, types, MAP_ROOTS)
     if parent == "server":
         return Rejected("server_root", "clients may not write the 'server' root")
     if parent is not None:
         return Rejected("schema", "list content inside a map (lines, meta, a line and personalisation take keyed entries only)")
+    if keyed_in_list(shape, types, frozenset({chat.ROOT})) is not None:
+        return Rejected("schema", "keyed content inside a list (chat and lists take list entries only)")
     doc = roots.doc
     accepted = update
     if any(start < state_vector.get(client, 0) or client == doc.client_id for client, (start, _) in shape.adds.items()):
@@ -170,24 +187,31 @@ def check_client_update(roots: Roots, update: bytes, types: dict[tuple[int, int]
     if reason is not None:
         return Rejected("missing", reason)
     wants: dict[str, Want | None] = {}
-    rejected = judge(roots, shape, wants, catalog, limits)
+    said: list[dict[str, Any]] = []
+    rejected = judge(roots, shape, wants, catalog, limits, author, said)
     if rejected is not None:
         return rejected
     return Accepted(accepted, touches.touched_lines, touches.added_lines, touches.removed_lines, wants,
-                    touches.touched_meta, shape, after)
+                    touches.touched_meta, shape, after, tuple(said))
 
 
 def judge(roots: Roots, shape: UpdateShape | None, wants: dict[str, Want | None], catalog: Catalog,
-          limits: Limits) -> Rejected | None:
+          limits: Limits, author: Author | None = None, said: list[dict[str, Any]] | None = None) -> Rejected | None:
     """Checks what the last client transaction touched (`roots.touches`); returns the broken rule,
-    or None after filling `wants` with what each touched line asks of stock."""
+    or None after filling `wants` with what each touched line asks of stock (and `said` with the
+    chat messages it appended)."""
     touches = roots.touches
     if touches.touched_server:
         return Rejected("server_root", "clients may not write the 'server' root")
     unknown = (shape.roots if shape is not None else set(roots.doc.keys())) - ROOTS
     if unknown:
-        return Rejected("schema", f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta)")
+        return Rejected("schema", f"unknown root {sorted(unknown)[0]!r} (allowed: lines, meta, chat)")
     with raw.transaction(roots.doc) as txn:
+        broken, messages = chat.check_appended(touches.chat, txn, author, limits)
+        if broken is not None:
+            return Rejected(*broken)
+        if said is not None:
+            said.extend(messages)
         lines = roots.lines.integrated
         if touches.lines_added and lines.len(txn) > limits.max_lines:
             return Rejected("schema", f"too many lines (max {limits.max_lines})")
@@ -300,7 +324,9 @@ def check_personalisation(where: str, value: Any, product: Product) -> str | Non
 
 def check_meta(key: str, value: Any, limits: Limits) -> str | None:
     if key not in META_FIELDS:
-        return f"meta: unknown field {key!r} (allowed: note, discountCodes)"
+        return f"meta: unknown field {key!r} (allowed: note, discountCodes, details)"
+    if key == "details":
+        return check_details(value)
     if key == "note":
         if not isinstance(value, str) or len(value) > limits.max_note_chars:
             return f"meta: note must be a string of at most {limits.max_note_chars} characters"

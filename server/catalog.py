@@ -48,7 +48,10 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
         group = group_name(data.get("checkoutGroup") or DEFAULT_GROUP, "checkoutGroup")
     except GroupError as exc:
         raise fail(str(exc)) from None
-    return Product(sku, name, price, currency.upper(), max_qty, specs, group)
+    category = data.get("category") or ""
+    if not isinstance(category, str) or len(category) > 100:
+        raise fail("category must be a string of at most 100 characters")
+    return Product(sku, name, price, currency.upper(), max_qty, specs, checkout_group=group, category=category.strip())
 
 
 def product_to_json(p: Product) -> dict[str, Any]:
@@ -60,6 +63,7 @@ def product_to_json(p: Product) -> dict[str, Any]:
             for name, s in p.personalisation.items()
         },
         "checkoutGroup": p.checkout_group,
+        **({"category": p.category} if p.category else {}),
     }
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
+from ..crdt import CartDoc
 from .access import record_lookup
 from .auth import Identity
 from .catalog import CatalogCache
 from .refusals import NotFound
 from .stock import StockAuthority
-from .store import Store
+from .sync.registry import Rooms
+from .store import CartRecord, Store
+from .store.index import ShopIndex, customer_json
 
 RECENT_ORDERS = 5
 SUGGESTIONS = 6
@@ -48,8 +51,9 @@ async def orders_of(store: Store, customer_id: str) -> list[dict[str, Any]]:
 class Customers:
     """What the shop knows of a customer, for whoever may see it (an operator's look counts as a lookup)."""
 
-    def __init__(self, store: Store, catalog: CatalogCache, stock: StockAuthority) -> None:
-        self.store, self.catalog, self.stock = store, catalog, stock
+    def __init__(self, store: Store, catalog: CatalogCache, stock: StockAuthority, rooms: Rooms,
+                 index: ShopIndex) -> None:
+        self.store, self.catalog, self.stock, self.rooms, self.index = store, catalog, stock, rooms, index
 
     async def profile(self, who: Identity, customer_id: str) -> dict[str, Any]:
         """Favourites, recent orders, suggestions and carts."""
@@ -57,15 +61,30 @@ class Customers:
         await record_lookup(store, who, customer_id)
         favourites = (await store.get_record("profile", customer_id) or {}).get("favourites", [])
         orders = await orders_of(store, customer_id)
-        own = {line["sku"] for o in orders for line in o.get("lines", [])}
+        carts = await store.list_carts(customer_id)
+        # What is in the customer's open carts is never suggested (and suggests what goes with it).
+        own = {line["sku"] for o in orders for line in o.get("lines", [])} | await self._skus_in_open_carts(carts)
         baskets = [{line["sku"] for line in o.get("lines", [])} for o in (await store.list_records("order")).values()]
         products = self.catalog.all()
         levels = await self.stock.levels([p.sku for p in products])
         in_stock = [p.sku for p in products if levels[p.sku].available > 0]
-        carts = await store.list_carts(customer_id)
-        return {"id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
+        record = await self.index.get_customer(customer_id) or customer_json({"id": customer_id})
+        return {**record, "id": customer_id, "favourites": favourites, "recentOrders": orders[:RECENT_ORDERS],
                 "suggestions": suggest(own, favourites, baskets, in_stock),
                 "carts": [c.to_json() for c in carts]}
+
+    async def _skus_in_open_carts(self, carts: list[CartRecord], newest: int = 3) -> set[str]:
+        closed = await self.store.list_records("cart-closed")
+        skus: set[str] = set()
+        for record in [c for c in carts if c.id not in closed][-newest:]:
+            room = self.rooms.rooms.get(record.id)
+            if room is not None:
+                cart = room.cart
+            else:
+                stored = await self.store.load(record.id)
+                cart = CartDoc(stored.snapshot, stored.updates)
+            skus |= {str(line["sku"]) for line in cart.to_dict()["lines"].values()}
+        return skus
 
     async def orders(self, who: Identity, customer_id: str) -> list[dict[str, Any]]:
         """Order history, newest first."""

@@ -39,6 +39,12 @@ DEMO_PRODUCTS = [
     ("GIFT-CARD-50", "Gift card 50 €", 5000, 1000),
 ]
 
+# The first word of a SKU names its category (customers are found by a category bought).
+CATEGORIES = {"MUG": "kitchen", "COFFEE": "pantry", "TEA": "pantry", "CHOC": "pantry", "TEE": "clothing",
+              "HOODIE": "clothing", "CAP": "clothing", "SCARF": "clothing", "SOCKS": "clothing",
+              "NOTEBOOK": "stationery", "PEN": "stationery", "BOOK": "books", "PRINT": "art", "VASE": "home",
+              "CANDLE": "home", "PLANT": "home", "THROW": "home", "CUSHION": "home", "LAMP": "home"}
+
 INVITATION = Product(
     "INVITE-WEDDING", "Wedding invitations, set of 50", 18900, "EUR", 4,
     {"names": FieldSpec("text", max_length=120, required=True),
@@ -52,7 +58,8 @@ async def load_demo(catalog: CatalogCache, stock: StockAuthority) -> None:
     """Adds the demo products that are missing; never touches a shop's own data."""
     for sku, name, price, on_hand in DEMO_PRODUCTS:
         if catalog.get(sku) is None:
-            await catalog.put(Product(sku, name, price, "EUR", 10))
+            category = CATEGORIES.get(sku.split("-")[0], "gifts")
+            await catalog.put(Product(sku, name, price, "EUR", 10, category=category))
             await stock.set_on_hand(sku, on_hand)
     if catalog.get(INVITATION.sku) is None:
         await catalog.put(INVITATION)

@@ -26,6 +26,7 @@ class Edit(NamedTuple):
     added: AbstractSet[str] = frozenset()  # line ids it created
     removed: AbstractSet[str] = frozenset()  # line ids it removed
     wants: Mapping[str, Want | None] = MappingProxyType({})  # what its lines ask of stock, where read
+    chat: tuple[Mapping[str, Any], ...] = ()  # the chat messages it appended {id, from, role, text, at}
 
 
 class Extension:

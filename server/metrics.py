@@ -24,6 +24,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 # A rejection's reason names the rule in words (and the SKU or line); the label is the rule alone, so
 # that the number of series stays bounded whatever clients send.
 _RULES = [
+    (r"too many chat messages", "rate"), (r"chat", "chat"), (r"keyed content", "malformed_update"),
     (r"'server' root", "server_root"), (r"^unknown root", "unknown_root"), (r"^too many lines", "too_many_lines"),
     (r"must be a map", "line_shape"), (r"line id too long", "line_id"), (r"unknown sku", "unknown_sku"),
     (r"qty must be", "qty"), (r"personalisation", "personalisation"), (r"^meta:", "meta"),

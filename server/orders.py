@@ -7,6 +7,8 @@ from typing import Any, Awaitable, Callable
 
 from ..crdt import server_root
 from ..crdt.cart import plain
+from ..crdt.details import clean_details, missing_details
+from . import order_records, profiles
 from .auth import Identity
 from .bus import Bus
 from .catalog import CatalogCache
@@ -15,11 +17,12 @@ from .config import Config
 from .discounts import DiscountBook
 from .feeds import customer_event, shop_event
 from .ids import new_id
-from .refusals import Conflict, NotFound, exclusive
+from .refusals import Conflict, Invalid, NotFound, exclusive
 from .sync.registry import Rooms
 from .sync.room import Room
 from .stock import StockAuthority, StockError
 from .store import CartRecord, HoldRow, Store
+from .store.index import ShopIndex
 from .webhooks import Webhooks
 
 STEPS = ("personalise", "details", "payment")
@@ -83,10 +86,14 @@ class Orders:
     """Checkout, payment and the order workflow; each order's changes are one at a time in any process."""
 
     def __init__(self, config: Config, store: Store, stock: StockAuthority, rooms: Rooms, catalog: CatalogCache,
-                 discounts: DiscountBook, bus: Bus, webhooks: Webhooks) -> None:
+                 discounts: DiscountBook, bus: Bus, webhooks: Webhooks, index: ShopIndex) -> None:
         self.config, self.store, self.stock, self.rooms = config, store, stock, rooms
         self.catalog, self.discounts, self.bus, self.webhooks = catalog, discounts, bus, webhooks
+        self.index = index  # orders listed and customers found (server/store/index.py)
         self.listeners: list[Callable[[Order], Awaitable[Any]]] = []  # told of each change (order mail)
+
+    def category_of(self, sku: str) -> str | None:
+        return getattr(self.catalog.get(sku), "category", None)
 
     async def get(self, order_id: str) -> Order:
         order = await self.store.get_record("order", order_id)
@@ -101,6 +108,9 @@ class Orders:
         room = await self.rooms.get(record.id)
         if room.cart.status != "open":
             raise Conflict("not_open", f"cart is {room.cart.status}")
+        missing = missing_details(plain(room.cart.meta.get("details") or {})) if step == "payment" else []
+        if missing:
+            raise Conflict("details_incomplete", "checkout details missing or invalid: " + ", ".join(missing))
         at = now_ms()
         await room.commit(server_root.checkout_step(room.cart, step, at))
         shop_event(self.bus, "checkout.step", cartId=record.id, step=step, who=who.sub, role=who.role)
@@ -131,11 +141,9 @@ class Orders:
             raise Conflict("not_combinable", "; ".join(c["message"] for c in conflicts))
         pricing = server_root.compute_pricing(room.cart, self.catalog.get, self.discounts.get)
         order_id = new_id("o-")
-        order = {"id": order_id, "cartId": record.id, "customerId": record.owner, "state": "awaiting_payment",
-                 "lines": order_lines(room, pricing), "currency": pricing["currency"],
-                 "subtotal": pricing["subtotal"], "discounts": pricing["discounts"], "total": pricing["total"],
-                 "createdAt": now, "history": [{"state": "awaiting_payment", "at": now, "by": who.sub}]}
-        await store.put_record("order", order_id, order)
+        order = order_records.new_order(order_id, record.id, record.owner, order_lines(room, pricing), pricing,
+                                        clean_details(plain(room.cart.meta.get("details") or {})), now, who.sub)
+        await order_records.save(store, self.index, order)
         await store.put_record("customer-order", f"{record.owner}|{now:013d}|{order_id}", {"orderId": order_id})
         await room.commit(server_root.freeze(room.cart, order_id, pricing, now))
         await self._order_event(order, "order.created")
@@ -153,7 +161,8 @@ class Orders:
     async def _order_event(self, order: Order, type_: str) -> None:
         """Live to the customer and the shop floor, and (persisted first) to the host platform."""
         customer_event(self.bus, order["customerId"], type_, orderId=order["id"], cartId=order["cartId"],
-                       state=order["state"], total=order["total"])
+                       state=order["state"], status=order_records.status_of(order), total=order["total"],
+                       createdAt=order["createdAt"], **({"tracking": order["tracking"]} if order.get("tracking") else {}))
         await self.webhooks.emit(type_, {"order": order})
         for listener in self.listeners:
             await listener(order)
@@ -161,9 +170,8 @@ class Orders:
     # -- payment and the order workflow ---------------------------------------------------------
 
     async def _move(self, order: Order, state: str, who: str, **extra: Any) -> Order:
-        order = {**order, **extra, "state": state,
-                 "history": [*order["history"], {"state": state, "at": now_ms(), "by": who}]}
-        await self.store.put_record("order", order["id"], order)
+        order = order_records.moved(order, state, who, now_ms(), **extra)
+        await order_records.save(self.store, self.index, order)
         await self._order_event(order, "order.status")
         return order
 
@@ -184,6 +192,7 @@ class Orders:
         if status == "paid":
             sold = await self._sell(await self.rooms.get(order["cartId"]), order)
             order = await self._move(order, "confirmed", who.sub, payment={"reference": reference, "sold": sold})
+            await profiles.record_paid(self.index, order, self.category_of)  # its customer is found by it now
         else:
             order = await self._move(order, "payment_failed", who.sub, payment={"reference": reference})
         await self._show_outcome(order, status)
@@ -224,15 +233,21 @@ class Orders:
                            "order is still awaiting_payment (report failed to refund, or paid again once restocked)"
                            ) from None
 
-    async def move(self, who: Identity, order_id: str, target: Any) -> Order:
-        """An admin moves an order on (dispatched, delivered, cancelled); returns the order."""
+    async def move(self, who: Identity, order_id: str, target: Any, tracking: Any = None) -> Order:
+        """An admin moves an order on (dispatched, delivered, cancelled; `tracking` only with
+        dispatched); returns the order."""
+        extra = {}
+        if tracking is not None:
+            if target != "dispatched":
+                raise Invalid("bad_tracking", "tracking goes with dispatched")
+            extra["tracking"] = order_records.tracking(tracking)
         async with exclusive(self.store, f"order:{order_id}"):
             order = await self.get(order_id)
             if target not in TRANSITIONS.get(order["state"], set()):
                 raise Conflict("bad_transition", f"an order that is {order['state']} cannot become {target}")
             if target == "cancelled":
                 await self._cancel(order)
-            return await self._move(order, target, who.sub)
+            return await self._move(order, target, who.sub, **extra)
 
     async def _cancel(self, order: Order) -> None:
         """Cancelled before dispatch: what was sold goes back on the shelf, or the holds are let go."""

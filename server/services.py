@@ -13,6 +13,7 @@ from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
 from .checkout_groups import TOPIC as GROUPS_TOPIC, GroupBook
+from .chat import Chat
 from .config import Config
 from .customers import Customers
 from .demo import load_demo
@@ -25,6 +26,7 @@ from .mail.service import MailService
 from .merging import Merging
 from .metrics import Metrics, RoomMetrics, watch
 from .nudges import TOPIC as RULES_TOPIC, Nudges
+from .order_records import backfill
 from .orders import Orders
 from .hooks import Hooks
 from .shop_floor import ShopFloor
@@ -32,6 +34,7 @@ from .splitting import Splitting
 from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
+from .store.index import ShopIndex, open_index
 from .tokens import TokenVerifier, from_config
 from .webhooks import Webhooks
 
@@ -59,12 +62,14 @@ class Services:
     customers: Customers
     invites: Invites
     kiosks: Kiosks
+    index: ShopIndex  # orders listed and customers found (server/store/index.py)
     browsing: Browsing
     mail: MailService
     mailings: Mailings
     tokens: TokenVerifier
     metrics: Metrics
     nudges: Nudges
+    chat: Chat
 
     def close_connections(self) -> None:
         """Server shutdown, first step: long-lived sockets and streams end (clients reconnect elsewhere)."""
@@ -84,6 +89,9 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     bus = open_bus(config.bus)
     catalog = CatalogCache(store, bus)
     await catalog.load()
+    index = open_index(store)
+    await index.open()
+    await backfill(store, index, lambda sku: getattr(catalog.get(sku), "category", None))
     stock = open_stock(config, store)
 
     def browsed(type_: str, data: dict) -> None:  # the shop floor hears it, and the nudge rules' clocks
@@ -103,7 +111,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
-    mail = MailService(config, store, catalog)
+    mail = MailService(config, store, catalog, index)
     offers = Offers(rooms, bus)
     nudges = Nudges(store, bus, offers)
     await nudges.load()
@@ -112,10 +120,10 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
         splitting=Splitting(store, stock, rooms, bus, carts),
-        offers=offers, orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks),
-        customers=Customers(store, catalog, stock), invites=Invites(store, carts, merging), kiosks=kiosks,
-        browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config), metrics=metrics,
-        nudges=nudges)
+        offers=offers, orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks, index),
+        customers=Customers(store, catalog, stock, rooms, index), invites=Invites(store, carts, merging), kiosks=kiosks,
+        index=index, browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config),
+        metrics=metrics, nudges=nudges, chat=Chat(config, rooms, bus))
     _wire(services)
     await bus.start()
     await stock.start()
@@ -153,8 +161,9 @@ def _wire(s: Services) -> None:
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
-    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), RoomMetrics(s.metrics), s.nudges):
+    # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
+    # chat messages on the shop floor, metrics, nudge rules' clocks.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat, RoomMetrics(s.metrics), s.nudges):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -90,6 +91,16 @@ class RedisCluster:
                     if low.isdigit() and int(low) <= slot <= int(high or low):
                         return int(fields[1].split(":")[1].split("@")[0])
         raise LookupError(key)
+
+    def replica_of(self, master: int) -> int:
+        """The port of a replica of the master on `master`."""
+        nodes = [line.split() for line in self.cli(self.ports[0], "CLUSTER", "NODES").splitlines()]
+        master_id = next(f[0] for f in nodes if f[1].split("@")[0].endswith(f":{master}"))
+        return next(int(f[1].split(":")[1].split("@")[0]) for f in nodes if f[3] == master_id)
+
+    def pause(self, port: int, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) a node: it keeps its connections but answers nothing."""
+        self.procs[port].send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def kill(self, port: int) -> None:
         proc = self.procs.pop(port, None)

@@ -128,7 +128,7 @@ class Mailings:
         mailing = await self._mailing(data["mailingId"])
         if mailing is None:
             return Outcome(False, "mailing gone", permanent=True)
-        if not await consents(self.store, data["customerId"]):
+        if not await consents(self.service.index, data["customerId"]):
             return Outcome(False, "unsubscribed", permanent=True)
         config = self.service.config
         unsubscribe = f"{public_url(config)}/unsubscribe?t={unsubscribe_token(config.jwt_secret, data['customerId'])}"

@@ -7,7 +7,7 @@ from typing import Any
 from ..catalog import CatalogCache
 from ..clock import now_ms
 from ..config import Config
-from ..store import Store
+from ..store.index import ShopIndex
 from .compose import message_id, render, valid_email
 from .tokens import tracking_token
 
@@ -39,13 +39,13 @@ def money(amount: Any, currency: str) -> str:
     return f"{amount / 100:,.2f} {currency}".strip()
 
 
-async def contact(store: Store, order: dict[str, Any]) -> tuple[str, str]:
+async def contact(index: ShopIndex, order: dict[str, Any]) -> tuple[str, str]:
     """(email, name) to write to about an order: its checkout details when they have an email,
-    else the customer's profile."""
+    else the customer's profile (the customer index keeps it)."""
     details = order.get("details") or {}
     if valid_email(details.get("email")):
         return details["email"], str(details.get("name") or "")
-    profile = await store.get_record("profile", str(order.get("customerId", ""))) or {}
+    profile = await index.get_customer(str(order.get("customerId", ""))) or {}
     if valid_email(profile.get("email")):
         return profile["email"], str(profile.get("name") or details.get("name") or "")
     return "", ""

@@ -1,8 +1,8 @@
 """Who a mailing goes to: a segment of customers (bought a SKU, of a category, since a date, matching text).
 
-A small query over the stored paid orders and profiles, behind `select`, until the customer search
-of issue 18 (#3) lands; then `select` asks it instead. Only customers with `marketingConsent` and
-an email are recipients.
+`select` asks the shop's customer search (server/store/index.py, issue 18 #3): a segment's fields
+mean what `GET /api/customers`' filters mean, and only past buyers with `marketingConsent` and an
+email are recipients. Consent lives in the customer's profile there (`PUT /api/customers/{id}`).
 """
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..store import Store
+from ..store.index import MAX_LIMIT, CustomerQuery, ShopIndex
 from .compose import valid_email
 
 FIELDS = ("q", "bought", "category", "since")
-PAID = ("confirmed", "dispatched", "delivered")
 
 
 class BadSegment(ValueError):
@@ -78,50 +77,35 @@ def parse(raw: Any) -> Segment:
     return Segment(q.strip().lower(), frozenset(bought), category, since)
 
 
-def _status(order: dict[str, Any]) -> str:
-    return str(order.get("status") or order.get("state") or "")
+def query(segment: Segment, cursor: str | None = None) -> CustomerQuery:
+    """The customer search a segment is."""
+    return CustomerQuery(q=segment.q, bought=tuple(sorted(segment.bought)), category=segment.category or None,
+                         since=segment.since or None, limit=MAX_LIMIT, cursor=cursor)
 
 
-async def select(store: Store, segment: Segment, products: dict[str, dict[str, Any]]) -> list[Recipient]:
-    """The recipients of a segment, each customer once, in a stable order (by customer id)."""
-    in_category = {sku for sku, p in products.items() if segment.category and p.get("category") == segment.category}
-    matched: dict[str, dict[str, Any]] = {}  # customer -> their latest matching paid order
-    for order in (await store.list_records("order")).values():
-        if _status(order) not in PAID or int(order.get("createdAt", 0)) < segment.since:
-            continue
-        skus = {line.get("sku") for line in order.get("lines", [])}
-        if segment.bought and not skus & segment.bought:
-            continue
-        if segment.category and not skus & in_category:
-            continue
-        customer = str(order.get("customerId", ""))
-        if customer not in matched or order.get("createdAt", 0) > matched[customer].get("createdAt", 0):
-            matched[customer] = order
-    out = []
-    for customer in sorted(matched):
-        profile = await store.get_record("profile", customer) or {}
-        if profile.get("marketingConsent") is not True:
-            continue
-        details = matched[customer].get("details") or {}
-        email = profile.get("email") if valid_email(profile.get("email")) else details.get("email")
-        if not valid_email(email):
-            continue
-        name = str(profile.get("name") or details.get("name") or "")
-        phone = str(profile.get("phone") or details.get("phone") or "")
-        if segment.q and segment.q not in f"{name}\n{email}\n{phone}".lower():
-            continue
-        out.append(Recipient(customer, email, name))
-    return out
+async def select(index: ShopIndex, segment: Segment) -> list[Recipient]:
+    """The recipients of a segment, each customer once, in a stable order (by customer id): past
+    buyers it finds who agree to marketing mail and have an email."""
+    out: list[Recipient] = []
+    cursor: str | None = None
+    while True:
+        page = await index.search_customers(query(segment, cursor))
+        for customer in page.items:
+            if customer["orders"] > 0 and customer["marketingConsent"] and valid_email(customer["email"]):
+                out.append(Recipient(customer["id"], customer["email"], str(customer["name"] or "")))
+        if page.next is None:
+            return out
+        cursor = page.next
 
 
-async def consents(store: Store, customer_id: str) -> bool:
+async def consents(index: ShopIndex, customer_id: str) -> bool:
     """Whether the customer still agrees to marketing mail (checked again before each mail)."""
-    return (await store.get_record("profile", customer_id) or {}).get("marketingConsent") is True
+    return bool((await index.get_customer(customer_id) or {}).get("marketingConsent"))
 
 
-async def unsubscribe(store: Store, customer_id: str) -> bool:
+async def unsubscribe(index: ShopIndex, customer_id: str) -> bool:
     """Ends the customer's marketing consent; returns whether it was on."""
-    profile = await store.get_record("profile", customer_id) or {}
-    was = profile.get("marketingConsent") is True
-    await store.put_record("profile", customer_id, {**profile, "marketingConsent": False})
+    was = await consents(index, customer_id)
+    if was:
+        await index.put_customer(customer_id, {"marketingConsent": False})
     return was

@@ -21,6 +21,7 @@ from ..clock import now_ms
 from ..config import Config
 from ..outbox import Outbox, Outcome
 from ..store import Store
+from ..store.index import ShopIndex
 from ..tasks import cancel_and_wait
 from . import orders, smtp
 from .catcher import Catcher
@@ -43,6 +44,7 @@ class MailService:
     config: Config
     store: Store
     catalog: CatalogCache
+    index: ShopIndex  # the customers' profiles: email, name, marketing consent
     sender: smtp.SmtpSender | None = None
     catcher: Catcher | None = None
     render_bulk: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | Outcome]] | None = None  # mailings'
@@ -72,7 +74,7 @@ class MailService:
         status = orders.status_of(order)
         if status not in orders.MAILS:
             return ""
-        email, name = await orders.contact(self.store, order)
+        email, name = await orders.contact(self.index, order)
         if not email:
             log.info("order %s is %s: no email to write to", orders.id_of(order), status)
             return ""

@@ -10,14 +10,24 @@ from .. import auth
 from ..carts import CHANNELS, ROLE_CHANNEL, Personalisation
 from ..errors import ApiError, json_body
 from ..guard import CART_OPENER, Rule, caller, cart, lists_owner, role, signed_in_customer
-from ..openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj
-from ..refusals import int_in
+from ..openapi import INTEGER, NON_EMPTY, QTY, STRING, api, obj, param
+from ..refusals import Forbidden, int_in
 from ..services import SERVICES
+from ..open_carts import open_carts
 
 CART_MAKER = Rule("customer (own), assistant (a walk-in cart), operator and admin (for `owner`, which they must give)",
                   (role("customer", "assistant", "operator", "admin",
                         message="a kiosk gets its cart by signing a customer in"),))
-OWNER_LISTING = Rule("the owner, operator (records a lookup), admin", (lists_owner,))
+async def lists_carts(request: web.Request, who: auth.Identity) -> None:
+    """`?status=open`, the shop floor's carts, is an admin's; otherwise the carts of `?owner=`."""
+    if "status" in request.query:
+        if not who.is_admin:
+            raise Forbidden("forbidden", "the shop floor's carts are for admins")
+    else:
+        await lists_owner(request, who)
+
+
+OWNER_LISTING = Rule("the owner, operator (records a lookup), admin; ?status=open: admin", (lists_carts,))
 BOTH_CARTS = Rule("whoever may open both carts", CART_OPENER.checks)  # the target: Merging.merge_into
 CART_READER = Rule("whoever may open it", CART_OPENER.checks)
 CLAIMANT = Rule("customer (signed in)", (signed_in_customer,))
@@ -45,12 +55,20 @@ async def get_cart(request: web.Request) -> web.Response:
     return web.json_response(await request.app[SERVICES].carts.view(cart(request)))
 
 
-@api.add("GET", "/api/carts", "Carts of an owner", auth=OWNER_LISTING,
-         query={"owner": "customer id (defaults to the caller)"},
+@api.add("GET", "/api/carts", "Carts of an owner; or (admin, ?status=open) every open cart with a summary",
+         auth=OWNER_LISTING,
+         query={"owner": "customer id (defaults to the caller)",
+                "status": param("open: the shop floor's carts", {"enum": ["open"]})},
          result=obj(("carts",), carts={"type": "array", "items": obj(("id", "owner", "status"), id=STRING,
                                                                      owner=STRING, status=STRING)}))
 async def list_carts(request: web.Request) -> web.Response:
     who = caller(request)
+    if "status" in request.query:
+        if request.query["status"] != "open":
+            raise ApiError(400, "bad_status", "status=open is the one filter")
+        services = request.app[SERVICES]
+        docs = {cart_id: room.cart for cart_id, room in services.rooms.rooms.items()}
+        return web.json_response({"carts": await open_carts(services.store, docs)})
     carts = await request.app[SERVICES].carts.list_of(who, request.query.get("owner", who.sub))
     return web.json_response({"carts": carts})
 
@@ -105,6 +123,20 @@ async def remove_line(request: web.Request) -> web.Response:
     line_id = request.match_info["lineId"]
     await carts.remove_line(caller(request), room, line_id)
     return web.json_response({"lineId": line_id, "removed": True})
+
+
+# -- chat over HTTP (for clients without Yjs) ----------------------------------------------------
+
+MESSAGE = obj(("id", "from", "role", "text", "at"), id=STRING, text=STRING, role=STRING, at=INTEGER,
+              **{"from": STRING})
+
+
+@api.add("POST", "/api/carts/{cartId}/messages", "Write in the cart's chat (reaches live clients and the shop floor)",
+         ok=201, auth=CART_OPENER, errors=(404, 409, 429), body=obj(("text",), text=NON_EMPTY), result=MESSAGE)
+async def post_message(request: web.Request) -> web.Response:
+    text = (await json_body(request)).get("text")
+    message = await request.app[SERVICES].chat.post(caller(request), cart(request), text)
+    return web.json_response(message, status=201)
 
 
 # -- merging ---------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
          auth=None, query=TOKEN, errors=(404,), media=HTML, result=STRING)
 async def unsubscribe(request: web.Request) -> web.Response:
     customer_id = _unsubscriber(request)
-    await segments.unsubscribe(request.app[SERVICES].store, customer_id)
+    await segments.unsubscribe(request.app[SERVICES].index, customer_id)
     return web.Response(text="<!doctype html><meta charset=utf-8><title>Unsubscribed</title>"
                              "<p>You are unsubscribed: no more marketing mail.</p>", content_type=HTML)
 
@@ -114,8 +114,7 @@ async def create_mailing(request: web.Request) -> web.Response:
     except segments.BadSegment as exc:
         raise ApiError(400, "bad_segment", str(exc)) from None
     services = request.app[SERVICES]
-    store = services.store
-    recipients = await segments.select(store, segment, await store.list_products() if segment.category else {})
+    recipients = await segments.select(services.index, segment)
     try:
         mailing = await services.mailings.create(subject.strip(), text, segment, recipients, who.sub)
     except NoRecipients as exc:

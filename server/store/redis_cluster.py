@@ -9,13 +9,17 @@ acknowledges to a client (an append, whose seq the room waits for; a new cart) i
 `WAIT 1` on the same connection, in the same pipeline, when its master has a replica. It is
 acknowledged only once a replica has it, so a master failover loses nothing acknowledged; when no
 replica answers within WAIT_TIMEOUT_MS the write reports an error (it may still be on the master).
-A master without replicas acknowledges on its own `appendfsync`. Stock needs no WAIT to never
+Whether a master has a replica is asked of the master itself (`INFO replication`, at most every
+REPLICA_CHECK_SECONDS), not read from the slots map: nodes learn of other nodes' replicas by
+gossip, so a map may list none that exist. A master without replicas acknowledges on its own
+`appendfsync`. Stock needs no WAIT to never
 oversell: a sale is one script on the SKU's master that checks on-hand, and a promoted replica can
 only have forgotten recent holds (checkout then finds them missing), never sold more than on hand.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +31,7 @@ from .redis import MAX_CONNECTIONS, TIMEOUT, RedisStore, split_prefix
 
 SCHEME = "redis+cluster://"
 WAIT_TIMEOUT_MS = 2000  # how long an acknowledged write waits for one replica's copy
+REPLICA_CHECK_SECONDS = 5.0  # how long a master's answer to "have you a replica?" is believed
 
 
 def cluster_nodes(url: str) -> list[ClusterNode]:
@@ -78,17 +83,35 @@ def connect_cluster(url: str) -> tuple[RedisCluster, str]:
     return client, prefix
 
 
-def has_replica(client: RedisCluster, key: str) -> bool:
-    """Whether the master serving `key` has a replica (the slots map, refreshed on every MOVED)."""
-    return len(client.nodes_manager.slots_cache.get(client.keyslot(key), ())) > 1
+class Replicas:
+    """Which masters have a replica, as each master says (`connected_slaves`), asked again after
+    REPLICA_CHECK_SECONDS; a master that cannot be asked is taken to have one (WAIT then decides)."""
+
+    def __init__(self, client: RedisCluster) -> None:
+        self.client = client
+        self.known: dict[str, tuple[float, bool]] = {}  # node name -> (asked at, has a replica)
+
+    async def of(self, key: str) -> tuple[ClusterNode, bool]:
+        """The master serving `key` and whether a write there must wait for a replica."""
+        node = self.client.get_node_from_key(key)
+        now = time.monotonic()
+        asked = self.known.get(node.name)
+        if asked is None or now - asked[0] > REPLICA_CHECK_SECONDS:
+            try:
+                info = await self.client.execute_command("INFO", "replication", target_nodes=node)
+                replicated = int(info.get("connected_slaves", 0)) > 0
+            except RedisError:
+                replicated = True
+            asked = self.known[node.name] = (now, replicated)
+        return node, asked[1]
 
 
 class ReplicatedScript:
     """A registered script whose every call is acknowledged only once a replica has its effect:
     EVALSHA then `WAIT 1` in one pipeline, so both go down the connection that wrote."""
 
-    def __init__(self, client: RedisCluster, script: AsyncScript) -> None:
-        self.client, self.script = client, script
+    def __init__(self, client: RedisCluster, script: AsyncScript, replicas: Replicas) -> None:
+        self.client, self.script, self.replicas = client, script, replicas
 
     async def __call__(self, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -98,9 +121,9 @@ class ReplicatedScript:
             return await self._call(keys, args)
 
     async def _call(self, keys: list[str], args: list[Any]) -> Any:
-        if not has_replica(self.client, keys[0]):
+        node, replicated = await self.replicas.of(keys[0])
+        if not replicated:
             return await self.script(keys, args)
-        node = self.client.get_node_from_key(keys[0])
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.evalsha(self.script.sha, len(keys), *keys, *args)
             pipe.execute_command("WAIT", 1, WAIT_TIMEOUT_MS, target_nodes=node)
@@ -116,8 +139,9 @@ class RedisClusterStore(RedisStore):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
+        self.replicas = Replicas(self.r)
         for name in ("_create", "_compact", "_set_on_hand", "_put_record", "_take_record"):
-            setattr(self, name, ReplicatedScript(self.r, getattr(self, name)))
+            setattr(self, name, ReplicatedScript(self.r, getattr(self, name), self.replicas))
 
     async def open(self) -> None:
         await self.r.initialize()  # a wrong seed list fails at startup, not at the first edit
@@ -129,9 +153,9 @@ class RedisClusterStore(RedisStore):
         waits: dict[str, ClusterNode] = {}
         node_of: list[str] = []
         for keys, _ in calls:
-            node = self.r.get_node_from_key(keys[0])
+            node, replicated = await self.replicas.of(keys[0])
             node_of.append(node.name)
-            if has_replica(self.r, keys[0]):
+            if replicated:
                 waits[node.name] = node
         async with self.r.pipeline(transaction=False) as pipe:
             for keys, args in calls:

@@ -87,13 +87,26 @@ class Connection:
 
     def allow(self) -> bool:
         """Takes one message from the inbound budget (`max_messages_per_second`, refilled continuously)."""
-        now = asyncio.get_running_loop().time()
-        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
-        self._last = now
+        self._refill()
         if self._tokens < 1:
             return False
         self._tokens -= 1
         return True
+
+    def _refill(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+
+    def chat_budget(self) -> int:
+        """How many chat messages the update in hand may carry: the one its frame paid for, and what
+        the inbound budget holds now (a flood of messages in one update is a flood all the same)."""
+        self._refill()
+        return 1 + max(0, int(self._tokens))
+
+    def spend(self, messages: int) -> None:
+        """Takes chat messages beyond the first of an update from the inbound budget."""
+        self._tokens -= max(0, messages)
 
     async def finish(self) -> None:
         """Waits (bounded) for a close in progress to be sent."""

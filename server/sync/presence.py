@@ -29,14 +29,15 @@ class Presence:
         return self.awareness.encode_awareness_update(list(self.awareness.states if client_ids is None else client_ids))
 
     def who(self) -> list[dict[str, Any]]:
-        """Who has the cart open, from awareness: name, role, channel, focused or away."""
+        """Who has the cart open, from awareness: name, role, channel, focused or away, typing in the chat."""
         present = []
         for client_id, state in self.awareness.states.items():
             if not isinstance(state, dict):  # judged on the way in; a process of an older version may not have
                 continue
             user = state.get("user") if isinstance(state.get("user"), dict) else {}
             present.append({"clientId": client_id, "name": _text(user.get("name")), "role": _text(user.get("role")),
-                            "channel": _text(user.get("channel")), "focus": state.get("focus", True) is not False})
+                            "channel": _text(user.get("channel")), "focus": state.get("focus", True) is not False,
+                             **({"typing": True} if state.get("typing") is True else {})})
         return present
 
     def from_client(self, conn: Connection, payload: bytes) -> list[int]:

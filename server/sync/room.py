@@ -13,6 +13,7 @@ from aiohttp import WSCloseCode
 from pycrdt import Awareness, merge_updates
 
 from ...crdt import Accepted, CartDoc, Rejected, server_root
+from ...crdt.chat import Author
 from ...crdt.groups import NO_GROUPS, CheckoutGroups
 from ...crdt.pricing import DiscountLookup
 from ...crdt.protocol import (
@@ -26,7 +27,7 @@ from ..metrics import NO_METRICS
 from ..stock.reconcile import sync_of
 from ..stock import Decision, StockAuthority, Want
 from ..store import HoldRow, Store
-from .connection import GONE, REJECTED, Close, Connection, binary_frame
+from .connection import GONE, REJECTED, TOO_FAST, Close, Connection, binary_frame
 from .presence import Presence
 
 log = logging.getLogger("livecart.rooms")
@@ -157,10 +158,12 @@ class Room:
     async def client_update(self, conn: Connection, update: bytes) -> None:
         """A client's edit: validate (and apply) → extensions hear it → decide the server's answer
         → store → relay; holds the answer left to the background follow."""
-        accepted = await self.validate(update)
+        accepted = await self.validate(update, conn)
         if accepted.update == EMPTY_UPDATE:
             return  # all of it was known already
-        self.hooks.on_edit(self, Edit(conn.who, accepted.added, accepted.removed, accepted.wants))
+        if len(accepted.chat) > 1:
+            conn.spend(len(accepted.chat) - 1)
+        self.hooks.on_edit(self, Edit(conn.who, accepted.added, accepted.removed, accepted.wants, accepted.chat))
         answer = self.decide(accepted)
         if answer:
             both = merge_updates(accepted.update, answer)  # stored and relayed as one update: one row, one apply
@@ -175,20 +178,22 @@ class Room:
             else:
                 self._reprice_soon()
 
-    async def validate(self, update: bytes) -> Accepted:
+    async def validate(self, update: bytes, conn: Connection | None = None) -> Accepted:
         """Applies a client update to the cart if it may; a rejection closes its sender with 4400
-        (the cart unchanged). A rejection this process may be wrong about (a product added in another
+        (the cart unchanged; 4429 for more chat messages than its rate allows). `conn`: the sender,
+        whom its chat messages must name (None: it may append none). A rejection this process may be wrong about (a product added in another
         process, updates it has not read yet from the shared log) is judged again once it caught up."""
         self.check_open_for_clients()
         if self.cart.status != "open":
             raise Close(REJECTED, f"cart is {self.cart.status.replace('_', ' ')}: it takes no edits")
-        verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits)
+        author = Author(conn.who.sub, conn.who.role, conn.chat_budget()) if conn is not None else None
+        verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits, author)
         if isinstance(verdict, Rejected) and (
                 (verdict.sku and await self.catalog.knows(verdict.sku))  # a product just added elsewhere
                 or (verdict.missing and await self.catch_up())):  # this process is behind the shared log
-            verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits)
+            verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits, author)
         if isinstance(verdict, Rejected):
-            raise Close(REJECTED, verdict.reason)
+            raise Close(TOO_FAST if verdict.code == "chat_rate" else REJECTED, verdict.reason)
         return verdict
 
     def decide(self, accepted: Accepted) -> bytes | None:

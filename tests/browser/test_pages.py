@@ -68,7 +68,10 @@ def test_scenario(browser: Browser, name: str) -> None:
     merge: assistant and customer co-edit, the walk-in merges and the assistant follows;
     typing: personalisation appears character by character in the admin's view;
     kiosk: idle sign-out clears the screen and the kiosk can no longer open the cart;
-    order: the admin is told of the carted item, dispatches, the customer sees the new status."""
+    order: the admin is told of the carted item, dispatches, the customer sees the new status;
+    details: the shopper fills the details over two visits while the operator completes the address live;
+    history: the order appears in the cart page's history and follows the admin's dispatch live;
+    favourites: a heart on the storefront shows among the customer's favourites in the call centre."""
     server = flows.demo_server(name)  # its own, with the scenario's options (the kiosk's idle time)
     try:
         run_scenario(browser, server.url, flows.SCENARIOS[name], name)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(TOOLS))
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 import screenshots  # noqa: E402
-from flows import WAIT_MS, shopper, staff  # noqa: E402
+from flows import WAIT_MS, collect_details, shopper, staff  # noqa: E402
 from screenshots import Server, token, watch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
@@ -114,6 +114,7 @@ def test_a_delivered_order_leaves_the_live_board_and_cards_say_1_item(browser: B
     expect(card.locator(".events")).not_to_contain_text("1 items")
     eve.goto(url + "/cart")
     eve.wait_for_selector(".line .chip.held")
+    collect_details(eve, "Eve Online", "eve@example.com")  # payment needs the checkout details
     eve.click("text=Continue to payment")
     eve.click("text=Place order")
     eve.wait_for_selector(".order-card .tag:text('awaiting payment')")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from livecart.server.stock.redis_cluster import RedisClusterStock
 from livecart.server.store import open_store
 from redis_cluster import RedisCluster
@@ -82,6 +84,32 @@ async def test_a_master_failover_loses_nothing_acknowledged_and_oversells_nothin
     finally:
         await store.close()
         await stock.r.aclose()
+
+
+async def test_an_append_waits_for_the_replica_even_when_the_clients_slot_map_lists_none(
+        redis_cluster_with_replicas: RedisCluster, tmp_path: Path) -> None:
+    """Cluster nodes learn of each other's replicas by gossip, so a client may read a slot map that
+    lists none (a store opened just after the cluster formed, or just after a replica joined). Its
+    appends must still wait for the replica the master has: with that replica paused, an append is
+    refused instead of acknowledged on the master alone (where a failover would lose it)."""
+    cluster = redis_cluster_with_replicas
+    store = open_store(cluster.url, tmp_path)
+    await store.open()
+    replica = cluster.replica_of(cluster.master_of("livecart:{c:cart0}:log"))
+    try:
+        assert await store.append("cart0", b"first") == 1  # the replica is there: acknowledged
+        slots = store.r.nodes_manager.slots_cache
+        for slot, nodes in slots.items():  # the map as a node that had not heard of replicas gives it
+            slots[slot] = nodes[:1]
+        cluster.pause(replica)
+        try:
+            with pytest.raises(Exception):
+                await store.append("cart0", b"second")
+        finally:
+            cluster.pause(replica, False)
+        assert await store.append("cart0", b"third") >= 2
+    finally:
+        await store.close()
 
 
 async def test_processes_on_a_cluster_share_carts_and_stock(redis_cluster: RedisCluster, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from livecart.server.stock.actor import StockActor
 from livecart.server.stock.redis import RedisStock
 from livecart.server.stock.redis_cluster import RedisClusterStock
 from livecart.server.store import CartLog, CartRecord, Store, open_store
+from livecart.server.store.index import CustomerQuery, OrderQuery, Purchase, ShopIndex, open_index
 
 Opener = Callable[[], Store]
 Backend = tuple[str, str, str]  # kind, url, fsync
@@ -199,3 +200,132 @@ async def test_locks_are_exclusive_until_released_or_expired(store: Store) -> No
     assert await store.lock("order:1", "b", 0.1)
     await asyncio.sleep(0.15)
     assert await store.lock("order:1", "c", 1)  # b's lease ran out
+
+
+# -- the shop index: orders and customers (server/store/index.py), one suite for every backend -------------
+
+@pytest.fixture
+async def index(store: Store) -> ShopIndex:
+    index = open_index(store)
+    await index.open()
+    return index
+
+
+def an_order(n: int, customer: str = "ada", status: str = "confirmed", at: int | None = None) -> dict:
+    return {"id": f"o-{n:03d}", "orderId": f"o-{n:03d}", "customerId": customer, "cartId": f"c-{n}",
+            "status": status, "state": status, "createdAt": at if at is not None else 1_000 + n, "total": 100 * n}
+
+
+async def test_orders_list_newest_first_with_filters(index: ShopIndex) -> None:
+    for n in range(1, 8):
+        await index.put_order(an_order(n, "ada" if n % 2 else "bob", "confirmed" if n < 5 else "awaiting_payment"))
+    assert [o["id"] for o in (await index.list_orders(OrderQuery())).items] == [f"o-{n:03d}" for n in range(7, 0, -1)]
+    assert [o["id"] for o in (await index.list_orders(OrderQuery(customer="bob"))).items] == ["o-006", "o-004", "o-002"]
+    assert [o["id"] for o in (await index.list_orders(OrderQuery(status="awaiting_payment"))).items] == [
+        "o-007", "o-006", "o-005"]
+    assert [o["id"] for o in (await index.list_orders(OrderQuery(since=1_005))).items] == ["o-007", "o-006", "o-005"]
+    both = await index.list_orders(OrderQuery(customer="ada", status="confirmed"))
+    assert [o["id"] for o in both.items] == ["o-003", "o-001"] and both.next is None
+    # a status change moves the order between the status lists; it is stored whole
+    await index.put_order({**an_order(6, "bob"), "status": "dispatched", "tracking": {"carrier": "DHL"}})
+    dispatched = await index.list_orders(OrderQuery(status="dispatched"))
+    assert [o["tracking"] for o in dispatched.items] == [{"carrier": "DHL"}]
+    assert "o-006" not in [o["id"] for o in (await index.list_orders(OrderQuery(status="awaiting_payment"))).items]
+
+
+async def test_order_pages_are_stable_under_inserts(index: ShopIndex) -> None:
+    for n in range(1, 26):
+        await index.put_order(an_order(n, at=5_000))  # all in one millisecond: the id breaks the tie
+    first = await index.list_orders(OrderQuery(limit=10))
+    assert len(first.items) == 10 and first.next
+    for n in range(26, 31):  # newer orders arrive between two pages
+        await index.put_order(an_order(n, at=6_000))
+    seen = [o["id"] for o in first.items]
+    cursor = first.next
+    while cursor:
+        page = await index.list_orders(OrderQuery(limit=10, cursor=cursor))
+        seen += [o["id"] for o in page.items]
+        cursor = page.next
+    assert seen == [f"o-{n:03d}" for n in range(25, 0, -1)]  # each old order once, in order
+
+
+async def test_customers_profiles_and_purchases(index: ShopIndex) -> None:
+    assert await index.get_customer("ada") is None
+    ada = await index.put_customer("ada", {"name": "Ada Lovelace", "phone": "+44 20 7946 0958"})
+    assert ada == {"id": "ada", "name": "Ada Lovelace", "email": None, "phone": "+44 20 7946 0958",
+                   "marketingConsent": False, "orders": 0, "spent": 0, "lastOrderAt": None}
+    assert await index.add_purchase(Purchase("ada", "o-1", 2_000, 1500, ("MUG-LAST", "TEE"), ("kitchen",),
+                                             name="Someone Else", email="ada@example.com"))
+    assert not await index.add_purchase(Purchase("ada", "o-1", 2_000, 1500, ("MUG-LAST",)))  # counted once
+    assert await index.add_purchase(Purchase("ada", "o-2", 1_500, 500, ("TEE",)))
+    ada = await index.get_customer("ada")
+    # a purchase fills what the profile lacks (the email), never what it has (the name)
+    assert ada == {"id": "ada", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958",
+                   "marketingConsent": False, "orders": 2, "spent": 2000, "lastOrderAt": 2_000}
+    ada = await index.put_customer("ada", {"name": "Ada King", "marketingConsent": True})
+    assert (ada["name"], ada["email"], ada["marketingConsent"]) == ("Ada King", "ada@example.com", True)
+
+
+async def ids(index: ShopIndex, **query) -> list[str]:
+    return [c["id"] for c in (await index.search_customers(CustomerQuery(**query))).items]
+
+
+async def test_customer_search_by_text_product_category_and_date(index: ShopIndex) -> None:
+    await index.put_customer("ada", {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958"})
+    await index.put_customer("adam", {"name": "Adam Smith", "email": "adam@example.com"})
+    await index.put_customer("grace", {"name": "Grace Hopper", "email": "grace@navy.mil", "phone": "555 0100"})
+    await index.put_customer("zoe", {"name": "Zoë Ádler", "email": "Zoe@Example.com"})
+    await index.add_purchase(Purchase("ada", "o-1", 1_000, 900, ("MUG-LAST",), ("kitchen",)))
+    await index.add_purchase(Purchase("grace", "o-2", 3_000, 1500, ("TEE",), ("clothing",)))
+    await index.add_purchase(Purchase("adam", "o-3", 5_000, 900, ("MUG-LAST", "TEE"), ("kitchen", "clothing")))
+    assert await ids(index, q="Ada") == ["ada", "adam"]  # a word's start, any case
+    assert await ids(index, q="ada@example.com") == ["ada"]  # an email whole: nobody else's
+    assert await ids(index, q="lovelace ada") == ["ada"]  # every word must match
+    assert await ids(index, q="ADLER") == ["zoe"] and await ids(index, q="zoë") == ["zoe"]
+    assert await ids(index, q="zoe@example.com") == ["zoe"]
+    assert await ids(index, q="2079") == ["ada"] and await ids(index, q="+44 20 7946") == ["ada"]
+    assert await ids(index, q="020 7946 0958") == ["ada"] and await ids(index, q="0958") == ["ada"]
+    assert await ids(index, q="555-0100") == ["grace"]
+    assert await ids(index, q="navy") == ["grace"]
+    assert await ids(index, q="nobody") == []
+    assert await ids(index, bought=("MUG-LAST",)) == ["ada", "adam"]
+    assert await ids(index, bought=("MUG-LAST", "TEE")) == ["ada", "adam", "grace"]
+    assert await ids(index, bought=("MUG-LAST",), since=2_000) == ["adam"]
+    assert await ids(index, category="clothing") == ["adam", "grace"]
+    assert await ids(index, category="clothing", q="grace") == ["grace"]
+    assert await ids(index, since=3_000) == ["adam", "grace"]
+    assert await ids(index) == ["ada", "adam", "grace", "zoe"]
+    found = (await index.search_customers(CustomerQuery(q="grace"))).items
+    assert found == [{"id": "grace", "name": "Grace Hopper", "email": "grace@navy.mil", "phone": "555 0100",
+                      "marketingConsent": False, "orders": 1, "spent": 1500, "lastOrderAt": 3_000}]
+    # renamed: found by the new name only
+    await index.put_customer("grace", {"name": "Amazing Grace"})
+    assert await ids(index, q="hopper") == [] and await ids(index, q="amazing") == ["grace"]
+
+
+async def test_customer_search_pages_by_id(index: ShopIndex) -> None:
+    for n in range(12):
+        await index.put_customer(f"c{n:02d}", {"name": f"Pat Number{n}"})
+        await index.add_purchase(Purchase(f"c{n:02d}", f"o{n}", 1_000 + n, 100, ("TEE",)))
+    for query in ({"q": "pat"}, {"bought": ("TEE",)}, {}):
+        seen, cursor = [], None
+        while True:
+            page = await index.search_customers(CustomerQuery(limit=5, cursor=cursor, **query))
+            seen += [c["id"] for c in page.items]
+            if page.next is None:
+                break
+            cursor = page.next
+        assert seen == [f"c{n:02d}" for n in range(12)], query
+
+
+async def test_bulk_writes_count_each_order_once_and_find_like_single_ones(index: ShopIndex) -> None:
+    await index.put_customers({"ada": {"name": "Ada Lovelace"}, "bob": {"name": "Bob Page", "email": "bob@example.com"}})
+    batch = [Purchase("ada", "o-1", 1_000, 100, ("MUG",), ("kitchen",), email="ada@example.com"),
+             Purchase("ada", "o-2", 2_000, 200, ("TEE",)),  # the same customer twice in one batch
+             Purchase("bob", "o-3", 3_000, 300, ("MUG",)),
+             Purchase("ada", "o-1", 1_000, 100, ("MUG",))]  # and an order twice
+    assert await index.add_purchases(batch) == 3
+    assert await index.add_purchases(batch[:2]) == 0
+    ada = await index.get_customer("ada")
+    assert (ada["orders"], ada["spent"], ada["lastOrderAt"], ada["email"]) == (2, 300, 2_000, "ada@example.com")
+    assert await ids(index, bought=("MUG",)) == ["ada", "bob"] and await ids(index, q="ada@example.com") == ["ada"]

@@ -7,14 +7,22 @@
  */
 import { NotAvailableError } from '../src/index.js'
 import {
-  cartView, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
+  cartView, chatPanel, clock, comingSoon, describeError, fill, h, icon, initials, items, liveCatalogIn, money, presenceBar,
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 import { mailPanels } from './admin-mail.js'
 import { rulesPanel } from './admin-rules.js'
+import { detailsSummary } from './records.js'
 
 // An order in one of these states has left its cart behind: paid, on its way, done or called off.
 const ORDER_DONE = new Set(['confirmed', 'dispatched', 'delivered', 'cancelled'])
+const STAFF = new Set(['assistant', 'operator', 'admin'])
+/** Messages from the shopper's side since staff last wrote. */
+const unanswered = (chat) => {
+  let n = 0
+  for (let i = chat.length - 1; i >= 0 && !STAFF.has(chat[i].role); i--) n++
+  return n
+}
 
 staffPage({
   key: 'livecart.staff.admin',
@@ -48,6 +56,7 @@ async function start ({ lc, claims, main, right }) {
 
   // -- KPIs ----------------------------------------------------------------------------------
   const counts = { carts: new Map(), carted: 0, feed: 'connecting' }
+  const hydrated = new Set()
   const renderKpis = () => {
     const levels = [...catalog.levels.values()]
     const sold = levels.filter((a) => a <= 0).length
@@ -65,6 +74,17 @@ async function start ({ lc, claims, main, right }) {
   // -- the live board (/ws/admin) ------------------------------------------------------------
   const cardsById = new Map()
   const closedCarts = new Set() // carts that became orders: later events about them do not bring them back
+  // Every cart open before this page was: the board starts full, then the feed keeps it current.
+  lc.openCarts().then(({ carts }) => {
+    for (const s of [...carts].reverse()) {
+      if (counts.carts.has(s.id) || closedCarts.has(s.id)) continue
+      hydrated.add(s.id)
+      counts.carts.set(s.id, { owner: s.owner, channel: s.channel, items: s.items, total: s.total, step: s.step, name: s.name, lines: s.lineItems || {} })
+    }
+    renderBoard()
+    renderKpis()
+  }, (err) => { if (!(err instanceof NotAvailableError)) toast(describeError(err), { kind: 'warn', title: 'Open carts' }) })
+  lc.orders({ limit: 20 }).then(({ orders: recent }) => { for (const o of [...recent].reverse()) orders.upsert(o) }, () => {})
   const renderBoard = () => {
     if (!counts.carts.size) {
       for (const el of cardsById.values()) el.remove()
@@ -78,16 +98,20 @@ async function start ({ lc, claims, main, right }) {
     for (const [id, c] of counts.carts) {
       let el = cardsById.get(id)
       if (!el) {
-        el = h('article.board-card', { onclick: () => openCart(id) })
+        el = h('article.board-card', { onclick: () => openCart(id), dataset: { cart: id } })
         cardsById.set(id, el)
       }
       const people = c.presence || []
       fill(el,
-        h('header', h('strong', { title: id }, !c.owner ? id : c.owner.startsWith('anon-') ? 'Guest shopper' : c.owner.startsWith('walkin-') ? 'Walk-in customer' : c.owner), h('span.tag', c.channel || 'web'), c.step ? h('span.tag.info', c.step) : null),
+        h('header', h('strong', { title: id }, c.name || (!c.owner ? id : c.owner.startsWith('anon-') ? 'Guest shopper' : c.owner.startsWith('walkin-') ? 'Walk-in customer' : c.owner)), h('span.tag', c.channel || 'web'), c.step ? h('span.tag.info', c.step) : null),
         h('div.events', `${items(c.items || 0)}${c.total != null ? ` · ${money(c.total)}` : ''}${c.last ? ` · ${c.last}` : ''}`),
         people.length
           ? h('div.avatars', people.slice(0, 5).map((p) => h('span.avatar.sm', { class: p.focus === false ? 'away' : '', title: `${p.name} · ${p.role} · ${p.channel} · ${p.focus === false ? 'away' : 'focused'}`, style: { background: p.color || '#4f6d7a', marginLeft: '-4px', border: '2px solid #fbf9f6' } }, initials(p.name))))
-          : h('small.muted', 'nobody in it now'))
+          : h('small.muted', 'nobody in it now'),
+        c.unread || c.typing || c.lastChat
+          ? h('div.chat-line', c.unread ? h('span.tag.warn.chat-unread', icon('chat', 12), `${c.unread} unread`) : null,
+            c.typing ? h('small.chat-typing', 'typing…') : c.lastChat ? h('small.chat-last', `${c.lastChat.from}: “${c.lastChat.text.slice(0, 60)}”`) : null)
+          : null)
       if (!el.isConnected) board.prepend(el)
     }
     for (const [id, el] of cardsById) if (!counts.carts.has(id)) { el.remove(); cardsById.delete(id) }
@@ -103,7 +127,6 @@ async function start ({ lc, claims, main, right }) {
     while (activity.children.length > 40) activity.lastChild.remove()
   }
   // A cart first seen mid-way (opened before this page was): read what it holds once.
-  const hydrated = new Set()
   const hydrate = async (id) => {
     if (hydrated.has(id)) return
     hydrated.add(id)
@@ -118,6 +141,11 @@ async function start ({ lc, claims, main, right }) {
       c.items = Object.values(c.lines).reduce((n, l) => n + l.qty, 0)
       c.total = cart.pricing?.total
       c.step = c.step || cart.checkout?.step
+      const chat = Array.isArray(cart.chat) ? cart.chat : []
+      if (chat.length && !c.lastChat) {
+        c.unread = unanswered(chat)
+        c.lastChat = chat[chat.length - 1]
+      }
       renderBoard()
     } catch { /* gone meanwhile */ }
   }
@@ -178,7 +206,21 @@ async function start ({ lc, claims, main, right }) {
       }
       case 'cart.presence':
         c.presence = (e.present || []).map((p) => ({ ...p, name: p.name || 'someone' }))
+        c.typing = c.presence.some((p) => p.typing && !STAFF.has(p.role))
         break
+      case 'chat.message': {
+        const seen = cart?.cartId === id // this page has the cart open: its chat shows the message
+        c.unread = seen ? 0 : e.unread
+        c.lastChat = { from: e.from, text: e.text }
+        if (!STAFF.has(e.role)) {
+          const text = `${whoName({ who: e.from })}: “${e.text.slice(0, 80)}”`
+          if (!seen) toast(text, { kind: 'info', title: 'New message', action: { label: 'Answer', run: () => openCart(id) } })
+          log(text, 'chat')
+        } else {
+          log(`${e.from} answered in a chat`, 'chat')
+        }
+        break
+      }
       case 'checkout.step':
         c.step = e.step
         log(`${who} is at checkout step “${e.step}”`, 'lock')
@@ -213,6 +255,7 @@ async function start ({ lc, claims, main, right }) {
   // -- open a cart ---------------------------------------------------------------------------
   let cart = null
   let view = null
+  let chat = null
   const idInput = h('input', { placeholder: 'Cart id (c-…)', autocomplete: 'off', 'aria-label': 'Cart id' })
   const cartBody = h('div')
   fill(cartPanel,
@@ -224,9 +267,14 @@ async function start ({ lc, claims, main, right }) {
     idInput.value = id
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     cart = lc.openCart(id, { channel: 'api', user: { name: claims.sub, role: 'admin' } })
+    chat = chatPanel(cart, { title: 'Chat with the shopper', staff: true })
+    const seen = counts.carts.get(id)
+    if (seen?.unread) { seen.unread = 0; renderBoard() }
     reportCartEvents(cart)
     view = cartView(cart, catalog, { emptyText: 'This cart is empty.', showNote: true, showCodes: false, staff: true, lc })
+    const details = detailsSummary(cart)
     const code = h('input', { placeholder: 'Code, e.g. STAY10', autocomplete: 'off', maxlength: 64, 'aria-label': 'Discount code' })
     const pct = h('input', { type: 'number', min: 1, max: 100, value: 10, 'aria-label': 'Percent off' })
     const discountNote = h('div')
@@ -250,6 +298,8 @@ async function start ({ lc, claims, main, right }) {
       h('div.cart-header', { style: { marginTop: '14px' } },
         h('div.cart-header-row', h('strong', { style: { marginRight: 'auto' } }, 'Cart ', h('code', id)), presenceBar(cart))),
       view.el,
+      chat.el,
+      h('div.details-card', { style: { marginTop: '14px' } }, h('h3', { style: { marginBottom: '8px' } }, 'Checkout details'), details.el),
       h('div', { style: { marginTop: '14px' } }, h('h3', { style: { marginBottom: '8px' } }, 'Send a discount'), send, discountNote))
   }
 
@@ -465,15 +515,29 @@ function ordersPanel (lc) {
     }
     fill(list, [...orders.values()].reverse().map((o) => {
       const id = o.orderId || o.id
-      const status = o.state || 'awaiting_payment'
-      return h('div.order-row',
+      const status = o.status || o.state || 'awaiting_payment'
+      return h('div.order-row', { dataset: { order: id } },
         h('div', h('strong', id), h('small', h('span.tag', { class: status === 'delivered' || status === 'confirmed' ? 'ok' : status === 'cancelled' || status === 'payment_failed' ? 'bad' : 'info' }, status.replace('_', ' ')),
           o.total != null ? ` ${money(o.total, o.currency)}` : '')),
         status === 'awaiting_payment' ? h('button.btn.sm', { onclick: act(id, () => lc.setPayment(id, 'paid', `demo-${Date.now()}`), 'paid') }, 'Mark paid') : null,
-        status === 'confirmed' ? h('button.btn.sm.primary', { onclick: act(id, () => lc.setOrderStatus(id, 'dispatched'), 'dispatched') }, icon('box', 14), 'Dispatch') : null,
+        status === 'confirmed' ? dispatchForm(id) : null,
+        o.tracking?.url ? h('a.order-tracking', { href: o.tracking.url, target: '_blank', rel: 'noopener' }, `${o.tracking.carrier} ${o.tracking.number}`) : null,
         status === 'dispatched' ? h('button.btn.sm', { onclick: act(id, () => lc.setOrderStatus(id, 'delivered'), 'delivered') }, 'Delivered') : null,
         ['awaiting_payment', 'confirmed'].includes(status) ? h('button.btn.sm.ghost.danger', { onclick: act(id, () => lc.setOrderStatus(id, 'cancelled'), 'cancelled') }, 'Cancel') : null)
     }))
+  }
+  // Dispatch goes with the carrier's tracking (prefilled for the demo; edit before sending).
+  const dispatchForm = (id) => {
+    const number = `JD${String(Date.now()).slice(-8)}`
+    const carrier = h('input', { value: 'Royal Mail', maxlength: 100, 'aria-label': 'Carrier' })
+    const no = h('input', { value: number, maxlength: 100, 'aria-label': 'Tracking number' })
+    const url = h('input', { type: 'url', value: `https://track.example/${number}`, maxlength: 2000, 'aria-label': 'Tracking link' })
+    return h('form.tracking-form', {
+      onsubmit: (e) => {
+        e.preventDefault()
+        act(id, () => lc.setOrderStatus(id, 'dispatched', { carrier: carrier.value.trim(), number: no.value.trim(), url: url.value.trim() }), 'dispatched')()
+      }
+    }, carrier, no, url, h('button.btn.sm.primary', { type: 'submit' }, icon('box', 14), 'Dispatch'))
   }
   const upsert = (o) => {
     const id = o.orderId || o.id

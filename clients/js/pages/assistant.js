@@ -8,9 +8,10 @@
 import qrcode from 'qrcode-generator'
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  addProduct, cartView, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
+  addProduct, cartView, chatPanel, comingSoon, describeError, fill, h, icon, liveCatalogIn, presenceBar,
   productArt, productPicker, reportCartEvents, siteFooter, staffPage, store, toast
 } from './ui.js'
+import { detailsForm, orderHistory } from './records.js'
 
 const RECENT = 'livecart.assistant.recent'
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -27,6 +28,7 @@ async function start ({ lc, claims, main, right }) {
   const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
+  let chat = null
 
   const home = () => {
     cart?.close()
@@ -92,6 +94,7 @@ async function start ({ lc, claims, main, right }) {
   const open = (cartId, { walkIn = false, joined = false } = {}) => {
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     remember(cartId, walkIn ? 'Walk-in cart' : joined ? 'Customer’s cart' : 'Cart')
     cart = lc.openCart(cartId, { channel: 'store', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
@@ -99,6 +102,7 @@ async function start ({ lc, claims, main, right }) {
     const invite = h('section.card')
     const customer = h('section.card')
     view = cartView(cart, catalog, { emptyText: 'No items yet: add some from the list.', showNote: true, staff: true, lc })
+    const details = detailsForm(cart, { title: 'Checkout details' })
     const renderHeader = () => {
       const tags = [h('span.tag', icon('store', 12), walkIn ? 'Walk-in' : 'Customer cart')]
       if (cart.status !== 'open') tags.push(h('span.tag.info', cart.status.replace('_', ' ')))
@@ -121,11 +125,13 @@ async function start ({ lc, claims, main, right }) {
     })
     cart.on('status', renderHeader)
     renderInvite(invite, cart, lc, walkIn)
+    chat = chatPanel(cart, { title: 'Chat with the customer', staff: true })
     fill(main,
       header,
       h('div.staff-grid',
-        h('div.staff-main', view.el),
+        h('div.staff-main', view.el, h('section.card.details-card', { style: { marginTop: '16px' } }, details.el)),
         h('aside.staff-side',
+          chat.el,
           invite,
           customer,
           productPicker(catalog, { onAdd: (p) => add(p) }))),
@@ -213,6 +219,8 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
     const favourites = (profile.favourites || []).map(skuOf).filter(Boolean)
     const orders = profile.recentOrders || profile.orders || []
     const suggestions = profile.suggestions || []
+    const past = orderHistory(lc, { customer: owner, title: 'Orders', limit: 5 })
+    past.load()
     fill(el,
       h('div.card-head', h('h3', profile.name || owner), h('span.tag', icon('user', 12), owner)),
       h('div.profile',
@@ -222,7 +230,8 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
           : h('p.muted', 'No orders yet.')),
         h('div', h('h4', 'Suggestions'), suggestions.length
           ? h('ul.mini-list', suggestions.slice(0, 5).map((s) => item(skuOf(s), s.reason)))
-          : h('p.muted', 'Nothing to suggest yet.'))))
+          : h('p.muted', 'Nothing to suggest yet.'))),
+      past.el)
   } catch (err) {
     if (err instanceof NotAvailableError) {
       fill(el, h('div.card-head', h('h3', 'Customer'), h('span.tag', icon('user', 12), owner)),

@@ -1,14 +1,15 @@
 /* eslint-env browser */
 /**
- * Call centre `/call-centre`: look a customer up by id while they are on the phone, open one
- * of their carts (or start one), and edit it live — every line records who added it and that
- * it came from the call centre.
+ * Call centre `/call-centre`: find the customer on the phone (by name, email, phone, id, or
+ * "bought MUG-LAST"), see their orders, open one of their carts (or start one), and edit it live,
+ * the checkout details included — every line records who added it and that it came from the call centre.
  */
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
 import {
-  addProduct, cartView, clock, comingSoon, describeError, fill, h, icon, liveCatalogIn,
+  addProduct, cartView, chatPanel, clock, comingSoon, describeError, fill, h, icon, liveCatalogIn, money,
   presenceBar, productArt, productPicker, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
+import { detailsForm, orderHistory } from './records.js'
 
 staffPage({
   key: 'livecart.staff.callcentre',
@@ -22,23 +23,55 @@ async function start ({ lc, claims, main, right }) {
   const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
+  let chat = null
+  let details = null
   let callStarted = null
   const timer = h('span.call-timer')
   setInterval(() => { if (callStarted) timer.textContent = clock(Date.now() - callStarted) }, 1000)
 
-  const input = h('input', { placeholder: 'Customer id, e.g. ada or anon-…', autocomplete: 'off', 'aria-label': 'Customer id' })
+  const input = h('input', { placeholder: 'Name, email, phone, id, or “bought MUG-LAST”', autocomplete: 'off', 'aria-label': 'Find a customer' })
+  const results = h('div.customer-search')
   const caller = h('div.caller')
   const cartPane = h('div.staff-main')
   const side = h('div.cc-picker')
   const lookup = h('section.card#lookup',
     h('div.card-head', h('h2', icon('phone', 18), 'Caller')),
-    h('form.inline-form', { onsubmit: (e) => { e.preventDefault(); find(input.value.trim()) } }, input, h('button.btn.primary', { type: 'submit' }, icon('search', 16), 'Look up')),
+    h('form.inline-form', { onsubmit: (e) => { e.preventDefault(); search(input.value.trim()) } }, input, h('button.btn.primary', { type: 'submit' }, icon('search', 16), 'Find')),
+    results,
     caller)
   fill(main,
     h('div.section-title', h('h1', 'On the phone'), h('span.tag.info', icon('phone', 12), 'call-centre channel')),
     h('div.cc-grid', lookup, cartPane, side),
     siteFooter('staff'))
   fill(cartPane, h('div.empty', h('div.empty-icon', icon('phone', 26)), h('p', 'Look up the caller to see and edit their carts.')))
+
+  /** "bought SKU,SKU [since DATE]", "category NAME", or words of a name, email or phone. */
+  async function search (text) {
+    if (!text) return
+    const bought = /^bought\s+(\S+)(?:\s+since\s+(\S+))?$/i.exec(text)
+    const category = /^category\s+(.+)$/i.exec(text)
+    const query = bought ? { bought: bought[1].toUpperCase(), since: bought[2] } : category ? { category: category[1].trim() } : { q: text }
+    fill(results, h('p.muted', h('i.spinner'), ' Searching…'))
+    let found = []
+    try {
+      found = (await lc.searchCustomers({ ...query, limit: 20 })).customers
+    } catch (err) {
+      fill(results, h('p.form-error', describeError(err)))
+      return
+    }
+    // An id nobody has ordered with yet (a guest, a new customer) is looked up as it is.
+    if (!found.length && !bought && !category && !/[\s@]/.test(text)) {
+      fill(results)
+      return find(text)
+    }
+    fill(results, found.length
+      ? h('ul.customer-results', found.map((c) => h('li', { dataset: { customer: c.id } },
+        h('span.avatar', { style: { background: '#2d5f8b', margin: 0, border: 0 } }, (c.name || c.id).slice(0, 1).toUpperCase()),
+        h('div', h('strong', c.name || c.id), h('small', [c.email, c.phone].filter(Boolean).join(' · ') || c.id),
+          h('small', `${c.orders} ${c.orders === 1 ? 'order' : 'orders'} · ${money(c.spent)}${c.lastOrderAt ? ` · last ${new Date(c.lastOrderAt).toLocaleDateString()}` : ''}`)),
+        h('button.btn.sm.primary', { onclick: () => find(c.id) }, 'Open'))))
+      : h('p.muted', { style: { marginTop: '10px' } }, 'Nobody found.'))
+  }
 
   async function find (customerId) {
     if (!customerId) return
@@ -57,6 +90,7 @@ async function start ({ lc, claims, main, right }) {
       return
     }
     const newCart = h('button.btn.sm', { onclick: () => create(customerId, newCart) }, icon('plus', 14), 'New cart')
+    const past = orderHistory(lc, { customer: customerId, title: 'Orders', limit: 5 })
     fill(caller,
       h('div.cart-header-row', { style: { margin: '14px 0 10px' } },
         h('span.avatar', { style: { background: '#2d5f8b', margin: 0, border: 0 } }, customerId.slice(0, 1).toUpperCase()),
@@ -68,8 +102,11 @@ async function start ({ lc, claims, main, right }) {
           h('div', h('strong', `Cart from ${c.channel || 'web'}`), h('small', `${c.id} · ${c.createdAt ? new Date(c.createdAt).toLocaleString() : ''}`)),
           h('button.btn.sm.primary', { onclick: () => open(c.id) }, 'Open'))))
         : h('p.muted', 'No carts yet.'),
-      profile)
+      profile,
+      past.el)
+    past.load()
     lc.customer(customerId).then((p) => {
+      if (p.name || p.email) caller.querySelector('.cart-header-row strong').textContent = [p.name, p.email].filter(Boolean).join(' · ')
       const favs = (p.favourites || []).map((f) => (typeof f === 'string' ? f : f.sku)).filter((s) => catalog.get(s))
       fill(profile, h('div.profile', { style: { marginTop: '14px' } },
         h('div', h('h4', 'Favourites'), favs.length
@@ -96,17 +133,21 @@ async function start ({ lc, claims, main, right }) {
   function open (cartId) {
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     cart = lc.openCart(cartId, { channel: 'call-centre', user: { name: claims.sub, role: claims.role } })
     reportCartEvents(cart)
     cart.on('merged', () => renderHead())
     view = cartView(cart, catalog, { emptyText: 'This cart is empty.', staff: true, lc })
+    details?.destroy()
+    details = detailsForm(cart, { title: 'Delivery details' })
     const head = h('div.cart-header')
     const renderHead = () => fill(head,
       h('div.cart-header-row', h('h2', 'Customer’s cart'), presenceBar(cart)),
       h('p.cart-id', 'Cart ', h('code', cart.cartId)))
     renderHead()
-    fill(cartPane, head, view.el)
-    fill(side, productPicker(catalog, { onAdd: add, title: 'Add for the caller' }))
+    fill(cartPane, head, view.el, h('section.card.details-card', details.el))
+    chat = chatPanel(cart, { title: 'Chat with the customer', staff: true })
+    fill(side, chat.el, productPicker(catalog, { onAdd: add, title: 'Add for the caller' }))
   }
 
   function add (product) {

@@ -2,7 +2,8 @@
 /**
  * Cart `/cart`: the shopper's cart, live — holds with a countdown, server pricing, who else is
  * in the cart, personalisation co-typed with staff, checkout steps, sign-in (which merges the
- * guest cart), a code for a kiosk and one to share with a shop assistant.
+ * guest cart), a code for a kiosk and one to share with a shop assistant; the details step (name,
+ * email, delivery, co-edited live with staff), the shopper's order history, live, and a chat with the shop.
  * `?cart=ID` opens another cart this shopper may open. Lines that may not be bought together
  * (`server.conflicts`) show a banner that splits them into a cart of their own in one click.
  */
@@ -10,9 +11,10 @@ import {
   ForbiddenError, NotAvailableError, NotFoundError, UnauthorizedError, createClient, tokenClaims
 } from '../src/index.js'
 import {
-  LiveCatalog, cartView, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
+  LiveCatalog, cartView, chatPanel, demoPicker, notHeld as lineNotHeld, comingSoon, describeError, fill, h, icon, liveDot, money, presenceBar, reportCartEvents,
   rememberCart, setShopperSession, shopper, shopperCartId, siteFooter, store, toast, topbar, watchHoldLosses
 } from './ui.js'
+import { detailsForm, orderHistory } from './records.js'
 
 const app = document.getElementById('app')
 const STEPS = [['personalise', 'Personalise'], ['details', 'Details'], ['payment', 'Payment']]
@@ -22,11 +24,15 @@ const head = h('div.page-head')
 const body = h('div.cart-layout', h('div.card.loading-card', h('i.spinner'), 'Opening your cart…'))
 const account = h('section.card.account-card')
 const orderCard = h('section.card.order-card', { hidden: true })
+const historyBox = h('div.history-box')
 fill(app, topbar({ right: [dot.el] }), h('main.page.cart-page', head, body), siteFooter())
 
 let session
 let cart
+let chat
 let catalog
+let details
+let orderList
 
 main().catch((err) => {
   fill(body, h('div.card.error-card', icon('alert', 22), h('div', h('strong', 'Your cart could not be opened.'), h('p', describeError(err))),
@@ -56,6 +62,7 @@ async function main () {
 
 function open (cartId) {
   cart?.close()
+  chat?.destroy()
   cart = session.lc.openCart(cartId, { user: { name: session.signedIn ? session.customerId : 'Guest' } })
   reportCartEvents(cart)
   watchHoldLosses(cart, catalog)
@@ -79,7 +86,8 @@ function open (cartId) {
     }, 'Start again')
   })
   const conflicts = conflictBanner()
-  fill(body, h('div.cart-main', conflicts.el, view.el), h('aside.cart-side', orderCard, account))
+  chat = chatPanel(cart, { title: 'Ask the shop' })
+  fill(body, h('div.cart-main', conflicts.el, view.el), h('aside.cart-side', orderCard, chat.el, account, historyBox))
   // The summary card moves to the side column on wide screens.
   body.querySelector('.cart-side').prepend(view.el.querySelector('.summary'))
   renderHead()
@@ -98,6 +106,12 @@ function open (cartId) {
     }
   })
   watchOrders()
+}
+
+function renderHistory () {
+  orderList = orderHistory(session.lc, { title: 'Your orders', limit: 5 })
+  fill(historyBox, orderList.el)
+  orderList.load()
 }
 
 function renderHead () {
@@ -167,6 +181,9 @@ function conflictBanner () {
 function checkoutPanel () {
   const el = h('div.checkout')
   const note = h('p.checkout-note', { hidden: true })
+  details?.destroy()
+  details = detailsForm(cart, { title: 'Your details' })
+  const detailsBox = h('div.details-box', details.el)
   let busy = false
   const render = () => {
     const personalised = cart.lines.filter((l) => Object.keys(catalog.get(l.sku)?.personalisation || {}).length)
@@ -195,8 +212,10 @@ function checkoutPanel () {
       action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || notHeld.length > 0 || apart, onclick: placeOrder },
         apart ? 'Check the items out separately first' : notHeld.length ? 'Some items are not held' : [icon('lock', 16), 'Place order'])
     }
+    detailsBox.hidden = index < 1 || !['open', 'checking_out'].includes(cart.status)
     fill(el,
       h('ol.steps', STEPS.map(([s, label], i) => h('li', { class: i < index ? 'done' : i === index ? 'current' : '' }, h('span.step-dot', i < index ? icon('check', 12) : String(i + 1)), label))),
+      detailsBox,
       action,
       note,
       h('p.fine', 'Your checkout step is kept: finish on any device.'))
@@ -228,6 +247,10 @@ function checkoutPanel () {
     }
   }
   const showNote = (err) => {
+    if (err?.code === 'details_incomplete') {
+      // "checkout details missing or invalid: name, email, address.city": each gets its error.
+      details.showMissing(String(err.reason || '').split(':').pop().split(',').map((f) => f.trim()).filter(Boolean))
+    }
     note.hidden = false
     note.className = 'checkout-note'
     if (err instanceof NotAvailableError) {
@@ -310,6 +333,7 @@ function showSignIn (result) {
       cart.reconnect({ token, cartId })
       renderHead()
       renderAccount()
+      watchOrders()
       toast(anonymous ? 'Your guest cart was added to your account.' : 'Signed in.', { kind: 'success', title: `Welcome, ${claims.sub}` })
     } catch (err) {
       error.hidden = false
@@ -355,6 +379,7 @@ function renderOrderStatus (order) {
 
 let feed
 function watchOrders () {
+  renderHistory()
   feed?.close()
   feed = session.lc.watchMe((event) => {
     const type = event.type
@@ -362,6 +387,7 @@ function watchOrders () {
       const words = { awaiting_payment: 'waiting for payment', confirmed: 'confirmed: payment received', payment_failed: 'not paid: the payment failed', dispatched: 'on its way', delivered: 'delivered', cancelled: 'cancelled' }
       toast(`Order ${event.orderId} is ${words[event.state] || event.state}.`, { kind: event.state === 'payment_failed' || event.state === 'cancelled' ? 'warn' : 'success', title: 'Your order' })
       renderOrderStatus(event)
+      orderList?.update(event)
     } else if (type === 'discount.offered') {
       const off = event.percentOff ? `${event.percentOff}% off` : event.amountOff ? `${money(event.amountOff)} off` : 'a discount'
       toast(`The shop gave you ${off} with ${event.code}. It is already in your total.`, { kind: 'success', title: 'A little something' })

@@ -9,9 +9,10 @@
  */
 import { ForbiddenError, NotAvailableError, NotFoundError, RateLimitedError, UnauthorizedError } from '../src/index.js'
 import {
-  addProduct, cartView, clock, describeError, fill, h, icon, liveCatalogIn, money, presenceBar,
+  addProduct, cartView, chatPanel, clock, describeError, fill, h, icon, liveCatalogIn, money, presenceBar,
   productArt, staffPage, toast
 } from './ui.js'
+import { orderHistory } from './records.js'
 
 const kioskId = decodeURIComponent(location.pathname.split('/')[2] || 'front-door')
 const localIdle = Number(new URLSearchParams(location.search).get('idle')) || 0
@@ -38,6 +39,7 @@ async function start ({ lc, claims, main, right }) {
   const catalog = await liveCatalogIn(lc, right)
   let cart = null
   let view = null
+  let chat = null
   let idleMs = (localIdle || 120) * 1000
   let idleAt = 0
   let idleTimer = null
@@ -88,6 +90,7 @@ async function start ({ lc, claims, main, right }) {
   const signedIn = (cartId, customer, idleSeconds, leftSeconds) => {
     cart?.close()
     view?.destroy()
+    chat?.destroy()
     if (idleSeconds && !localIdle) idleMs = idleSeconds * 1000
     cart = lc.openCart(cartId, { channel: 'kiosk', user: { name: `Kiosk ${kioskId}`, role: claims.role } })
     cart.on('error', (err) => {
@@ -99,6 +102,9 @@ async function start ({ lc, claims, main, right }) {
     })
     view = cartView(cart, catalog, { emptyText: 'Tap a product to add it.', showNote: false, owner: customer })
     const idle = idleRing()
+    // The signed-in customer's orders, for as long as they are signed in here.
+    const past = orderHistory(lc, { customer, title: 'Your orders', limit: 5 })
+    past.el.hidden = !customer
     const products = h('div.kiosk-products', catalog.products.map((p) => {
       const button = h('button.kiosk-product', { onclick: () => { try { addProduct(cart, p) } catch (err) { toast(describeError(err), { kind: 'error' }) } } },
         productArt(p.sku, { size: 'lg' }), h('span', p.name), h('small', money(p.price, p.currency)))
@@ -113,7 +119,8 @@ async function start ({ lc, claims, main, right }) {
         presenceBar(cart),
         idle.el,
         h('button.btn', { onclick: () => signOut('Signed out. See you soon!', true) }, icon('logout', 18), 'Sign out')),
-      h('div.kiosk-grid', h('section', products), h('aside', view.el)))
+      h('div.kiosk-grid', h('section', products), h('aside', view.el, (chat = chatPanel(cart, { title: 'Ask the shop' })).el, past.el)))
+    if (customer) past.load()
     startIdle(idle, leftSeconds ? Math.min(idleMs, leftSeconds * 1000) : idleMs)
   }
 
@@ -126,6 +133,8 @@ async function start ({ lc, claims, main, right }) {
     cart = null
     view?.destroy()
     view = null
+    chat?.destroy()
+    chat = null
     had.close()
     welcome()
     toast(message, { kind: 'info', title: 'Signed out' })

@@ -66,6 +66,7 @@ async function main () {
   applyFilter()
   for (const p of catalog.products) updateCard(p.sku)
   state.session = session
+  if (session.signedIn) showFavourites(session)
   const linked = /^#product=(.+)$/.exec(location.hash)
   if (linked && catalog.get(decodeURIComponent(linked[1]))) openDetail(catalog.get(decodeURIComponent(linked[1])))
   // A shopper who already has a cart sees what is in it (and their holds) on the cards.
@@ -96,16 +97,40 @@ function card (product) {
   const button = h('button.btn.primary.add', { onclick: () => add(product, button) })
   const personalised = Object.keys(product.personalisation || {}).length > 0
   const show = () => openDetail(product)
+  // A signed-in shopper keeps favourites (shop assistants and the call centre sell from them).
+  const fav = h('button.icon-btn.fav', { type: 'button', hidden: true, 'aria-pressed': 'false', 'aria-label': `Favourite: ${product.name}`, title: 'Favourite', onclick: (e) => { e.stopPropagation(); toggleFavourite(product.sku, fav) } }, icon('heart', 18))
   const el = h('article.product', { dataset: { sku: product.sku } },
-    h('div.product-media', { onclick: show, title: `Look at ${product.name}` }, productArt(product.sku, { size: 'lg' }), badge),
+    h('div.product-media', { onclick: show, title: `Look at ${product.name}` }, productArt(product.sku, { size: 'lg' }), badge, fav),
     h('div.product-body',
       h('h3.product-name', h('button.product-open', { onclick: show }, product.name)),
       h('p.product-price', money(product.price, product.currency), personalised ? h('span.perso-tag', icon('pencil', 12), 'Personalised') : null),
       looking,
       mine,
       button))
-  cards.set(product.sku, { el, badge, looking, mine, button, product })
+  cards.set(product.sku, { el, badge, looking, mine, button, product, fav })
   return el
+}
+
+async function showFavourites (session) {
+  let favourites = []
+  try {
+    favourites = (await session.lc.customer(session.customerId)).favourites || []
+  } catch { return }
+  for (const { fav, product } of cards.values()) {
+    fav.hidden = false
+    fav.setAttribute('aria-pressed', String(favourites.includes(product.sku)))
+  }
+}
+
+async function toggleFavourite (sku, button) {
+  const on = button.getAttribute('aria-pressed') !== 'true'
+  button.setAttribute('aria-pressed', String(on))
+  try {
+    await state.session.lc.setFavourite(state.session.customerId, sku, on)
+  } catch (err) {
+    button.setAttribute('aria-pressed', String(!on))
+    toast(describeError(err), { kind: 'error', title: 'Favourites' })
+  }
 }
 
 function heldForMe (sku) {

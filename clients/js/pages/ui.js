@@ -928,3 +928,71 @@ export function siteFooter (nav = 'shop') {
   return h('footer.site-foot', h('span', 'livecart demo ·'),
     (NAV[nav] || []).map(([href, label]) => h('a', { href }, label)))
 }
+
+// -- chat on the cart ---------------------------------------------------------------------
+
+const STAFF_ROLES = new Set(['assistant', 'operator', 'admin'])
+
+/**
+ * The cart's conversation (root `chat`) with a box to write in: every page that has the cart open
+ * live shows it. Typing is presence, so the others (and the shop floor) see "… is typing".
+ * @param {import('../src/index.js').Cart} cart
+ * @param {{title?: string, placeholder?: string, staff?: boolean}} [options]
+ */
+export function chatPanel (cart, { title = 'Chat', placeholder = 'Write a message…', staff = false } = {}) {
+  const list = h('ol.chat-list', { 'aria-live': 'polite' })
+  const typing = h('div.chat-typing', { hidden: true })
+  const input = h('input', { name: 'message', placeholder, maxlength: 2000, autocomplete: 'off', 'aria-label': 'Message' })
+  let typingTimer = null
+  const stopTyping = () => { clearTimeout(typingTimer); cart.setTyping(false) }
+  input.addEventListener('input', () => {
+    cart.setTyping(input.value.length > 0)
+    clearTimeout(typingTimer)
+    typingTimer = setTimeout(stopTyping, 5000) // a pause is not typing
+  })
+  input.addEventListener('blur', stopTyping)
+  const form = h('form.chat-form', {
+    onsubmit: (e) => {
+      e.preventDefault()
+      const text = input.value.trim()
+      if (!text) return
+      try {
+        cart.say(text)
+        input.value = ''
+        stopTyping()
+      } catch (err) {
+        toast(describeError(err), { kind: 'error', title: 'Message not sent' })
+      }
+    }
+  }, input, h('button.btn.primary', { type: 'submit' }, 'Send'))
+  const me = () => tokenClaims(cart.token)?.sub || cart.user.id
+  const render = () => {
+    const messages = [...cart.chat].sort((a, b) => a.at - b.at)
+    if (!messages.length) {
+      fill(list, h('li.chat-empty.muted', staff ? 'No messages yet. Say hello: the shopper sees it at once.' : 'Questions? Write here: the shop sees your message and answers live.'))
+      return
+    }
+    fill(list, messages.map((m) => {
+      const mine = m.from === me()
+      const who = mine ? 'You' : STAFF_ROLES.has(m.role) ? (staff ? `${m.from} (${m.role})` : `${m.from} · shop ${m.role}`) : (/^anon-/.test(m.from) ? 'Guest' : m.from)
+      return h('li.chat-msg', { class: `${mine ? 'mine' : 'theirs'} ${STAFF_ROLES.has(m.role) ? 'staff' : 'shopper'}`, dataset: { from: m.from, role: m.role } },
+        h('small.chat-who', who, ' · ', new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
+        h('span.chat-text', m.text))
+    }))
+    list.scrollTop = list.scrollHeight
+  }
+  const renderTyping = () => {
+    const who = cart.presence.others.filter((p) => p.typing).map((p) => p.name)
+    typing.hidden = !who.length
+    typing.textContent = who.length ? `${who.join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : ''
+  }
+  const offs = [cart.on('chat', render), cart.on('synced', render), cart.presence.on('change', renderTyping)]
+  render()
+  renderTyping()
+  const el = h('section.card.chat-card', h('div.card-head', h('h2', icon('chat', 18), title)), list, typing, form)
+  return {
+    el,
+    input,
+    destroy () { stopTyping(); for (const off of offs) off?.() }
+  }
+}

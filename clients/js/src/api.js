@@ -261,8 +261,32 @@ export class Client {
   }
 
   /** (admin) @param {string} orderId @param {'dispatched'|'delivered'|'cancelled'} status */
-  setOrderStatus (orderId, status) {
-    return this.request('POST', `/api/orders/${enc(orderId)}/status`, { body: { status } })
+  setOrderStatus (orderId, status, tracking) {
+    return this.request('POST', `/api/orders/${enc(orderId)}/status`, { body: tracking ? { status, tracking } : { status } })
+  }
+
+  /**
+   * Orders, newest first, a page at a time (pass the answer's `next` as `cursor`). A customer gets
+   * its own; staff name the customer. @param {{status?: string, customer?: string, since?: string|number, limit?: number, cursor?: string}} [query]
+   */
+  orders (query = {}) {
+    return this.request('GET', '/api/orders' + queryString(query))
+  }
+
+  /** (admin) Every open cart with a summary: the shop floor on load. */
+  openCarts () {
+    return this.request('GET', '/api/carts?status=open')
+  }
+
+  /** (admin, operator) Find customers. @param {{q?: string, bought?: string|string[], category?: string, since?: string|number, limit?: number, cursor?: string}} [query] */
+  searchCustomers (query = {}) {
+    const bought = Array.isArray(query.bought) ? query.bought.join(',') : query.bought
+    return this.request('GET', '/api/customers' + queryString({ ...query, bought }))
+  }
+
+  /** (the customer, admin) Set profile fields. @param {string} customerId @param {{name?: string|null, email?: string|null, phone?: string|null, marketingConsent?: boolean}} profile */
+  updateCustomer (customerId, profile) {
+    return this.request('PUT', `/api/customers/${enc(customerId)}`, { body: profile })
   }
 
   /** (admin) A live discount into a cart. @param {string} cartId @param {{code: string, percentOff?: number, amountOff?: number}} discount */
@@ -295,4 +319,9 @@ export class Client {
   watchMe (cb, options = {}) {
     return watchMe(cb, { url: this._urls.http, token: this.token, WebSocket: this._WebSocket, fetch: this._fetch, ...options })
   }
+}
+
+function queryString (query) {
+  const params = Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== '')
+  return params.length ? '?' + new URLSearchParams(params.map(([k, v]) => [k, String(v)])).toString() : ''
 }

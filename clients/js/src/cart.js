@@ -49,7 +49,7 @@ export function openCart (options) {
  *
  * Events (`cart.on(name, fn)` returns an unsubscribe function):
  * - `change` (cart): anything in the document changed
- * - `lines`, `holds`, `pricing`, `status`, `meta`, `checkout` (value): that part changed
+ * - `lines`, `holds`, `pricing`, `status`, `meta`, `checkout`, `chat` (value): that part changed
  * - `connection` ({status, code?, reason?, error?}): connecting / connected / disconnected / closed
  * - `synced` (cart): the document matches the server (after every (re)connection)
  * - `rejected` (RejectedError): an edit was refused; the cart restarted from the server's state
@@ -103,6 +103,8 @@ export class Cart extends Emitter {
     this.checkout = null
     /** lines that may not be checked out together (`server.conflicts`): [{lineIds, groups, message}] */
     this.conflicts = []
+    /** The conversation (root `chat`), in document order. @type {import('./index.js').ChatMessage[]} */
+    this.chat = []
     /** @type {string | null} */
     this.mergedInto = null
     this._closed = false
@@ -314,6 +316,32 @@ export class Cart extends Emitter {
   }
 
   /**
+   * Writes in the cart's chat (append only). The message names this connection's token (its `sub`
+   * and `role`): the server closes a socket that writes in anyone else's name.
+   * @param {string} text 1..2000 characters
+   * @returns {string} the message's id
+   */
+  say (text) {
+    this._checkWritable()
+    text = String(text ?? '')
+    if (!text.trim() || text.length > 2000) throw new TypeError('say: a message is 1..2000 characters')
+    const claims = tokenClaims(this._token)
+    const id = randomId()
+    const fields = { id, from: String(claims?.sub || this.user.id), role: String(claims?.role || this.user.role), text, at: Date.now() }
+    this._doc.getArray('chat').push([new Y.Map(Object.entries(fields))])
+    this.presence.set({ typing: false })
+    return id
+  }
+
+  /**
+   * Says whether this tab is typing a chat message (presence: others and the shop floor see it).
+   * @param {boolean} typing
+   */
+  setTyping (typing) {
+    if (Boolean(typing) !== Boolean(this.presence.self.typing)) this.presence.set({ typing: Boolean(typing) })
+  }
+
+  /**
    * Sets the cart note (`meta.note`, last writer wins).
    * @param {string} note
    */
@@ -489,6 +517,7 @@ export class Cart extends Emitter {
       }
     })
     server.observeDeep(() => { this._dirty = true })
+    doc.getArray('chat').observeDeep(() => { this._dirty = true })
     doc.on('afterTransaction', () => {
       if (this._dirty && doc === this._doc) this._refresh()
     })
@@ -520,7 +549,10 @@ export class Cart extends Emitter {
       status: server.get('status') || 'open',
       meta: { note: typeof metaJson.note === 'string' ? metaJson.note : '', discountCodes: Array.isArray(metaJson.discountCodes) ? metaJson.discountCodes : [] },
       checkout: plain(server.get('checkout')) || null,
-      conflicts: plain(server.get('conflicts')) || []
+      conflicts: plain(server.get('conflicts')) || [],
+      chat: doc.getArray('chat').toJSON().filter((m) => m && typeof m === 'object').map((m) => ({
+        id: String(m.id ?? ''), from: String(m.from ?? ''), role: String(m.role ?? ''), text: String(m.text ?? ''), at: Number(m.at ?? 0)
+      }))
     }
     this.mergedInto = server.get('mergedInto') || null
     const changed = []

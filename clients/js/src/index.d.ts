@@ -219,6 +219,18 @@ export interface Peer {
   focus: boolean
   /** the personalisation field they are typing in */
   editing: { lineId: string, field: string } | null
+  /** they are typing a chat message */
+  typing: boolean
+}
+
+/** One message of the cart's chat (append only; `from`/`role` are the sender's token). */
+export interface ChatMessage {
+  id: string
+  from: string
+  role: string
+  text: string
+  /** ms since the epoch, the sender's clock */
+  at: number
 }
 
 /**
@@ -231,7 +243,7 @@ export declare class Presence extends Emitter<{ change: (presence: Presence) => 
   others: Peer[]
   /** self first, then others */
   readonly all: Peer[]
-  set (patch: { focus?: boolean, editing?: { lineId: string, field: string } | null, name?: string }): void
+  set (patch: { focus?: boolean, editing?: { lineId: string, field: string } | null, name?: string, typing?: boolean }): void
 }
 
 // -- carts -------------------------------------------------------------------------------
@@ -268,6 +280,7 @@ export interface CartEvents {
   meta: (meta: Meta) => void
   checkout: (checkout: Checkout | null) => void
   conflicts: (conflicts: Conflict[]) => void
+  chat: (chat: ChatMessage[]) => void
   connection: (event: { status: ConnectionStatus, code?: number, reason?: string, error?: LivecartError }) => void
   synced: (cart: Cart) => void
   rejected: (error: RejectedError) => void
@@ -296,6 +309,8 @@ export declare class Cart extends Emitter<CartEvents> {
   meta: Meta
   checkout: Checkout | null
   conflicts: Conflict[]
+  /** the conversation, in document order */
+  chat: ChatMessage[]
   mergedInto: string | null
   /** the current Y.Doc (replaced after a restart or merge: listen to `doc`) */
   readonly doc: Y.Doc
@@ -316,6 +331,10 @@ export declare class Cart extends Emitter<CartEvents> {
   setNote (note: string): void
   addDiscountCode (code: string): void
   removeDiscountCode (code: string): void
+  /** Writes in the cart's chat in the token's name; returns the message id. */
+  say (text: string): string
+  /** Tells the others (and the shop floor) whether this tab is typing a message. */
+  setTyping (typing: boolean): void
   line (lineId: string): Line | undefined
   /** resolves once synced; rejects with the typed error if the cart stops first */
   whenSynced (timeout?: number): Promise<Cart>
@@ -435,7 +454,11 @@ export declare class Client {
   checkoutStep (cartId: string, step: string): Promise<any>
   order (orderId: string): Promise<any>
   setPayment (orderId: string, status: 'paid' | 'failed', reference?: string): Promise<any>
-  setOrderStatus (orderId: string, status: 'dispatched' | 'delivered' | 'cancelled'): Promise<any>
+  setOrderStatus (orderId: string, status: 'dispatched' | 'delivered' | 'cancelled', tracking?: { carrier: string, number: string, url: string }): Promise<any>
+  orders (query?: { status?: string, customer?: string, since?: string | number, limit?: number, cursor?: string }): Promise<{ orders: any[], next: string | null }>
+  openCarts (): Promise<{ carts: Array<{ id: string, owner: string, channel: string, createdAt: number, status: string, lines: number, items: number, total: number, step: string | null, name: string | null }> }>
+  searchCustomers (query?: { q?: string, bought?: string | string[], category?: string, since?: string | number, limit?: number, cursor?: string }): Promise<{ customers: Array<{ id: string, name: string | null, email: string | null, phone: string | null, orders: number, spent: number, lastOrderAt: number | null }>, next: string | null }>
+  updateCustomer (customerId: string, profile: { name?: string | null, email?: string | null, phone?: string | null, marketingConsent?: boolean }): Promise<any>
   addDiscount (cartId: string, discount: { code: string, percentOff?: number, amountOff?: number }): Promise<any>
 
   openCart (cartId: string, options?: Partial<OpenCartOptions>): Cart

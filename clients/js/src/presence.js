@@ -73,12 +73,13 @@ export class Presence extends Emitter {
 
   /**
    * Changes this tab's presence, e.g. `set({editing: {lineId, field}})` or `set({focus: false})`.
-   * @param {{focus?: boolean, editing?: {lineId: string, field: string} | null, name?: string}} patch
+   * @param {{focus?: boolean, editing?: {lineId: string, field: string} | null, name?: string, typing?: boolean}} patch
    */
   set (patch) {
     const next = { ...this._state }
     if ('focus' in patch) next.focus = Boolean(patch.focus)
     if ('editing' in patch) next.editing = patch.editing ?? null
+    if ('typing' in patch) next.typing = Boolean(patch.typing)
     if ('name' in patch && patch.name) next.user = { ...next.user, name: String(patch.name) }
     this._state = next
     this._awareness?.setLocalState(next)
@@ -142,7 +143,8 @@ function toPeer (clientId, state) {
     focus: state.focus !== false,
     editing: state.editing && typeof state.editing === 'object'
       ? { lineId: String(state.editing.lineId), field: String(state.editing.field) }
-      : null
+      : null,
+    typing: state.typing === true
   }
 }
 

@@ -132,6 +132,31 @@ describe('client library against livecart demo', { timeout: SUITE_TIMEOUT_MS }, 
     assert.equal(bystander.error, null)
   })
 
+  test('chat: say() reaches the other tab and typing shows; a message in another name is rejected (4400)', async () => {
+    const { lc, cartId, customerId } = await shopper()
+    const cart = track(lc.openCart(cartId, { focus: true }))
+    const other = track(lc.openCart(cartId, { focus: true }))
+    await Promise.all([cart.whenSynced(), other.whenSynced()])
+    cart.setTyping(true)
+    await waitFor(() => other.presence.others.some((p) => p.typing), 'typing seen by the other tab')
+    const id = cart.say('Is the mug dishwasher safe?')
+    await waitFor(() => other.chat.length === 1, 'the message relayed')
+    assert.deepEqual(other.chat.map((m) => [m.id, m.from, m.role, m.text]), [[id, customerId, 'customer', 'Is the mug dishwasher safe?']])
+    await waitFor(() => !other.presence.others.some((p) => p.typing), 'typing over once sent')
+    assert.throws(() => cart.say(''), TypeError)
+    assert.throws(() => cart.say('x'.repeat(2001)), TypeError)
+
+    const rejected = new Promise((resolve) => cart.once('rejected', resolve))
+    cart.doc.getArray('chat').push([new Y.Map(Object.entries({ id: 'forged', from: 'root', role: 'admin', text: 'Free mugs!', at: Date.now() }))])
+    const err = await rejected
+    assert.equal(err.closeCode, 4400)
+    assert.match(err.reason, /chat/)
+    assert.deepEqual(cart.chat.map((m) => m.id), [id], 'the forged message is gone')
+    assert.equal(other.connection, 'connected', 'the other tab goes on')
+    const stored = await lc.getCart(cartId)
+    assert.deepEqual(stored.chat.map((m) => m.text), ['Is the mug dishwasher safe?'])
+  })
+
   test('typed errors for 4401, 4403 and 4404, and for HTTP errors', async () => {
     const { lc, cartId } = await shopper()
     const stranger = mintToken('someone-else', 'customer', { secret: server.secret })

@@ -102,10 +102,11 @@ def main() -> None:
 EXPECTED_404 = re.compile(r"status of 404|Unexpected response code: 404")
 
 
-def watch(page: Page, name: str, problems: list[str]) -> Page:
+def watch(page: Page, name: str, problems: list[str], expected: re.Pattern[str] = EXPECTED_404) -> Page:
+    """Records what goes wrong on `page`; `expected`: console errors a scenario provokes on purpose."""
     page.on("pageerror", lambda err: problems.append(f"{name}: page error: {err}"))
-    page.on("console", lambda msg: msg.type == "error" and not EXPECTED_404.search(msg.text)
-            and problems.append(f"{name}: console: {msg.text}"))
+    page.on("console", lambda msg: msg.type == "error" and not expected.search(msg.text)
+            and not EXPECTED_404.search(msg.text) and problems.append(f"{name}: console: {msg.text}"))
     page.on("response", lambda r: r.status >= 400 and "/static/" in r.url
             and problems.append(f"{name}: {r.status} for {r.url}"))
     return page
