@@ -4,7 +4,7 @@ What goes into the `server` root is decided in `server_root` (its only writer), 
 and `write_plain` here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
@@ -38,6 +38,7 @@ class ServerView:
     holds_map: Map
     pricing_map: Map
     pricing_lines: Map
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # `server.conflicts`
 
 
 class LastUpdate:
@@ -249,7 +250,8 @@ class CartDoc:
                 status=str(server.get("status") or "open"), holds=plain(holds), pricing=plain(pricing),
                 offers=plain(server.get("offers") or {}),
                 codes=[c for c in plain(self.meta.get("discountCodes") or []) if isinstance(c, str)],
-                line_ids=set(self.lines.keys()), holds_map=holds, pricing_map=pricing, pricing_lines=lines)
+                line_ids=set(self.lines.keys()), holds_map=holds, pricing_map=pricing, pricing_lines=lines,
+                conflicts=plain(server.get("conflicts") or []))
         return self._view
 
     def sku_of(self, line_id: str) -> Any:
@@ -342,6 +344,7 @@ class CartDoc:
             "checkout": server.get("checkout"),
             "status": server.get("status", "open"),
             "mergedInto": server.get("mergedInto"),
+            "conflicts": server.get("conflicts") or [],
             "chat": messages,
         }
 

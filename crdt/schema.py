@@ -33,6 +33,7 @@ class Product:
     currency: str = "EUR"
     max_qty: int = 99
     personalisation: dict[str, FieldSpec] = field(default_factory=dict)
+    checkout_group: str = "general"  # which products may share one checkout (DESIGN.md, checkout groups)
     category: str = ""  # the catalog's grouping (customers are found by a category bought)
 
 

@@ -1,5 +1,5 @@
-"""The document's `server` root, written here and nowhere else: status, holds, pricing, checkout,
-offers and mergedInto.
+"""The document's `server` root, written here and nowhere else: status, holds, pricing, conflicts,
+checkout, offers and mergedInto.
 
 Every write is one transaction and returns its update (b"" when nothing changed). The writes are
 plain values (keys of `server`, hold entries, pricing changes) made by one path, `_commit`, through
@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 from pycrdt import Map, merge_updates
 
 from .cart import CartDoc, ServerView, plain
+from .groups import NO_GROUPS, CheckoutGroups, Conflict
 from .pricing import DiscountLookup, price_cart
 from .schema import Catalog
 
@@ -75,10 +76,11 @@ def _make_maps(cart: CartDoc) -> None:
 
 
 def settle(cart: CartDoc, decisions: Mapping[str, HoldEntry | None], catalog: Catalog,
-           shop_codes: DiscountLookup = no_codes) -> bytes:
-    """Writes hold outcomes (None drops the entry of a removed line; an entry keeps the sku it had)
-    and the pricing they lead to, in one transaction: the server's write after every stock decision.
-    No decisions: just reprice (codes typed, offers made, another process's holds)."""
+           shop_codes: DiscountLookup = no_codes, groups: CheckoutGroups = NO_GROUPS) -> bytes:
+    """Writes hold outcomes (None drops the entry of a removed line; an entry keeps the sku it had),
+    the pricing they lead to and the lines' checkout-group conflicts, in one transaction: the server's
+    write after every stock decision. No decisions: just reprice (codes typed, offers made, another
+    process's holds, group rules changed)."""
     view = cart.server_view()
     created = b""
     if view is None:
@@ -96,15 +98,34 @@ def settle(cart: CartDoc, decisions: Mapping[str, HoldEntry | None], catalog: Ca
         if old != entry:
             holds[line_id] = changes[line_id] = entry
     pricing = _price(cart, view, holds, catalog, shop_codes)
-    update = _commit(cart, view, {}, changes, pricing_changes(view.pricing, pricing), keep_view=True)
+    conflicts = _conflicts(cart, view, holds, catalog, groups)
+    keys = {"conflicts": conflicts} if conflicts != view.conflicts else {}
+    update = _commit(cart, view, keys, changes, pricing_changes(view.pricing, pricing), keep_view=True)
     if update:
-        view.holds, view.pricing = holds, pricing
+        view.holds, view.pricing, view.conflicts = holds, pricing, conflicts
     return merge_updates(created, update) if created and update else created or update
 
 
-def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = no_codes) -> bytes:
-    """Recomputes `server.pricing` (never from client data); writes only what changed."""
-    return settle(cart, {}, catalog, shop_codes)
+def reprice(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = no_codes,
+            groups: CheckoutGroups = NO_GROUPS) -> bytes:
+    """Recomputes `server.pricing` and `server.conflicts` (never from client data); writes only what changed."""
+    return settle(cart, {}, catalog, shop_codes, groups)
+
+
+def conflicts_of(cart: CartDoc, catalog: Catalog, groups: CheckoutGroups) -> list[Conflict]:
+    """Which of the cart's lines cannot be checked out together now (what checkout asks, read afresh)."""
+    with cart.doc.transaction():
+        skus = [(line_id, cart.sku_of(line_id)) for line_id in cart.lines.keys()]
+    return groups.conflicts(skus, catalog)
+
+
+def _conflicts(cart: CartDoc, view: ServerView, holds: dict[str, HoldEntry], catalog: Catalog,
+               groups: CheckoutGroups) -> list[Conflict]:
+    if not groups.rules:  # the usual shop: nothing to read per edit
+        return []
+    # Hold entries name their SKU: a line is read only while it has none yet.
+    return groups.conflicts([(k, (holds.get(k) or {}).get("sku") or cart.sku_of(k)) for k in view.line_ids],
+                            catalog)
 
 
 def compute_pricing(cart: CartDoc, catalog: Catalog, shop_codes: DiscountLookup = no_codes) -> dict[str, Any]:
@@ -222,6 +243,6 @@ def _commit(cart: CartDoc, view: ServerView | None, keys: dict[str, Any], holds:
 
 
 __all__ = [
-    "HoldEntry", "checkout_step", "close", "compute_pricing", "freeze", "init", "mark_merged",
+    "HoldEntry", "checkout_step", "close", "compute_pricing", "conflicts_of", "freeze", "init", "mark_merged",
     "no_codes", "pricing_changes", "offer", "payment_outcome", "reprice", "settle",
 ]

@@ -88,7 +88,8 @@ class Carts:
             # not stored: the room writes the same when it next loads.
             sync = sync_of(cart, await self.stock.holds_of(record.id), now_ms())
             if sync.show:
-                server_root.settle(cart, dict(sync.show), self.catalog.get, self.discounts.get)
+                server_root.settle(cart, dict(sync.show), self.catalog.get, self.discounts.get,
+                                   self.rooms.deps.groups())
         return {"id": record.id, "owner": record.owner, "channel": record.channel,
                 "createdAt": record.created_at, **cart.to_dict()}
 

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from ..crdt import FieldSpec, Product
+from ..crdt.groups import DEFAULT_GROUP, GroupError, group_name
 from ..crdt.schema import MAX_ITEMS, MAX_PRICE, MAX_QTY, MAX_TEXT
 from .bus import Bus
 from .refusals import Invalid, int_in
@@ -43,10 +44,14 @@ def product_from_json(sku: str, data: dict[str, Any]) -> Product:
         specs[fname] = FieldSpec(
             kind=spec.get("kind", "text"), max_length=number(spec, "maxLength", 500, 1, MAX_TEXT, where),
             max_items=number(spec, "maxItems", 200, 1, MAX_ITEMS, where), required=spec.get("required", False))
+    try:
+        group = group_name(data.get("checkoutGroup") or DEFAULT_GROUP, "checkoutGroup")
+    except GroupError as exc:
+        raise fail(str(exc)) from None
     category = data.get("category") or ""
     if not isinstance(category, str) or len(category) > 100:
         raise fail("category must be a string of at most 100 characters")
-    return Product(sku, name, price, currency.upper(), max_qty, specs, category.strip())
+    return Product(sku, name, price, currency.upper(), max_qty, specs, checkout_group=group, category=category.strip())
 
 
 def product_to_json(p: Product) -> dict[str, Any]:
@@ -57,6 +62,7 @@ def product_to_json(p: Product) -> dict[str, Any]:
                    "required": s.required}
             for name, s in p.personalisation.items()
         },
+        "checkoutGroup": p.checkout_group,
         **({"category": p.category} if p.category else {}),
     }
 

@@ -136,6 +136,9 @@ class Orders:
         found = problems(room, self.catalog.get, held)
         if found:
             raise Conflict("not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
+        conflicts = server_root.conflicts_of(room.cart, self.catalog.get, room.groups())
+        if conflicts:
+            raise Conflict("not_combinable", "; ".join(c["message"] for c in conflicts))
         pricing = server_root.compute_pricing(room.cart, self.catalog.get, self.discounts.get)
         order_id = new_id("o-")
         order = order_records.new_order(order_id, record.id, record.owner, order_lines(room, pricing), pricing,

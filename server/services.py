@@ -12,6 +12,7 @@ from .browsing import Browsing, has_open_cart
 from .bus import Bus, open_bus
 from .carts import Carts
 from .catalog import CatalogCache
+from .checkout_groups import TOPIC as GROUPS_TOPIC, GroupBook
 from .chat import Chat
 from .config import Config
 from .customers import Customers
@@ -24,10 +25,12 @@ from .mail.mailings import Mailings
 from .mail.service import MailService
 from .merging import Merging
 from .metrics import Metrics, RoomMetrics, watch
+from .nudges import TOPIC as RULES_TOPIC, Nudges
 from .order_records import backfill
 from .orders import Orders
 from .hooks import Hooks
 from .shop_floor import ShopFloor
+from .splitting import Splitting
 from .sync.registry import Rooms
 from .stock import StockAuthority, open_stock
 from .store import Store, open_store
@@ -46,12 +49,14 @@ class Services:
     stock: StockAuthority
     catalog: CatalogCache
     discounts: DiscountBook
+    groups: GroupBook
     rooms: Rooms
     stock_feed: StockFeed
     events: EventFeed
     webhooks: Webhooks
     carts: Carts
     merging: Merging
+    splitting: Splitting
     offers: Offers
     orders: Orders
     customers: Customers
@@ -63,6 +68,7 @@ class Services:
     mailings: Mailings
     tokens: TokenVerifier
     metrics: Metrics
+    nudges: Nudges
     chat: Chat
 
     def close_connections(self) -> None:
@@ -87,25 +93,37 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     await index.open()
     await backfill(store, index, lambda sku: getattr(catalog.get(sku), "category", None))
     stock = open_stock(config, store)
-    browsing = Browsing(lambda type_, data: shop_event(bus, type_, **data), lambda sku: catalog.get(sku) is not None,
+
+    def browsed(type_: str, data: dict) -> None:  # the shop floor hears it, and the nudge rules' clocks
+        shop_event(bus, type_, **data)
+        nudges.browsed(type_, data)
+    browsing = Browsing(browsed, lambda sku: catalog.get(sku) is not None,
                         lambda who: has_open_cart(store, who), config.max_messages_per_second)
     stock_feed, events = StockFeed(stock.levels, browsing.count), EventFeed()
     discounts = DiscountBook(store, bus)
     await discounts.load()
     metrics = Metrics()
-    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, metrics=metrics)
+    groups = GroupBook(store, bus)
+    await groups.load()
+    rooms = Rooms(config, store, catalog, stock, bus, Hooks(), shop_codes=discounts.get, metrics=metrics,
+                  groups=groups.get)
     webhooks = Webhooks(config, store, stock, rooms)
     carts = Carts(config, store, rooms, stock, catalog, discounts, bus)
     merging = Merging(store, stock, rooms, bus, carts, config.limits)
     kiosks = Kiosks(config, store, bus, carts)
     mail = MailService(config, store, catalog, index)
+    offers = Offers(rooms, bus)
+    nudges = Nudges(store, bus, offers)
+    await nudges.load()
     services = Services(
-        config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, rooms=rooms,
+        config=config, store=store, bus=bus, stock=stock, catalog=catalog, discounts=discounts, groups=groups,
+        rooms=rooms,
         stock_feed=stock_feed, events=events, webhooks=webhooks, carts=carts, merging=merging,
-        offers=Offers(rooms, bus), orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks, index),
+        splitting=Splitting(store, stock, rooms, bus, carts),
+        offers=offers, orders=Orders(config, store, stock, rooms, catalog, discounts, bus, webhooks, index),
         customers=Customers(store, catalog, stock, rooms, index), invites=Invites(store, carts, merging), kiosks=kiosks,
         index=index, browsing=browsing, mail=mail, mailings=Mailings(mail, bus), tokens=from_config(config),
-        metrics=metrics, chat=Chat(config, rooms, bus))
+        metrics=metrics, nudges=nudges, chat=Chat(config, rooms, bus))
     _wire(services)
     await bus.start()
     await stock.start()
@@ -117,9 +135,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     browsing.start()
     await mail.start()
     await services.mailings.start()
+    nudges.start(rooms.rooms)
     try:
         yield services
     finally:
+        await nudges.stop()
         await services.mailings.stop()
         await mail.stop()
         await browsing.stop()
@@ -134,13 +154,16 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 def _wire(s: Services) -> None:
     """Who hears what: bus topics, stock notices, and the rooms' extensions (registered before the bus starts)."""
     s.bus.on_event("discounts", lambda e: asyncio.ensure_future(s.discounts.load(e)))
-    s.bus.on_event("catalog", lambda e: asyncio.ensure_future(s.catalog.load(e)))
+    s.bus.on_event("catalog", lambda e: asyncio.ensure_future(_catalog_changed(s, e)))
+    s.bus.on_event(RULES_TOPIC, lambda e: asyncio.ensure_future(s.nudges.load(e)))
+    # Group rules changed anywhere: every process's open carts say their conflicts again.
+    s.bus.on_event(GROUPS_TOPIC, lambda e: asyncio.ensure_future(_groups_changed(s, e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
-    # chat messages on the shop floor, metrics.
-    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat, RoomMetrics(s.metrics)):
+    # chat messages on the shop floor, metrics, nudge rules' clocks.
+    for extension in (s.kiosks, s.webhooks, ShopFloor(s.bus), s.chat, RoomMetrics(s.metrics), s.nudges):
         s.rooms.hooks.add(extension)
     s.orders.listeners.append(s.mail.order_changed)  # paid, dispatched, delivered, cancelled: order mail
     # Every process's stock viewers hear every process's decisions, through the bus.
@@ -149,6 +172,17 @@ def _wire(s: Services) -> None:
     s.browsing.on_viewers = s.stock_feed.announce_viewers_spread  # `{sku, viewers}` as browsers move
     watch(s.metrics, s.store, s.stock, s.bus, s.rooms, s.stock_feed, s.events,
           (s.webhooks.outbox, s.mail.outbox, s.mail.bulk))
+
+
+async def _catalog_changed(s: Services, event: object) -> None:
+    await s.catalog.load(event)
+    if s.groups.current.rules:  # a product may have moved to another checkout group
+        s.rooms.reprice_all()
+
+
+async def _groups_changed(s: Services, event: object) -> None:
+    await s.groups.load(event)
+    s.rooms.reprice_all()
 
 
 def services_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (  # noqa: F401 (importing a module registers its routes)
-    catalog, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks, mail, apidocs,
-    metrics,
+    catalog, checkout_groups, stock, health, sessions, feeds, carts, discounts, orders, customers, invites, kiosks,
+    mail, apidocs, metrics, rules,
 )
 from ..openapi import api
 from ..sync.socket import cart_socket

@@ -151,6 +151,16 @@ async def merge_route(request: web.Request) -> web.Response:
     return web.json_response({"cartId": target})
 
 
+@api.add("POST", "/api/carts/{cartId}/split", "Move some lines, with their holds, to a new cart of the same owner",
+         ok=201, auth=CART_OPENER, errors=(404, 409),
+         body=obj(("lineIds",), lineIds={"type": "array", "minItems": 1, "items": NON_EMPTY}),
+         result=obj(("cartId",), cartId=STRING))
+async def split_route(request: web.Request) -> web.Response:
+    line_ids = (await json_body(request)).get("lineIds")
+    new = await request.app[SERVICES].splitting.split(caller(request), cart(request), line_ids)
+    return web.json_response({"cartId": new}, status=201)
+
+
 @api.add("POST", "/api/sessions/claim", "Merge an anonymous shopper's open carts into the caller's cart",
          auth=CLAIMANT, body=obj(("anonymousToken",), anonymousToken=STRING),
          result=obj(("cartId",), cartId=STRING), errors=(409,))

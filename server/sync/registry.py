@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import WSCloseCode
 
 from ...crdt import CartDoc
+from ...crdt.groups import NO_GROUPS, CheckoutGroups
 from ...crdt.pricing import DiscountLookup
 from ..bus import Bus
 from ..catalog import CatalogCache
@@ -25,10 +26,10 @@ class Rooms:
 
     def __init__(self, config: Config, store: Store, catalog: CatalogCache, stock: StockAuthority, bus: Bus,
                  hooks: Hooks | None = None, shop_codes: DiscountLookup = lambda code: None,
-                 metrics: Any = NO_METRICS) -> None:
+                 metrics: Any = NO_METRICS, groups: Callable[[], CheckoutGroups] = lambda: NO_GROUPS) -> None:
         self.config, self.store, self.catalog, self.stock, self.bus = config, store, catalog, stock, bus
         self.hooks = hooks or Hooks()
-        self.deps = Collaborators(config, store, bus, stock, catalog, self.hooks, shop_codes, metrics)
+        self.deps = Collaborators(config, store, bus, stock, catalog, self.hooks, shop_codes, metrics, groups)
         bus.reconnected.append(self.catch_up_all)
         bus.on_event("revoke", self.on_revoked)
         bus.on_event("gone", self.on_gone)
@@ -110,6 +111,12 @@ class Rooms:
         await asyncio.gather(*(room.catch_up() for room in list(self.rooms.values())))
         for room in list(self.rooms.values()):
             room.audit_holds()
+
+    def reprice_all(self, _event: Any = None) -> None:
+        """Every loaded room writes its pricing and conflicts again (the checkout-group rules changed)."""
+        for room in list(self.rooms.values()):
+            if room.cart.status == "open":
+                self._spawn(room.commit_pricing())
 
     def fail(self, room: Room) -> None:
         """Drops a room whose writes failed; the next connection reloads it from the store."""

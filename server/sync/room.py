@@ -14,6 +14,7 @@ from pycrdt import Awareness, merge_updates
 
 from ...crdt import Accepted, CartDoc, Rejected, server_root
 from ...crdt.chat import Author
+from ...crdt.groups import NO_GROUPS, CheckoutGroups
 from ...crdt.pricing import DiscountLookup
 from ...crdt.protocol import (
     EMPTY_UPDATE, Kind, ProtocolError, awareness_message, parse, sync_step1, sync_step2, update_message,
@@ -51,6 +52,7 @@ class Collaborators:
     hooks: Hooks
     shop_codes: DiscountLookup  # the shop-wide discount codes a shopper may type
     metrics: Any = NO_METRICS  # the app's figures (server/metrics.py): latencies, decisions, catch-ups
+    groups: Callable[[], CheckoutGroups] = lambda: NO_GROUPS  # the shop's checkout-group rules, now
 
 
 class Host(Protocol):
@@ -67,7 +69,7 @@ class Room:
     def __init__(self, cart_id: str, cart: CartDoc, last_seq: int, deps: Collaborators, host: Host) -> None:
         self.id, self.cart = cart_id, cart
         self.config, self.store, self.bus, self.stock = deps.config, deps.store, deps.bus, deps.stock
-        self.catalog, self.hooks, self.shop_codes = deps.catalog, deps.hooks, deps.shop_codes
+        self.catalog, self.hooks, self.shop_codes, self.groups = deps.catalog, deps.hooks, deps.shop_codes, deps.groups
         self.metrics = deps.metrics
         self._host = host
         self.conns: set[Connection] = set()
@@ -211,7 +213,7 @@ class Room:
         self.metrics.decided(decision.status for decision in decided.values())
         return server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
                                               for line_id, decision in decided.items()},
-                                  self.catalog.get, self.shop_codes)
+                                  self.catalog.get, self.shop_codes, self.groups())
 
     def _relay_answered(self, sender: Connection, both: bytes, answer: bytes) -> None:
         """The others get the edit with the server's answer to it; the sender, who has the
@@ -238,12 +240,13 @@ class Room:
     async def commit_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
         """Writes hold outcomes and the pricing they lead to (`server_root.settle`), committed."""
         try:
-            await self.commit(server_root.settle(self.cart, decisions, self.catalog.get, self.shop_codes))
+            await self.commit(server_root.settle(self.cart, decisions, self.catalog.get, self.shop_codes,
+                                                 self.groups()))
         except Close:
             pass  # the room failed and was dropped; its clients reconnect
 
     async def commit_pricing(self) -> None:
-        """Reprices the cart (codes typed, offers made, another process's holds), committed."""
+        """Reprices the cart (codes typed, offers made, another process's holds, group rules), committed."""
         await self.commit_holds({})
 
     async def committed(self) -> None:

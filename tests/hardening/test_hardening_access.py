@@ -277,6 +277,24 @@ async def anonymous_token_with_cart(w: World) -> dict[str, str]:
     return {"anonymousToken": anonymous["token"]}
 
 
+async def split_one_of_two(w: World) -> dict[str, list[str]]:
+    """The cart with two lines; the body moves the first (a split leaves at least one behind)."""
+    cart = await w.cart()
+    first = await w.line(cart)
+    await w.line(cart)
+    return {"lineIds": [first]}
+
+
+NOTIFY_RULE = {"when": {"event": "cart_idle", "minutes": 60}, "then": {"action": "notify"}}
+
+
+async def a_rule(w: World) -> str:
+    """A nudge rule an admin defined (one that will not fire while the matrix runs)."""
+    rule_id = f"rule-{w.n}"
+    await w.ok(200, "PUT", f"/api/rules/{rule_id}", w.token("root", "admin"), NOTIFY_RULE)
+    return rule_id
+
+
 async def kiosk(w: World) -> str:
     return await w.kiosk()
 
@@ -331,6 +349,13 @@ ROWS = [
         {"code": walk_in_code}, case="to a walk-in cart"),
     Row("POST", "/api/carts/{cartId}/merge", only(200, "owner", "operator-after-lookup", "admin"),
         {"cartId": cart, "body": into_another_cart}),
+    Row("POST", "/api/carts/{cartId}/split", only(201, *OPENERS), {"cartId": cart, "body": split_one_of_two}),
+    Row("PUT", "/api/checkout-groups/{group}", only(200, "admin"),
+        {"group": fresh("grp"), "body": const({"conflictsWith": ["general"]})}),
+    Row("GET", "/api/checkout-groups", only(200, "admin")),
+    Row("PUT", "/api/rules/{ruleId}", only(200, "admin"), {"ruleId": fresh("rule"), "body": const(NOTIFY_RULE)}),
+    Row("GET", "/api/rules", only(200, "admin")),
+    Row("DELETE", "/api/rules/{ruleId}", only(200, "admin"), {"ruleId": a_rule}),
     Row("GET", "/api/catalog", everyone(200)),
     Row("PUT", "/api/catalog/{sku}", only(200, "admin"), {"sku": fresh("NEW"), "body": const({"name": "New", "price": 100})}),
     Row("GET", "/api/stock", everyone(200), query="skus=TEE"),

@@ -65,7 +65,10 @@ DOCUMENT = json.loads(json.dumps(api.spec(_version())))
 # a line's SKU must be in the catalog and its qty within that product's maxQty; staff creating a cart must give
 # `owner` (customers and assistants need not); an anonymous token must be a real one; a sale may not take stock
 # below zero; a mailing needs someone in its segment (400 no_recipients).
-DATA_DEPENDENT = ["create_cart", "add_line", "set_qty", "claim", "adjust_stock", "create_mailing"]
+# A split names lines of that cart and leaves one behind; a group rule may not name its own group as a conflict.
+# An offer rule gives exactly one of percentOff or amountOff.
+DATA_DEPENDENT = ["create_cart", "add_line", "set_qty", "claim", "adjust_stock", "create_mailing", "split_route",
+                  "put_group", "put_rule"]
 ACCEPTED = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
 
 

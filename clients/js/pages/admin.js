@@ -3,7 +3,7 @@
  * Shop floor `/admin`: the live board of open carts (from `/ws/admin`), a toast whenever an item
  * is carted, checkout progress and focused/away presence, any cart opened live (watch the
  * personalisation being typed, send a discount into it), stock levels with in-store sales and
- * deliveries, and orders with payment and dispatch buttons.
+ * deliveries, orders with payment and dispatch buttons, and the nudge rules.
  */
 import { NotAvailableError } from '../src/index.js'
 import {
@@ -11,6 +11,7 @@ import {
   productArt, reportCartEvents, siteFooter, staffPage, toast
 } from './ui.js'
 import { mailPanels } from './admin-mail.js'
+import { rulesPanel } from './admin-rules.js'
 import { detailsSummary } from './records.js'
 
 // An order in one of these states has left its cart behind: paid, on its way, done or called off.
@@ -44,12 +45,13 @@ async function start ({ lc, claims, main, right }) {
   const cartPanel = h('section.card#open-cart')
   const orders = ordersPanel(lc)
   const mail = mailPanels(lc)
+  const rules = rulesPanel(lc)
   fill(main,
     h('div.section-title', h('h1', 'Shop floor'), h('span.muted', `Signed in as ${claims.sub}`)),
     kpis,
     h('div.admin-grid',
       h('div.admin-col', boardCard, browsing.el, stock.el),
-      h('div.admin-col', cartPanel, activityCard, orders.el, mail.customers, mail.caught)),
+      h('div.admin-col', cartPanel, activityCard, orders.el, rules.el, mail.customers, mail.caught)),
     siteFooter('staff'))
 
   // -- KPIs ----------------------------------------------------------------------------------
@@ -157,6 +159,10 @@ async function start ({ lc, claims, main, right }) {
     const type = e.type
     if (type === 'gap') return log(`${e.dropped} events were skipped (this page fell behind)`, 'alert')
     if (type.startsWith('browse.')) return browsing.event(e)
+    if (type === 'rule.fired') {
+      rules.onFired(e)
+      return log(`Rule ${e.rule} fired for cart ${e.cartId}${e.action === 'offer' ? `: offered ${e.code}` : ''}`, 'bolt')
+    }
     const id = e.cartId
     if ((type === 'order.created' || type === 'order.status') && ORDER_DONE.has(e.state)) {
       // The cart became an order: it leaves the board (and the open-cart count) for good.

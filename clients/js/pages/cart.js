@@ -4,7 +4,8 @@
  * in the cart, personalisation co-typed with staff, checkout steps, sign-in (which merges the
  * guest cart), a code for a kiosk and one to share with a shop assistant; the details step (name,
  * email, delivery, co-edited live with staff), the shopper's order history, live, and a chat with the shop.
- * `?cart=ID` opens another cart this shopper may open.
+ * `?cart=ID` opens another cart this shopper may open. Lines that may not be bought together
+ * (`server.conflicts`) show a banner that splits them into a cart of their own in one click.
  */
 import {
   ForbiddenError, NotAvailableError, NotFoundError, UnauthorizedError, createClient, tokenClaims
@@ -84,13 +85,15 @@ function open (cartId) {
       }
     }, 'Start again')
   })
+  const conflicts = conflictBanner()
   chat = chatPanel(cart, { title: 'Ask the shop' })
-  fill(body, h('div.cart-main', view.el), h('aside.cart-side', orderCard, chat.el, account, historyBox))
+  fill(body, h('div.cart-main', conflicts.el, view.el), h('aside.cart-side', orderCard, chat.el, account, historyBox))
   // The summary card moves to the side column on wide screens.
   body.querySelector('.cart-side').prepend(view.el.querySelector('.summary'))
   renderHead()
   renderAccount()
   cart.on('change', checkout.render)
+  cart.on('change', conflicts.render)
   cart.on('checkout', (c) => { if (c?.orderId) loadOrder(c.orderId) })
   cart.on('synced', () => {
     checkout.render()
@@ -120,6 +123,59 @@ function renderHead () {
     h('p.cart-id', 'Cart ', h('code', cart.cartId)))
 }
 
+// -- what may not be bought together ---------------------------------------------------------
+
+/**
+ * The lines to move so that no conflict is left: those of the group named in the most conflicts
+ * (on a tie, the group with fewer lines), e.g. the wine that shares a checkout with nothing else.
+ */
+function linesToSplit (found) {
+  const count = new Map()
+  for (const c of found) for (const g of c.groups) count.set(g, (count.get(g) || 0) + 1)
+  const groupOf = (line) => catalog.get(line.sku)?.checkoutGroup || 'general'
+  const inConflict = new Set(found.flatMap((c) => c.lineIds))
+  const size = (g) => cart.lines.filter((l) => inConflict.has(l.id) && groupOf(l) === g).length
+  const [group] = [...count.keys()].sort((a, b) => (count.get(b) - count.get(a)) || (size(a) - size(b)) || (a < b ? -1 : 1))
+  return cart.lines.filter((l) => inConflict.has(l.id) && groupOf(l) === group).map((l) => l.id)
+}
+
+function conflictBanner () {
+  const el = h('div.banners.conflicts', { 'aria-live': 'polite' })
+  let busy = false
+  let moved = null // the cart the last split made, linked until the shopper goes there
+  const render = () => {
+    const found = cart.status === 'open' ? (cart.conflicts || []) : []
+    const rows = found.map((c) => h('div.banner.warn.conflict', { 'data-groups': c.groups.join(' ') }, icon('alert', 18), h('span', c.message)))
+    if (found.length) {
+      const lineIds = linesToSplit(found)
+      rows.push(h('div.banner.info',
+        h('span', `${lineIds.length === 1 ? 'This item goes' : `These ${lineIds.length} items go`} to a cart of their own, still held for you.`),
+        h('button.btn.sm.primary.split', { disabled: busy || !lineIds.length, onclick: () => split(lineIds) }, 'Check these out separately')))
+    }
+    if (moved) {
+      rows.push(h('div.banner.success.split-done', icon('check', 18),
+        h('span', `${moved.count === 1 ? 'One item is' : `${moved.count} items are`} now in a cart of their own.`),
+        h('a.btn.sm', { href: `/cart?cart=${encodeURIComponent(moved.cartId)}` }, 'Open that cart')))
+    }
+    fill(el, rows)
+  }
+  const split = async (lineIds) => {
+    busy = true
+    render()
+    try {
+      const { cartId } = await session.lc.splitCart(cart.cartId, lineIds)
+      moved = { cartId, count: lineIds.length }
+      toast('Check out this cart now, and the other one whenever you like.', { kind: 'success', title: 'Split into two carts' })
+    } catch (err) {
+      toast(describeError(err), { kind: 'error', title: 'Could not split the cart' })
+    } finally {
+      busy = false
+      render()
+    }
+  }
+  return { el, render }
+}
+
 // -- checkout steps ------------------------------------------------------------------------
 
 function checkoutPanel () {
@@ -137,6 +193,7 @@ function checkoutPanel () {
     // An expired or lost hold blocks payment (the total covers only what is held) until it is held again.
     const lost = cart.lines.filter((l) => lineNotHeld(l, cart.holds[l.id]))
     const step = cart.checkout?.step || (personalised.length ? 'personalise' : 'details')
+    const apart = cart.conflicts?.length > 0 // checkout would answer 409 not_combinable
     const index = STEPS.findIndex(([s]) => s === step)
     const next = STEPS[index + 1]
     let action
@@ -145,13 +202,15 @@ function checkoutPanel () {
     } else if (next) {
       const blocked = step === 'personalise' && missing.length
       const unheld = next[0] === 'payment' && lost.length
-      action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || blocked || unheld, onclick: () => go(next[0]) },
-        blocked
+      action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || blocked || unheld || apart, onclick: () => go(next[0]) },
+        apart
+          ? 'Check the items out separately first'
+          : blocked
           ? `Personalise ${missing.length} ${missing.length === 1 ? 'item' : 'items'} first`
           : unheld ? `Hold ${lost.length === 1 ? 'every item' : `all ${lost.length} lines`} again to pay` : [`Continue to ${next[1].toLowerCase()}`, icon('arrow', 16)])
     } else {
-      action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || notHeld.length > 0, onclick: placeOrder },
-        notHeld.length ? 'Some items are not held' : [icon('lock', 16), 'Place order'])
+      action = h('button.btn.primary.wide', { disabled: busy || !cart.lines.length || notHeld.length > 0 || apart, onclick: placeOrder },
+        apart ? 'Check the items out separately first' : notHeld.length ? 'Some items are not held' : [icon('lock', 16), 'Place order'])
     }
     detailsBox.hidden = index < 1 || !['open', 'checking_out'].includes(cart.status)
     fill(el,

@@ -125,6 +125,22 @@ export class Client {
     return this.request('POST', `/api/carts/${enc(cartId)}/merge`, { body: { into } })
   }
 
+  /**
+   * Moves some lines, with their holds, to a new cart of the same owner (to check them out separately).
+   * @param {string} cartId @param {string[]} lineIds @returns {Promise<{cartId: string}>}
+   */
+  splitCart (cartId, lineIds) {
+    return this.request('POST', `/api/carts/${enc(cartId)}/split`, { body: { lineIds } })
+  }
+
+  /**
+   * Admin: which checkout groups a group may (combinesWith) or may not (conflictsWith) share a checkout with.
+   * @param {string} group @param {{combinesWith?: string[], conflictsWith?: string[]}} rule @returns {Promise<any>}
+   */
+  putCheckoutGroup (group, rule) {
+    return this.request('PUT', `/api/checkout-groups/${enc(group)}`, { body: rule })
+  }
+
   /** An invite code for a cart. @param {string} cartId @returns {Promise<{code: string, expiresAt: number}>} */
   createInvite (cartId) {
     return this.request('POST', `/api/carts/${enc(cartId)}/invites`, { body: {} })

@@ -101,6 +101,8 @@ export class Cart extends Emitter {
     this.meta = { note: '', discountCodes: [] }
     /** @type {import('./index.js').Checkout | null} */
     this.checkout = null
+    /** lines that may not be checked out together (`server.conflicts`): [{lineIds, groups, message}] */
+    this.conflicts = []
     /** The conversation (root `chat`), in document order. @type {import('./index.js').ChatMessage[]} */
     this.chat = []
     /** @type {string | null} */
@@ -547,6 +549,7 @@ export class Cart extends Emitter {
       status: server.get('status') || 'open',
       meta: { note: typeof metaJson.note === 'string' ? metaJson.note : '', discountCodes: Array.isArray(metaJson.discountCodes) ? metaJson.discountCodes : [] },
       checkout: plain(server.get('checkout')) || null,
+      conflicts: plain(server.get('conflicts')) || [],
       chat: doc.getArray('chat').toJSON().filter((m) => m && typeof m === 'object').map((m) => ({
         id: String(m.id ?? ''), from: String(m.from ?? ''), role: String(m.role ?? ''), text: String(m.text ?? ''), at: Number(m.at ?? 0)
       }))

@@ -72,6 +72,14 @@ export interface CartJson {
   checkout: Checkout | null
   status: CartStatus
   mergedInto: string | null
+  conflicts: Conflict[]
+}
+
+/** Lines that may not be checked out together (`server.conflicts`). */
+export interface Conflict {
+  lineIds: string[]
+  groups: string[]
+  message: string
 }
 
 export interface PersonalisationField {
@@ -271,6 +279,7 @@ export interface CartEvents {
   status: (status: CartStatus) => void
   meta: (meta: Meta) => void
   checkout: (checkout: Checkout | null) => void
+  conflicts: (conflicts: Conflict[]) => void
   chat: (chat: ChatMessage[]) => void
   connection: (event: { status: ConnectionStatus, code?: number, reason?: string, error?: LivecartError }) => void
   synced: (cart: Cart) => void
@@ -299,6 +308,7 @@ export declare class Cart extends Emitter<CartEvents> {
   status: CartStatus
   meta: Meta
   checkout: Checkout | null
+  conflicts: Conflict[]
   /** the conversation, in document order */
   chat: ChatMessage[]
   mergedInto: string | null
@@ -439,6 +449,8 @@ export declare class Client {
   adjustStock (sku: string, delta: number, reason: string): Promise<{ onHand: number, held: number, available: number }>
 
   checkout (cartId: string): Promise<{ orderId: string, state: string, total: number }>
+  splitCart (cartId: string, lineIds: string[]): Promise<{ cartId: string }>
+  putCheckoutGroup (group: string, rule: { combinesWith?: string[], conflictsWith?: string[] }): Promise<any>
   checkoutStep (cartId: string, step: string): Promise<any>
   order (orderId: string): Promise<any>
   setPayment (orderId: string, status: 'paid' | 'failed', reference?: string): Promise<any>
