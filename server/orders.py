@@ -247,7 +247,10 @@ class Orders:
                 raise Conflict("bad_transition", f"an order that is {order['state']} cannot become {target}")
             if target == "cancelled":
                 await self._cancel(order)
-            return await self._move(order, target, who.sub, **extra)
+            moved = await self._move(order, target, who.sub, **extra)
+            if target == "cancelled" and order["state"] == "confirmed":
+                await profiles.record_cancelled(self.index, moved, self.category_of)
+            return moved
 
     async def _cancel(self, order: Order) -> None:
         """Cancelled before dispatch: what was sold goes back on the shelf, or the holds are let go."""

@@ -68,6 +68,11 @@ async def record_paid(index: ShopIndex, order: dict[str, Any], category_of: Call
     return await index.add_purchase(purchase(order, category_of))
 
 
+async def record_cancelled(index: ShopIndex, order: dict[str, Any], category_of: Callable[[str], str | None]) -> bool:
+    """A paid order called off no longer counts in its customer's orders and spend."""
+    return await index.cancel_purchase(purchase(order, category_of))
+
+
 async def orders_customer(store: Store, who: Identity, asked: str | None) -> str | None:
     """Whose orders `who` may list (None: everyone's, for an admin).
 

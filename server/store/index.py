@@ -75,6 +75,9 @@ class ShopIndex(Protocol):
         """Counts a paid order (False: it was counted before)."""
     async def add_purchases(self, purchases: list[Purchase]) -> int:
         """Many at once (a backfill, an import): how many were new."""
+    async def cancel_purchase(self, purchase: Purchase) -> bool:
+        """Takes a counted order off its customer's order count and spend, once (False: it was not
+        counted, or was taken off before); the customer stays found by what they ordered."""
     async def put_customers(self, profiles: dict[str, dict[str, Any]]) -> None:
         """Many `put_customer`s at once."""
     async def search_customers(self, query: CustomerQuery) -> Page: ...

@@ -7,7 +7,7 @@ of a Redis Cluster, as the records of one kind do. Keys (after the store's prefi
 of customer ids; `{x}:terms` zset of `<term>\\0<id>` (prefix ranges by ZRANGEBYLEX); `{x}:last`
 zset id -> last order ms; `{x}:sku:<sku>` and `{x}:cat:<category>` zsets id -> last bought ms;
 `{x}:skuid:<sku>`, `{x}:catid:<category>` the same buyers by id (scores 0); `{x}:paid` set of counted
-order ids.
+order ids; `{x}:cancelled` those of them taken off again.
 """
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ redis.call('ZADD', KEYS[2], 0, p.id)
 return 'ok'
 """
 
+# KEYS: customer hash, paid set, cancelled set. ARGV: order id, total. Takes a counted order off once.
+CANCEL_PURCHASE = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'orders', -1)
+redis.call('HINCRBY', KEYS[1], 'spent', -tonumber(ARGV[2]))
+return 1
+"""
+
 RETRIES = 50  # optimistic writes of one customer racing each other: each round one of them wins
 
 
@@ -72,6 +81,7 @@ class RedisIndex:
         self.r, self.prefix = store.r, store.keys.prefix
         self._put_order = self.r.register_script(PUT_ORDER)
         self._change = self.r.register_script(CHANGE_CUSTOMER)
+        self._cancel = self.r.register_script(CANCEL_PURCHASE)
         from .redis_cluster import RedisClusterStore, ReplicatedScript
 
         # On a cluster every write is acknowledged only once a replica has it (so no bulk pipelines).
@@ -79,6 +89,7 @@ class RedisIndex:
         if self._replicated:
             self._put_order = ReplicatedScript(self.r, self._put_order, store.replicas)  # type: ignore[assignment]
             self._change = ReplicatedScript(self.r, self._change, store.replicas)  # type: ignore[assignment]
+            self._cancel = ReplicatedScript(self.r, self._cancel, store.replicas)  # type: ignore[assignment]
 
     def k(self, name: str) -> str:
         return f"{self.prefix}{{x}}:{name}"
@@ -211,6 +222,10 @@ class RedisIndex:
 
     async def add_purchase(self, purchase: Purchase) -> bool:
         return await self._apply(purchase.customer, self._purchase_fill(purchase), purchase, overwrite=False) == "ok"
+
+    async def cancel_purchase(self, purchase: Purchase) -> bool:
+        keys = [self.k(f"c:{purchase.customer}"), self.k("paid"), self.k("cancelled")]
+        return bool(await self._cancel(keys, [purchase.order_id, purchase.total]))
 
     async def _by_score(self, key: str, since: int | None) -> set[bytes]:
         return set(await self.r.zrangebyscore(key, since if since is not None else "-inf", "+inf"))

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS customer_bought (
     PRIMARY KEY (kind, value, customer)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS customer_bought_at ON customer_bought(kind, value, last_at);
 CREATE TABLE IF NOT EXISTS customer_purchases (order_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customer_cancelled (order_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 COLUMNS = "id, name, email, phone, consent, orders, spent, last_order_at"
 TOP = "\U0010ffff"  # sorts after every character: `term < prefix + TOP` ends a prefix range
@@ -145,6 +146,18 @@ class SqliteIndex:
         name, email = before or (None, None)
         if (p.name and not name) or (p.email and not email):  # the profile was filled: found by it now
             self._reindex(db, p.customer)
+        return True
+
+    async def cancel_purchase(self, purchase: Purchase) -> bool:
+        return await self._run(self._tx, lambda db: self._cancel(db, purchase))
+
+    @staticmethod
+    def _cancel(db: sqlite3.Connection, p: Purchase) -> bool:
+        if db.execute("SELECT 1 FROM customer_purchases WHERE order_id = ?", (p.order_id,)).fetchone() is None:
+            return False
+        if db.execute("INSERT OR IGNORE INTO customer_cancelled VALUES (?)", (p.order_id,)).rowcount == 0:
+            return False
+        db.execute("UPDATE customers SET orders = orders - 1, spent = spent - ? WHERE id = ?", (p.total, p.customer))
         return True
 
     async def search_customers(self, query: CustomerQuery) -> Page:

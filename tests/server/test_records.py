@@ -213,6 +213,18 @@ async def test_customers_are_filled_by_paid_orders_edited_and_found(lc: Livecart
     assert status == 400 and answer["error"]["code"] == "bad_profile", answer
 
 
+async def test_a_cancelled_order_leaves_the_customers_orders_and_spend(lc: Livecart) -> None:
+    admin = await stocked(lc)
+    await paid_order(lc, "ada", details={**SHIP, "address": ADDRESS})
+    second = await paid_order(lc, "ada", "TEE", details={**SHIP, "address": ADDRESS})
+    before = (await lc.call("GET", "/api/customers/ada", admin))[1]
+    status, body = await lc.call("POST", f"/api/orders/{second}/status", admin, json={"status": "cancelled"})
+    assert status == 200 and body["status"] == "cancelled", body
+    ada = (await lc.call("GET", "/api/customers/ada", admin))[1]
+    assert ada["orders"] == before["orders"] - 1 == 1
+    assert ada["spent"] == 1200 < before["spent"]
+
+
 async def test_orders_stored_before_the_index_are_listed_and_their_buyers_found(tmp_path, session) -> None:
     config = make_config(tmp_path)
     store = open_store(config.store, config.data_dir)

@@ -266,6 +266,20 @@ async def test_customers_profiles_and_purchases(index: ShopIndex) -> None:
     assert (ada["name"], ada["email"], ada["marketingConsent"]) == ("Ada King", "ada@example.com", True)
 
 
+async def test_a_cancelled_order_no_longer_counts_in_orders_or_spend(index: ShopIndex) -> None:
+    paid = Purchase("ada", "o-1", 2_000, 1500, ("MUG-LAST",))
+    await index.add_purchase(paid)
+    await index.add_purchase(Purchase("ada", "o-2", 3_000, 500, ("TEE",)))
+    assert await index.cancel_purchase(paid)
+    assert not await index.cancel_purchase(paid)  # taken off once
+    assert not await index.cancel_purchase(Purchase("ada", "o-9", 1, 700, ()))  # never counted: nothing to take off
+    assert not await index.add_purchase(paid)  # a late repeat of its payment does not count it again
+    ada = await index.get_customer("ada")
+    assert (ada["orders"], ada["spent"]) == (1, 500)
+    # what they ordered still says what they like: found by it (a mailing re-checks consent, not orders)
+    assert await ids(index, bought=("MUG-LAST",)) == ["ada"]
+
+
 async def ids(index: ShopIndex, **query) -> list[str]:
     return [c["id"] for c in (await index.search_customers(CustomerQuery(**query))).items]
 
