@@ -3,42 +3,17 @@ writes on /cart, the admin sees the message on the shop floor with its cart (unr
 and answers, and the shopper sees the answer."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "clients" / "js" / "tools"
-sys.path.insert(0, str(TOOLS))
+from playwright.sync_api import Browser, expect
 
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-import screenshots  # noqa: E402
-from flows import shopper, staff  # noqa: E402
-from screenshots import Server, watch  # noqa: E402
+import screenshots
+from flows import shopper, staff
+from screenshots import Server, watch
 
 pytestmark = pytest.mark.timeout(600)
 ARTIFACTS = screenshots.REPO / "test-artifacts" / "chat"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(screenshots.CHROMIUM).exists():
-        pytest.fail(f"{screenshots.CHROMIUM} is missing (make test installs Debian's chromium)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=screenshots.CHROMIUM, args=screenshots.ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def demo() -> Iterator[Server]:
-    s = Server([])
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def test_the_shopper_writes_the_admin_sees_it_with_the_cart_and_answers(browser: Browser, demo: Server,

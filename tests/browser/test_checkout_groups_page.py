@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
 import urllib.request
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "clients" / "js" / "tools"
-sys.path.insert(0, str(TOOLS))
+from playwright.sync_api import Browser, expect
 
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-import screenshots  # noqa: E402
-from flows import shopper, staff  # noqa: E402
-from screenshots import Server, token, watch  # noqa: E402
+import screenshots
+from flows import shopper, staff
+from screenshots import Server, token, watch
 
 pytestmark = pytest.mark.timeout(600)
 ARTIFACTS = screenshots.REPO / "test-artifacts" / "checkout-groups"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(screenshots.CHROMIUM).exists():
-        pytest.fail(f"{screenshots.CHROMIUM} is missing (make test installs Debian's chromium)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=screenshots.CHROMIUM, args=screenshots.ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def demo() -> Iterator[Server]:
-    s = Server([])
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def call(url: str, method: str, path: str, body: Any = None) -> Any:

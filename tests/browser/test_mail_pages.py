@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 import urllib.request
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "clients" / "js" / "tools"
-sys.path.insert(0, str(TOOLS))
+from playwright.sync_api import Browser
 
-from playwright.sync_api import Browser, sync_playwright  # noqa: E402
-
-import screenshots  # noqa: E402
-from flows import staff, watch  # noqa: E402
+import screenshots
+from flows import staff, watch
 
 pytestmark = pytest.mark.timeout(600)
 SKU = "MUG-LAST"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=screenshots.CHROMIUM, args=screenshots.ARGS)
-        yield chromium
-        chromium.close()
 
 
 def call(url: str, method: str, path: str, token: str, body: Any = None) -> Any:

@@ -7,34 +7,19 @@ failed `sold` left its hold, and the screenshots then could not take the last mu
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "clients" / "js" / "tools"
-sys.path.insert(0, str(TOOLS))
+from playwright.sync_api import Browser
 
-from playwright.sync_api import Browser, sync_playwright  # noqa: E402
-
-import flows  # noqa: E402
-import screenshots  # noqa: E402
+import flows
+import screenshots
 
 ARTIFACTS = screenshots.REPO / "test-artifacts"
 # Chromium on a busy 2-core machine: a full set of screenshots took 203 s under load 18. The
 # project-wide 240 s per test is a hang stopper; here a hang is told from slowness at 600 s.
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(screenshots.CHROMIUM).exists():
-        pytest.fail(f"{screenshots.CHROMIUM} is missing (make test installs Debian's chromium)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=screenshots.CHROMIUM, args=screenshots.ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -2,34 +2,19 @@
 `livecart demo` of its own, and the demo sign-in (a demo person, no pasted JWT)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "clients" / "js" / "tools"
-sys.path.insert(0, str(TOOLS))
+from playwright.sync_api import Browser, Page, expect
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-import screenshots  # noqa: E402
-from flows import WAIT_MS, collect_details, shopper, staff  # noqa: E402
-from screenshots import Server, token, watch  # noqa: E402
+import screenshots
+from flows import WAIT_MS, collect_details, shopper, staff
+from screenshots import Server, token, watch
 
 pytestmark = pytest.mark.timeout(600)
 ARTIFACTS = screenshots.REPO / "test-artifacts" / "defects"
 STAFF_LINKS = "a[href='/admin'], a[href='/assistant'], a[href='/call-centre'], a[href^='/kiosk']"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(screenshots.CHROMIUM).exists():
-        pytest.fail(f"{screenshots.CHROMIUM} is missing (make test installs Debian's chromium)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=screenshots.CHROMIUM, args=screenshots.ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
