@@ -78,12 +78,8 @@ class Carts:
 
     async def view(self, record: CartRecord) -> dict[str, Any]:
         """The cart as JSON: its record and its document."""
-        room = self.rooms.rooms.get(record.id)
-        if room is not None:
-            cart = room.cart
-        else:
-            stored = await self.store.load(record.id)
-            cart = CartDoc(stored.snapshot, stored.updates)
+        cart, live = await self.rooms.peek(record.id)
+        if not live:
             # Shown as the authority holds them (a crash may have left the stored doc behind it);
             # not stored: the room writes the same when it next loads.
             sync = sync_of(cart, await self.stock.holds_of(record.id), now_ms())

@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
-from ..crdt import CartDoc
 from .access import record_lookup
 from .auth import Identity
 from .catalog import CatalogCache
@@ -77,12 +76,7 @@ class Customers:
         closed = await self.store.list_records("cart-closed")
         skus: set[str] = set()
         for record in [c for c in carts if c.id not in closed][-newest:]:
-            room = self.rooms.rooms.get(record.id)
-            if room is not None:
-                cart = room.cart
-            else:
-                stored = await self.store.load(record.id)
-                cart = CartDoc(stored.snapshot, stored.updates)
+            cart, _ = await self.rooms.peek(record.id)
             skus |= {str(line["sku"]) for line in cart.to_dict()["lines"].values()}
         return skus
 

@@ -54,6 +54,15 @@ class Rooms:
             room.schedule_unload()
         return room
 
+    async def peek(self, cart_id: str) -> tuple[CartDoc, bool]:
+        """The cart's document without loading a room, for reading: the live room's (True), or one
+        read from the store (False) that nobody else holds. Edits go through `get`."""
+        room = self.rooms.get(cart_id)
+        if room is not None:
+            return room.cart, True
+        stored = await self.store.load(cart_id)
+        return CartDoc(stored.snapshot, stored.updates), False
+
     async def _load(self, cart_id: str) -> Room:
         before = await self.stock.holds_of(cart_id)  # read before the doc: each of them has its line stored
         stored = await self.store.load(cart_id)
