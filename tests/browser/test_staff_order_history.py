@@ -81,3 +81,38 @@ def test_the_call_centre_sees_the_callers_orders_move_on_without_a_reload(browse
         for name, page in (("operator", otto), ("customer", eve)):
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
         raise
+
+
+def test_the_assistant_sees_the_served_customers_order_dispatched_without_a_reload(
+        browser: Browser, demo: Server, request: pytest.FixtureRequest) -> None:
+    url, problems = demo.url, []
+    eve = watch(shopper(browser, url, customer="eve"), "customer", problems)
+    sam = watch(staff(browser, url, "/assistant", "sam", "assistant"), "assistant", problems)
+    try:
+        bought = place_order(eve, url, "CANDLE-FIG")
+        call(url, "POST", f"/api/orders/{bought}/payment", {"status": "paid", "reference": "psp-1"})
+        # In the shop: the assistant starts a walk-in cart, Eve claims it and is served in her own cart.
+        sam.click("text=Start a walk-in cart")
+        sam.click(".pick:has-text('Merino scarf') button")
+        sam.wait_for_selector(".line[data-sku='SCARF-MERINO'] .chip.held")
+        sam.click("text=Show code for the customer")
+        code = sam.locator(".big-code").inner_text().strip()
+        eve.goto(f"{url}/cart?invite={code}")
+        eve.wait_for_selector(".line[data-sku='SCARF-MERINO'] .chip.held")
+        sam.wait_for_selector("h2:has-text('Customer’s cart')")
+        order = sam.locator(f".order-history .order-item[data-order='{bought}']")
+        expect(order).to_have_attribute("data-status", "confirmed")
+        sam.evaluate("window.__sameDocument = true")
+        call(url, "POST", f"/api/orders/{bought}/status",
+             {"status": "dispatched", "tracking": {"carrier": "DPD", "number": "15501", "url": "https://track.example/15501"}})
+        expect(order).to_have_attribute("data-status", "dispatched")
+        expect(order.locator("a.order-tracking")).to_contain_text("Track with DPD")
+        call(url, "POST", f"/api/orders/{bought}/status", {"status": "delivered"})
+        expect(order).to_have_attribute("data-status", "delivered")
+        assert sam.evaluate("window.__sameDocument === true"), "the assistant page was reloaded to show it"
+        assert not problems, problems
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name, page in (("assistant", sam), ("customer", eve)):
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
+        raise
