@@ -136,10 +136,14 @@ async def test_a_scrape_during_a_redis_outage_answers(redis_server, tmp_path: Pa
     config = make_config(tmp_path, store=redis_server.url, bus=redis_server.url)
     lc = await Livecart(config, session).start()
     try:
+        await lc.product("TEE")
+        viewer = await session.ws_connect(f"ws://{lc.config.host}:{lc.config.port}/ws/stock?skus=TEE")
         assert value(await scrape(lc), "livecart_store_up") == 1
         redis_server.kill()
-        figures: Any = await scrape(lc)
+        figures: Any = await scrape(lc)  # answers 200 (scrape() checks), with what it could not read as such
         assert value(figures, "livecart_store_up") == 0
+        assert value(figures, "livecart_connections", kind="stock", role="anonymous", endpoint="/ws/stock") == 1
+        await viewer.close()
         redis_server.start()
 
         async def back() -> bool:
@@ -192,7 +196,7 @@ async def test_every_long_lived_connection_is_counted_by_endpoint_until_it_goes(
                 ("events", "customer", "/ws/me"): 1}
 
     async def counted() -> dict[tuple[str, str, str], float]:
-        return {(dict(labels)["kind"], dict(labels)["role"], dict(labels)["endpoint"]): n
+        return {(dict(labels).get("kind"), dict(labels).get("role"), dict(labels).get("endpoint")): n
                 for (name, labels), n in (await scrape(lc)).items() if name == "livecart_connections" and n}
 
     async def as_expected() -> bool:
@@ -211,3 +215,40 @@ async def test_every_long_lived_connection_is_counted_by_endpoint_until_it_goes(
     floor_stream.close()
     expected = {}
     await eventually(as_expected, timeout=60, what="the event streams no longer counted")
+
+
+async def test_bus_lag_is_heard_by_topic_for_cart_relays_stock_and_events(
+        redis_server, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    """Two processes over one Redis: the one that hears a cart's update relayed, a stock change and a shop
+    event measures each message's age under its topic (a bounded set: never a cart id)."""
+    url = redis_server.url
+    a = await Livecart(make_config(tmp_path / "a", store=url, bus=url), session).start()
+    b = await Livecart(make_config(tmp_path / "b", store=url, bus=url), session).start()
+    try:
+        await a.product("TEE")
+        await stock(a, "TEE", 10)
+        cart = await a.cart("alice")
+        on_a = await a.client(cart, a.token("alice"))
+        on_b = await b.client(cart, b.token("alice"))
+        ws = f"ws://{b.config.host}:{b.config.port}"
+        floor = await session.ws_connect(f"{ws}/ws/admin?token={b.token('root', 'admin')}")  # b hears events
+        viewer = await session.ws_connect(f"{ws}/ws/stock?skus=TEE")  # and stock changes
+        on_a.lines["l1"] = new_line("TEE", 2, "alice", "web", 1)  # a relay, a hold (stock moves), a shop event
+        await eventually(lambda: "l1" in on_b.snapshot()["lines"], what="the line relayed to the other process")
+
+        async def heard() -> bool:
+            figures = await scrape(b)
+            return all(value(figures, "livecart_bus_lag_seconds_count", topic=topic) >= 1
+                       for topic in ("cart", "stock", "events"))
+        await eventually(heard, what="lag measured for a cart relay, a stock change and a shop event")
+        figures = await scrape(b)
+        topics = {dict(labels).get("topic") for (name, labels) in figures if name.startswith("livecart_bus_lag")}
+        assert cart not in topics and topics <= {"cart", "stock", "events", "catalog", "discounts", "rules",
+                                                 "groups", "gone", "revoke"}
+        assert value(figures, "livecart_bus_lag_seconds_bucket", topic="cart", le="+Inf") == \
+            value(figures, "livecart_bus_lag_seconds_count", topic="cart")
+        await floor.close()
+        await viewer.close()
+    finally:
+        await a.stop()
+        await b.stop()
