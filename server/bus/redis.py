@@ -10,9 +10,9 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from ..clock import now_ms
 from ..store.redis import split_prefix
 from ..tasks import cancel_and_wait
-from ..clock import now_ms
 from . import CART_TOPIC, SENT, CartHandler, CartMessage, EventHandler, HeardHandler, new_process_id, tell_heard
 
 log = logging.getLogger("livecart.bus")
