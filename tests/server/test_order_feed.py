@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from harness import Livecart
 from test_checkout import Feed
+from test_metrics import scrape, value
 from test_records import paid_order, stocked
 from yclient import eventually
 
@@ -23,6 +24,8 @@ async def test_an_operator_follows_the_customers_orders_and_no_one_elses(lc: Liv
     assert {e["type"] for e in feed.events} == {"order.created", "order.status"}  # no cart or discount events
     assert [e["status"] for e in feed.events] == ["awaiting_payment", "confirmed", "dispatched", "delivered"]
     assert next(e for e in feed.events if e["status"] == "dispatched")["tracking"] == tracking
+    # counted as what it is: an operator's reader of the order feed
+    assert value(await scrape(lc), "livecart_connections", kind="events", role="operator", endpoint="/ws/orders") == 1
 
 
 async def test_the_order_feed_is_refused_to_whoever_may_not_list_the_orders(lc: Livecart, session) -> None:
