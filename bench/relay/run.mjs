@@ -47,7 +47,8 @@ Options:
                           and report the median of each figure (default 1)
   --workers N             client worker processes (default 2)
   --connect-concurrency N clients connecting at once while ramping up loads 1-3 (default 64)
-  --drain S               max seconds to wait for in-flight updates after a window (default 5)
+  --drain S               max seconds to wait for in-flight updates after a window (default 5): until
+                          every (edit, other client) pair is delivered or superseded
   --livecart-bin PATH     the livecart command (default <repo>/.venv/bin/livecart, or $LIVECART_BIN)
   --livecart-rev REV      bench the server/ and crdt/ of git commit REV (e.g. HEAD) instead of the
                           working tree: exported to a temp dir and run with the venv's python
@@ -83,6 +84,16 @@ Options:
                           accepted rate, p99 of what was accepted, last edits lost, time to converge
                           after the load drops, pushbacks (4429 closes)
   -h, --help              this text
+
+Every edit sent in a window × every other client of its cart is counted once as:
+  delivered   the receiver observed it (its addedAt); fan-out latency is over these
+  superseded  never observed, but a later edit by the same sender of the same line was: merged
+              away while the server was behind (server/sync/inbox.py; docs/DESIGN.md allows
+              intermediate states not to be relayed); "visible after" = until that later edit
+              arrived
+  lost        neither observed nor superseded by the end of the drain, or the receiver's final
+              state lacks the sender's last edit; must be 0 in a healthy run
+delivered + superseded + lost = expected (edits sent × (clients of the cart − 1)).
 `
 
 const { values: opt } = parseArgs({
@@ -734,7 +745,7 @@ const printLoad = (L, res, out) => {
     out.push(line)
   }
   const textRow = (name, fn) => {
-    out.push(name.padEnd(w0) + servers.map((s) => String(fn(res[s])).padStart(w)).join(''))
+    out.push(name.padEnd(w0) + servers.map((s) => (' ' + String(fn(res[s]))).padStart(w)).join(''))
   }
   textRow('carts converged', (x) => `${x.convergence.converged}/${x.convergence.carts}`)
   textRow('carts holding every last edit', (x) => `${x.convergence.complete}/${x.convergence.carts}`)
