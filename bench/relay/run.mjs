@@ -472,11 +472,12 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         const d = counts.reduce((n, c) => n + c.delivered, 0)
         const e = counts.reduce((n, c) => n + c.expected, 0)
         const pend = counts.reduce((n, c) => n + (c.pending ?? Infinity), 0)
-        if (d >= e || pend === 0 || Date.now() >= drainEnd) break
-        if (cfg?.rate != null && i % 5 === 0) { // merged edits are never delivered one by one: converged ends the drain
+        const accounted = d >= e || pend === 0 // every edit delivered or superseded
+        if (cfg?.rate != null && (accounted || i % 5 === 0)) { // capacity mode: converged ends the drain too
           const c = convergence((await Promise.all(workers.map((w) => w.call('states')))).flat(), carts, L.perCart)
           if (c.allConverged && c.complete === carts) { convergedAt = clock(); break }
         }
+        if (accounted || Date.now() >= drainEnd) break
         await sleep(50)
       }
       const cpu1 = srvCpu(server)
