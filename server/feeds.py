@@ -12,10 +12,13 @@ from .bus import Bus
 from .clock import now_ms
 
 class Reader:
-    """One feed reader's mailbox: `next()` waits for messages; None once the feed is closed."""
+    """One feed reader's mailbox: `next()` waits for messages; None once the feed is closed.
+    `endpoint` (the route it came in by) and `role` (its token's, or "anonymous") are what the
+    metrics count connections by (server/metrics.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: str = "", role: str = "anonymous") -> None:
         self.closed = False
+        self.endpoint, self.role = endpoint, role
         self._wake = asyncio.Event()
 
     def close(self) -> None:
@@ -35,8 +38,8 @@ class Subscriber(Reader):
     """A stock reader. Pending messages are keyed, so a slow reader gets the latest
     value per key instead of a growing backlog: the actor never waits for it."""
 
-    def __init__(self, keys: frozenset[str]) -> None:
-        super().__init__()
+    def __init__(self, keys: frozenset[str], endpoint: str = "", role: str = "anonymous") -> None:
+        super().__init__(endpoint, role)
         self.keys = keys
         self._pending: dict[Hashable, dict[str, Any] | str] = {}
 
@@ -64,6 +67,7 @@ class StockFeed:
                  count_viewers: Callable[[str], int] | None = None) -> None:
         self._count_viewers = count_viewers  # browsing presence: who views each product (else: who subscribes)
         self.by_sku: dict[str, set[Subscriber]] = {}
+        self.subscribers: set[Subscriber] = set()
         self._read_levels = read_levels
         self._stale: set[str] = set()
         self._refreshing: asyncio.Future[None] | None = None
@@ -87,8 +91,9 @@ class StockFeed:
                 return
             self.publish_levels({sku: level.available for sku, level in levels.items()})
 
-    def subscribe(self, skus: frozenset[str]) -> Subscriber:
-        sub = Subscriber(skus)
+    def subscribe(self, skus: frozenset[str], endpoint: str = "", role: str = "anonymous") -> Subscriber:
+        sub = Subscriber(skus, endpoint, role)
+        self.subscribers.add(sub)
         for sku in skus:
             self.by_sku.setdefault(sku, set()).add(sub)
         if self._count_viewers is None:
@@ -99,6 +104,7 @@ class StockFeed:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
         for sku in sub.keys:
             watchers = self.by_sku.get(sku)
             if watchers is not None:
@@ -110,9 +116,8 @@ class StockFeed:
 
     def close(self) -> None:
         """Server shutdown: every reader's pump ends."""
-        for watchers in self.by_sku.values():
-            for sub in watchers:
-                sub.close()
+        for sub in self.subscribers:
+            sub.close()
 
     def viewers(self, sku: str) -> int:
         if self._count_viewers is not None:
@@ -205,8 +210,8 @@ class EventSubscriber(Reader):
     """Events cannot be coalesced, so a reader that falls behind loses the oldest and is told
     how many with a `{"type": "gap", "dropped": n}` marker: carts never wait for it."""
 
-    def __init__(self, customer_id: str | None) -> None:
-        super().__init__()
+    def __init__(self, customer_id: str | None, endpoint: str = "") -> None:
+        super().__init__(endpoint, "admin" if customer_id is None else "customer")
         self.customer_id = customer_id  # None: the whole shop (admin)
         self._queue: deque[dict[str, Any]] = deque()
         self._dropped = 0
@@ -233,8 +238,8 @@ class EventFeed:
     def __init__(self) -> None:
         self.subscribers: set[EventSubscriber] = set()
 
-    def subscribe(self, customer_id: str | None) -> EventSubscriber:
-        sub = EventSubscriber(customer_id)
+    def subscribe(self, customer_id: str | None, endpoint: str = "") -> EventSubscriber:
+        sub = EventSubscriber(customer_id, endpoint)
         self.subscribers.add(sub)
         return sub
 

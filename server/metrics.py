@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
@@ -16,6 +15,7 @@ from pycrdt import Map
 from .hooks import Edit, Extension
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CART_ENDPOINT = "/ws/carts/{cartId}"
 STORE_WAIT = 2.0  # seconds a scrape waits for the store's figures
 
 # Edit latencies: a relay is ~1 ms on an idle server, tens of ms at load; a commit well under that.
@@ -48,26 +48,26 @@ def rule_of(reason: str) -> str:
 class Sources:
     """What the scrape reads from the running server; filled in by the app factory (all optional)."""
 
-    connections: Callable[[], Iterable[tuple[str, str]]] = lambda: ()  # (kind, role) per open socket
+    connections: Callable[[], Iterable[tuple[str, str, str]]] = lambda: ()  # (kind, role, endpoint) per open one
     rooms: Callable[[], int] = lambda: 0
     holds: Callable[[], Iterable[str]] = lambda: ()  # the status of every hold shown in a loaded cart
     records: Callable[[str], Awaitable[int]] | None = None  # how many records of a kind the store has
 
 
 class _Live(Collector):
-    """Figures read when scraped: open sockets by kind and role, loaded rooms, holds by status."""
+    """Figures read when scraped: open connections by kind, role and endpoint, loaded rooms, holds by status."""
 
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        connections = GaugeMetricFamily("livecart_connections", "Open websockets by kind and role",
-                                        labels=["kind", "role"])
-        counts: dict[tuple[str, str], int] = {}
+        connections = GaugeMetricFamily("livecart_connections", "Open long-lived connections (websockets, "
+                                        "event streams) by kind, role and endpoint", labels=["kind", "role", "endpoint"])
+        counts: dict[tuple[str, str, str], int] = {}
         for key in self.sources.connections():
             counts[key] = counts.get(key, 0) + 1
-        for (kind, role), n in sorted(counts.items()):
-            connections.add_metric([kind, role], n)
+        for key, n in sorted(counts.items()):
+            connections.add_metric(list(key), n)
         yield connections
         yield GaugeMetricFamily("livecart_rooms", "Carts loaded in this process", value=self.sources.rooms())
         holds = GaugeMetricFamily("livecart_holds", "Holds shown in the loaded carts, by status", labels=["status"])
@@ -106,8 +106,9 @@ class Metrics:
         self.catch_ups = Counter("livecart_bus_catch_ups", "Updates a room read from the store because the bus "
                                  "lost or reordered them (gaps, reconnects)", registry=r)
         self.reconnects = Counter("livecart_bus_reconnects", "Times the bus came back after an outage", registry=r)
-        self.bus_lag = Histogram("livecart_bus_lag_seconds", "Age of a shop event when this process hears it",
-                                 buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0), registry=r)
+        self.bus_lag = Histogram("livecart_bus_lag_seconds", "Age of a bus message (a cart's update or awareness "
+                                 "from another process, a shop event, a stock change, ...) when this process hears "
+                                 "it, by topic", ["topic"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0), registry=r)
         self.outbox_failures = Counter("livecart_outbox_failures", "Outbox attempts (webhooks, mail) that failed, "
                                        "by outbox and outcome", ["outbox", "outcome"], registry=r)
         self.outbox = Gauge("livecart_outbox_depth", "Events waiting in an outbox (at the last scrape)",
@@ -146,10 +147,9 @@ class Metrics:
         for status in statuses:
             self.decisions.labels(status).inc()
 
-    def heard_event(self, event: dict[str, Any]) -> None:
-        at = event.get("at")
-        if isinstance(at, (int, float)):
-            self.bus_lag.observe(max(0.0, time.time() - at / 1000))
+    def heard(self, topic: str, seconds: float) -> None:
+        """A bus message heard `seconds` after it was sent; `topic` is "cart" or an event topic (a bounded set)."""
+        self.bus_lag.labels(topic).observe(seconds)
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -198,9 +198,9 @@ def watch(metrics: Metrics, store: Any, stock: Any, bus: Any, rooms: Any, stock_
     sources = metrics.sources
     sources.rooms = lambda: len(rooms.rooms)
     sources.connections = lambda: [
-        *(("cart", conn.who.role) for room in rooms.rooms.values() for conn in room.conns),
-        *(("events", "admin" if sub.customer_id is None else "customer") for sub in events.subscribers),
-        *(("stock", "any") for sub in {s for subs in stock_feed.by_sku.values() for s in subs})]
+        *(("cart", conn.who.role, CART_ENDPOINT) for room in list(rooms.rooms.values()) for conn in room.conns),
+        *(("events", sub.role, sub.endpoint) for sub in list(events.subscribers)),
+        *(("stock", sub.role, sub.endpoint) for sub in list(stock_feed.subscribers))]
     sources.holds = lambda: (status for room in list(rooms.rooms.values()) for status in _hold_statuses(room.cart))
 
     async def count_records(kind: str) -> int:
@@ -215,6 +215,7 @@ def watch(metrics: Metrics, store: Any, stock: Any, bus: Any, rooms: Any, stock_
     sources.records = count_records
     stock.hold_listeners.append(expired)
     bus.reconnected.append(reconnected)
+    bus.heard.append(metrics.heard)
 
 
 def _hold_statuses(cart: Any) -> list[str]:

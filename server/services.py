@@ -159,7 +159,7 @@ def _wire(s: Services) -> None:
     # Group rules changed anywhere: every process's open carts say their conflicts again.
     s.bus.on_event(GROUPS_TOPIC, lambda e: asyncio.ensure_future(_groups_changed(s, e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
-    s.bus.on_event("events", lambda event: (s.metrics.heard_event(event), s.events.deliver(event)), on_demand=True)
+    s.bus.on_event("events", s.events.deliver, on_demand=True)
     s.stock.hold_listeners.append(s.rooms.on_expired)
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
     # chat messages on the shop floor, metrics, nudge rules' clocks.

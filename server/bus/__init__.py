@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
@@ -15,10 +16,16 @@ class CartMessage:
     kind: str  # "update", "awareness", "awareness?" (send me your clients' awareness)
     seq: int  # the update's number in the cart's log; 0 otherwise
     payload: bytes
+    sent: int | None = None  # when the sender published it (Unix ms); None from a sender that does not say
+
+
+CART_TOPIC = "cart"  # what cart traffic is heard as (`Bus.heard`): one topic, whatever the cart
+SENT = "@sent"  # the key of an event's send time (Unix ms) on the wire; the receiving bus takes it off
 
 
 CartHandler = Callable[[CartMessage], None]
 EventHandler = Callable[[dict[str, Any]], None]
+HeardHandler = Callable[[str, float], None]  # (topic, seconds from send to heard here)
 
 
 class Bus(Protocol):
@@ -28,6 +35,7 @@ class Bus(Protocol):
 
     process_id: str
     reconnected: list[Callable[[], Awaitable[None]]]
+    heard: list[HeardHandler]  # every message from the bus that says when it was sent: its topic and age
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -57,6 +65,20 @@ async def following(bus: Bus, topic: str) -> AsyncIterator[None]:
         yield
     finally:
         bus.unfollow(topic)
+
+
+def age_of(sent: object) -> float | None:
+    """Seconds since `sent` (Unix ms; clocks of two hosts may disagree, so never below 0), or None."""
+    if isinstance(sent, (int, float)) and not isinstance(sent, bool):
+        return max(0.0, time.time() - sent / 1000)
+    return None
+
+
+def tell_heard(listeners: list[HeardHandler], topic: str, sent: object) -> None:
+    age = age_of(sent)
+    if age is not None:
+        for listener in listeners:
+            listener(topic, age)
 
 
 def new_process_id() -> str:

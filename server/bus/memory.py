@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from . import CartHandler, EventHandler, new_process_id
+from ..clock import now_ms
+from . import CartHandler, EventHandler, HeardHandler, new_process_id, tell_heard
 
 
 class MemoryBus:
     def __init__(self) -> None:
         self.process_id = new_process_id()
         self.reconnected: list[Callable[[], Awaitable[None]]] = []
+        self.heard: list[HeardHandler] = []
         self._handlers: dict[str, list[EventHandler]] = {}
 
     async def start(self) -> None:
@@ -30,6 +32,8 @@ class MemoryBus:
 
     def publish_event(self, topic: str, event: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
+        if topic in self._handlers:
+            loop.call_soon(tell_heard, self.heard, topic, now_ms())  # the loop's own lag: all there is here
         for handler in self._handlers.get(topic, ()):
             loop.call_soon(handler, event)
 

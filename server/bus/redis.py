@@ -10,9 +10,10 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from ..clock import now_ms
 from ..store.redis import split_prefix
 from ..tasks import cancel_and_wait
-from . import CartHandler, CartMessage, EventHandler, new_process_id
+from . import CART_TOPIC, SENT, CartHandler, CartMessage, EventHandler, HeardHandler, new_process_id, tell_heard
 
 log = logging.getLogger("livecart.bus")
 
@@ -24,12 +25,14 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         self.process_id = new_process_id()
         self.reconnected: list[Callable[[], Awaitable[None]]] = []
+        self.heard: list[HeardHandler] = []
         url, prefix = split_prefix(url)  # the same `?prefix=` as the store's keys
         self._prefix = prefix
         self._redis = self._client(url)
         self._pubsub = self._redis.pubsub()
         self._carts: dict[str, CartHandler] = {}
         self._events: dict[str, list[EventHandler]] = {}
+        self._topics: dict[str, str] = {}  # event channel → its topic
         self._on_demand: set[str] = set()  # event channels subscribed only while followed
         self._followers: dict[str, int] = {}
         self._demand_lock = asyncio.Lock()  # subscribe/unsubscribe of on-demand topics, in order
@@ -92,17 +95,22 @@ class RedisBus:
             pass  # not subscribed any more after a reconnect anyway
 
     def publish_cart(self, cart_id: str, kind: str, seq: int, payload: bytes) -> None:
-        data = msgpack.packb((self.process_id, kind, seq, payload))
+        # The sender's id goes as a pair with the send time: a process of the version before takes the
+        # pair for an origin that is not its own and applies the message as ever (mixed versions relay).
+        data = msgpack.packb(((self.process_id, now_ms()), kind, seq, payload))
         self._enqueue(self._cart_channel(cart_id), data)
 
     # -- events ------------------------------------------------------------------------
 
     def publish_event(self, topic: str, event: dict[str, Any]) -> None:
-        self._enqueue(self._event_channel(topic), msgpack.packb(event))
+        # One more key, which the receiving bus takes off again (a process of the version before passes it
+        # on: its handlers read the keys they know).
+        self._enqueue(self._event_channel(topic), msgpack.packb({**event, SENT: now_ms()}))
 
     def on_event(self, topic: str, handler: EventHandler, on_demand: bool = False) -> None:
         channel = self._event_channel(topic)
         self._events.setdefault(channel, []).append(handler)
+        self._topics[channel] = topic  # the label lag is heard under: topics are the code's, a bounded set
         if on_demand:
             self._on_demand.add(channel)
 
@@ -191,11 +199,15 @@ class RedisBus:
         try:
             if channel in self._carts:
                 origin, kind, seq, payload = msgpack.unpackb(data)
+                origin, sent = origin if isinstance(origin, list) else (origin, None)  # (id, sent), or an older id
                 if origin != self.process_id:
-                    self._carts[channel](CartMessage(origin, kind, seq, payload))
-            else:
+                    tell_heard(self.heard, CART_TOPIC, sent)
+                    self._carts[channel](CartMessage(origin, kind, seq, payload, sent))
+            elif channel in self._events:
                 event = msgpack.unpackb(data)
-                for handler in self._events.get(channel, ()):
+                sent = event.pop(SENT, None) if isinstance(event, dict) else None
+                tell_heard(self.heard, self._topics[channel], sent)
+                for handler in self._events[channel]:
                     handler(event)
         except Exception:
             log.exception("bus message on %s could not be handled", channel)

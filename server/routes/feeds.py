@@ -15,7 +15,7 @@ from ..openapi import EVENTS, SSE, api
 from ..refusals import Refused
 from ..services import SERVICES
 from ..sockets import LimitedSocket, close_at_expiry, close_ws
-from .stock import drain_incoming
+from .stock import drain_incoming, endpoint_of
 
 ADMIN_FEED = Rule("admin", (role("admin", message="the shop floor feed is for admins"),), token_in_query=True)
 OWN_FEED = Rule("customer", (role("customer", message="this feed is a customer's own"),), token_in_query=True)
@@ -41,7 +41,7 @@ async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
     who, feed = caller(request), services.events
     async with following(services.bus, "events"):  # before the handshake: a connected reader misses nothing
         await ws.prepare(request)
-        sub = feed.subscribe(_whose(rule, request))
+        sub = feed.subscribe(_whose(rule, request), endpoint_of(request))
         expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
         try:
             await pump(sub, ws.send_str, drain_incoming(ws))
@@ -57,7 +57,7 @@ async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
 async def _event_stream(request: web.Request, rule: Rule) -> web.StreamResponse:
     services = request.app[SERVICES]
     feed = services.events
-    sub = feed.subscribe(_whose(rule, request))
+    sub = feed.subscribe(_whose(rule, request), endpoint_of(request))
     expiry = close_at_expiry(caller(request), lambda code, reason: sub.close())  # the stream ends with its token
     try:
         async with following(services.bus, "events"):

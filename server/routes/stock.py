@@ -47,6 +47,12 @@ async def _initial(request: web.Request, sub: Subscriber) -> None:
         sub.push(("available", sku), {"sku": sku, "available": level.available, "at": at})
 
 
+def endpoint_of(request: web.Request) -> str:
+    """The route a feed reader came in by, as its pattern (bounded): what its connection is counted under."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
 async def drain_incoming(ws: web.WebSocketResponse) -> None:
     async for _ in ws:  # feed readers only listen; what they send is ignored
         pass
@@ -68,7 +74,7 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     feed, browsing = services.stock_feed, services.browsing
     browser = browsing.join(who.sub if who else None)
-    sub = feed.subscribe(skus)
+    sub = feed.subscribe(skus, endpoint_of(request), who.role if who else "anonymous")
     try:
         async with following(services.bus, "stock"):  # before the first read: no change after it is missed
             await _initial(request, sub)
@@ -127,7 +133,7 @@ async def stock_events(request: web.Request) -> web.StreamResponse:
     skus = _skus(request)
     services = request.app[SERVICES]
     feed = services.stock_feed
-    sub = feed.subscribe(skus)
+    sub = feed.subscribe(skus, endpoint_of(request))
     try:
         async with following(services.bus, "stock"):
             await _initial(request, sub)

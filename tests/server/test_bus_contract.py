@@ -52,7 +52,8 @@ async def test_a_cart_update_reaches_the_other_processes_with_the_cart_open_in_o
         a.publish_cart("c1", "update", seq, bytes([seq]))
     await until(lambda: len(got_b) == 100)
     assert [m.seq for m in got_b] == list(range(1, 101))  # one sender's messages stay in order
-    assert got_b[0] == CartMessage(a.process_id, "update", 1, b"\x01")
+    assert got_b[0] == CartMessage(a.process_id, "update", 1, b"\x01", got_b[0].sent)
+    assert isinstance(got_b[0].sent, int)  # when it was sent (Unix ms): what the bus lag is measured from
     await asyncio.sleep(0.3)  # nothing more is on its way: the sender and other carts hear none
     assert got_a == [] and got_c == []
 
@@ -100,3 +101,66 @@ async def test_many_carts_spread_over_the_cluster_each_hear_their_own(buses) -> 
         a.publish_cart(cart_id, "update", 1, cart_id.encode())
     await until(lambda: all(got.values()))
     assert got == {cart_id: [cart_id.encode()] for cart_id in got}
+
+
+async def test_every_message_heard_is_reported_with_its_topic_and_age(buses) -> None:
+    a, b = buses(), buses()
+    heard: list[tuple[str, float]] = []
+    events: list[dict] = []
+    b.heard.append(lambda topic, age: heard.append((topic, age)))
+    b.on_event("stock", events.append)
+    await a.start()
+    await b.start()
+    await b.join_cart("c1", lambda m: None)
+    a.publish_cart("c1", "update", 1, b"x")
+    a.publish_event("stock", {"SKU-1": 3})
+    await until(lambda: len(heard) == 2)
+    assert sorted(topic for topic, _ in heard) == ["cart", "stock"]  # the cart's id is no topic: bounded
+    assert all(0 <= age < BOUND for _, age in heard)
+    assert events == [{"SKU-1": 3}]  # the send time travels beside the event, not in it
+
+
+async def test_a_process_of_the_version_before_and_this_one_understand_each_other(redis_server) -> None:
+    """Mid-upgrade, processes of two versions share the bus: this one reads what the older one sends
+    (no send time: nothing measured), and what this one sends still reads as the older one reads it."""
+    import msgpack
+    import redis.asyncio as aioredis
+
+    from livecart.server.store.redis import split_prefix
+
+    prefix = split_prefix(redis_server.url)[1]  # the channels as every version names them
+    bus = open_bus(redis_server.url)
+    raw = aioredis.Redis.from_url(redis_server.url)
+    listener = raw.pubsub()
+    try:
+        heard: list[tuple[str, float]] = []
+        got: list[CartMessage] = []
+        bus.heard.append(lambda topic, age: heard.append((topic, age)))
+        await bus.start()
+        await bus.join_cart("c1", got.append)
+        await raw.publish(f"{prefix}{{c:c1}}:bus", msgpack.packb(("older-process", "update", 7, b"y")))  # as it sends
+        await until(lambda: len(got) == 1)
+        assert got == [CartMessage("older-process", "update", 7, b"y", None)] and heard == []
+
+        await listener.subscribe(f"{prefix}{{c:c2}}:bus", f"{prefix}events:stock")
+        sent: list[bytes] = []
+
+        async def read(kind: str, count: int) -> None:
+            seen = 0
+            while seen < count:
+                message = await listener.get_message(timeout=1.0)
+                if message is not None and message["type"] == kind:
+                    seen += 1
+                    if kind == "message":
+                        sent.append(message["data"])
+        await asyncio.wait_for(read("subscribe", 2), BOUND)  # listening before anything is sent
+        bus.publish_cart("c2", "awareness", 0, b"z")
+        bus.publish_event("stock", {"SKU-1": 3})
+        await asyncio.wait_for(read("message", 2), BOUND)
+        origin, kind, seq, payload = msgpack.unpackb(sent[0])  # the older version's reading
+        assert origin != "older-process" and (kind, seq, payload) == ("awareness", 0, b"z")  # not its own: applied
+        assert msgpack.unpackb(sent[1]).get("SKU-1") == 3  # it reads the keys it knows
+    finally:
+        await listener.aclose()
+        await raw.aclose()
+        await bus.stop()
