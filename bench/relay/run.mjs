@@ -47,7 +47,8 @@ Options:
                           and report the median of each figure (default 1)
   --workers N             client worker processes (default 2)
   --connect-concurrency N clients connecting at once while ramping up loads 1-3 (default 64)
-  --drain S               max seconds to wait for in-flight updates after a window (default 5)
+  --drain S               max seconds to wait for in-flight updates after a window (default 5): until
+                          every (edit, other client) pair is delivered or superseded
   --livecart-bin PATH     the livecart command (default <repo>/.venv/bin/livecart, or $LIVECART_BIN)
   --livecart-rev REV      bench the server/ and crdt/ of git commit REV (e.g. HEAD) instead of the
                           working tree: exported to a temp dir and run with the venv's python
@@ -83,6 +84,16 @@ Options:
                           accepted rate, p99 of what was accepted, last edits lost, time to converge
                           after the load drops, pushbacks (4429 closes)
   -h, --help              this text
+
+Every edit sent in a window × every other client of its cart is counted once as:
+  delivered   the receiver observed it (its addedAt); fan-out latency is over these
+  superseded  never observed, but a later edit by the same sender of the same line was: merged
+              away while the server was behind (server/sync/inbox.py; docs/DESIGN.md allows
+              intermediate states not to be relayed); "visible after" = until that later edit
+              arrived
+  lost        neither observed nor superseded by the end of the drain, or the receiver's final
+              state lacks the sender's last edit; must be 0 in a healthy run
+delivered + superseded + lost = expected (edits sent × (clients of the cart − 1)).
 `
 
 const { values: opt } = parseArgs({
@@ -444,19 +455,29 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         return `${label} ${Math.round(s)}/${duration} s, ${fmtInt(d)} delivered` +
           (last ? ` (server ${last.serverPct}%,${last.redisPct != null ? ` redis ${last.redisPct}%,` : ''} clients ${last.clientsPct}%, other ${last.otherPct}% of a core)` : '')
       })
-      // drain: wait for what is still in flight (bounded)
-      const drainEnd = Date.now() + drainMs
+      // every worker learns every sender's window edits, so its receivers can tell a superseded
+      // edit (merged away, a later one observed) from a lost one (lib/accounting.mjs)
+      const logs = {}
+      for (const part of await Promise.all(workers.map((w) => w.call('sentLogs')))) {
+        for (const [cartId, lines] of Object.entries(part)) Object.assign(logs[cartId] ??= {}, lines)
+      }
+      await Promise.all(workers.map((w) => w.call('expect', { logs })))
+      // drain: wait until every edit is delivered or superseded (bounded; overload rows of
+      // --capacity wait as long as they wait for convergence)
+      const drainEnd = Date.now() + (cfg?.convergeMs ?? drainMs)
       let counts
       let convergedAt = null // capacity mode: when every cart is identical with every last edit
       for (let i = 0; ; i++) {
         counts = await Promise.all(workers.map((w) => w.call('counts')))
         const d = counts.reduce((n, c) => n + c.delivered, 0)
         const e = counts.reduce((n, c) => n + c.expected, 0)
-        if (d >= e || Date.now() >= drainEnd) break
-        if (cfg?.rate != null && i % 5 === 0) { // merged edits are never delivered one by one: converged ends the drain
+        const pend = counts.reduce((n, c) => n + (c.pending ?? Infinity), 0)
+        const accounted = d >= e || pend === 0 // every edit delivered or superseded
+        if (cfg?.rate != null && (accounted || i % 5 === 0)) { // capacity mode: converged ends the drain too
           const c = convergence((await Promise.all(workers.map((w) => w.call('states')))).flat(), carts, L.perCart)
           if (c.allConverged && c.complete === carts) { convergedAt = clock(); break }
         }
+        if (accounted || Date.now() >= drainEnd) break
         await sleep(50)
       }
       const cpu1 = srvCpu(server)
@@ -468,6 +489,7 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
       const own = process.cpuUsage(own0)
       const measuredS = (clock() - start) / 1000
       const windowS = (end - start) / 1000
+      const accounts = await Promise.all(workers.map((w) => w.call('account')))
       const collected = await Promise.all(workers.map((w) => w.call('collect')))
       const lat = summarize(collected.flatMap((c) => c.latencies))
       const delivered = collected.reduce((n, c) => n + c.delivered, 0)
@@ -496,7 +518,15 @@ const runOne = async (serverName, loadNo, rep = 0, cfg = null) => {
         otherPerSecond: fr('other') / windowS, bytesPerSecond: fr('bytes') / windowS }
       result.latencyMs = lat
       result.deliveredPerSecond = delivered / windowS
-      result.lost = Math.max(0, expected - delivered)
+      // delivered + superseded + lost (pending at the drain's end) = expected; lost also counts a
+      // final state that lacks an owner's last edit (lib/accounting.mjs)
+      const acc = (k) => accounts.reduce((n, a) => n + a[k], 0)
+      result.accounting = { expected, delivered: acc('delivered'), superseded: acc('superseded'), lost: acc('lost'),
+        lastMissing: acc('lastMissing'), unobserved: Math.max(0, expected - delivered),
+        // per superseded edit: until the receiver saw the edit that overwrote it
+        supersededVisibleMs: summarize(accounts.flatMap((a) => a.supersededDelayMs)) }
+      result.superseded = result.accounting.superseded
+      result.lost = result.accounting.lost
       result.serverCpuSeconds = cpu1 - cpu0
       // the main thread (tid = pid) runs the event loop; the others are e.g. SQLite's thread
       // (scale-out: summed over the processes)
@@ -653,6 +683,7 @@ const combineRuns = (list) => {
   const worst = [...list].sort((a, b) => a.convergence.converged - b.convergence.converged)[0]
   out.convergence = worst.convergence
   out.lost = list.some((r) => r.lost != null) ? Math.max(...list.map((r) => r.lost ?? 0)) : null
+  if (out.accounting) out.accounting.lost = out.lost
   out.sync.failed = Math.max(...list.map((r) => r.sync.failed))
   out.runs = list
   out.combined = `median of ${list.length} runs (correctness: worst run)`
@@ -715,12 +746,16 @@ const printLoad = (L, res, out) => {
     out.push(line)
   }
   const textRow = (name, fn) => {
-    out.push(name.padEnd(w0) + servers.map((s) => String(fn(res[s])).padStart(w)).join(''))
+    out.push(name.padEnd(w0) + servers.map((s) => (' ' + String(fn(res[s]))).padStart(w)).join(''))
   }
   textRow('carts converged', (x) => `${x.convergence.converged}/${x.convergence.carts}`)
   textRow('carts holding every last edit', (x) => `${x.convergence.complete}/${x.convergence.carts}`)
   textRow('extra wait to converge (ms)', (x) => x.convergence.allConverged ? fmtInt(x.convergence.settledMs) : 'never')
   if (L.kind === 'relay') {
+    textRow('delivered (observed)', (x) => `${fmtInt(x.accounting.delivered)}/${fmtInt(x.window.expected)}`)
+    textRow('superseded (merged, allowed)', (x) => `${fmtInt(x.superseded)}/${fmtInt(x.window.expected)}`)
+    textRow('  visible after p50/p99 (ms)', (x) => x.superseded
+      ? `${f(x.accounting.supersededVisibleMs.p50, 0)}/${f(x.accounting.supersededVisibleMs.p99, 0)}` : '—')
     textRow('lost updates', (x) => `${fmtInt(x.lost)}/${fmtInt(x.window.expected)}`)
     textRow('client event-loop delay p99 (ms)', (x) => f(x.clientEventLoopDelayMs.p99, 1))
     textRow('client CPU-s (all workers)', (x) => f(x.clientCpuSeconds, 1))
@@ -844,6 +879,7 @@ const printScaleout = (rows, out) => {
     ['p95 ms', 8, (c, r) => f(r.latencyMs.p95, 2)],
     ['p99 ms', 8, (c, r) => f(r.latencyMs.p99, 2)],
     ['lost', 14, (c, r) => `${fmtInt(r.lost)}/${fmtInt(r.window.expected)}`],
+    ['superseded', 14, (c, r) => `${fmtInt(r.superseded)}/${fmtInt(r.window.expected)}`],
     ['converged', 10, (c, r) => `${r.convergence.converged}/${r.convergence.carts}`],
     ['srv CPU-s/1k', 13, (c, r) => f(r.cpuSecondsPer1kDelivered, 4)],
     ['Redis CPU-s/1k', 15, (c, r) => (c.redis ? f(r.redisCpuSecondsPer1kDelivered, 4) : '—')]
@@ -947,8 +983,12 @@ function coresLine (configs, workers, out) {
 }
 
 // -- capacity mode (--capacity) --------------------------------------------------------------------
-/** One configuration's rate steps; held = p99 within the limit, nothing lost, every cart converged. */
+/**
+ * One configuration's rate steps; held = p99 within the limit (of delivered edits, and of when
+ * superseded ones were overwritten in the receivers' view), nothing lost, every cart converged.
+ */
 const held = (r, limit) => r.latencyMs.p99 != null && r.latencyMs.p99 <= limit && r.lost === 0 &&
+  (!r.superseded || (r.accounting.supersededVisibleMs.p99 ?? Infinity) <= limit) &&
   r.convergence.allConverged && r.convergence.complete === r.convergence.carts && !r.sync.failed
 
 const pushbacks = (r) => Object.entries(r.convergence.closes)
@@ -999,12 +1039,12 @@ const mainCapacity = async () => {
     `${duration} s windows; a step holds when p99 ≤ ${limit} ms, nothing is lost and every cart converges` +
     (opt.haproxy ? '; clients through HAProxy' : ''))
   const cols = [['configuration', 24], ['edits/s/client', 15], ['edits/s', 9], ['delivered/s', 12],
-    ['p50 ms', 8], ['p99 ms', 9], ['lost', 12], ['converged', 10], ['srv %core', 10], ['', 14]]
+    ['p50 ms', 8], ['p99 ms', 9], ['lost', 12], ['superseded', 12], ['converged', 10], ['srv %core', 10], ['', 14]]
   const line = (vals) => vals.map((v, i) => (i === 0 ? String(v).padEnd(cols[i][1]) : String(v).padStart(cols[i][1]))).join('')
   out.push('', line(cols.map((x) => x[0])), '-'.repeat(line(cols.map((x) => x[0])).length))
   const row = (name, rate, r, verdict) => line([name, f(rate, 2), f(rate * r.params.clients, 0),
     f(r.deliveredPerSecond, 0), f(r.latencyMs.p50, 1), f(r.latencyMs.p99, 1),
-    `${fmtInt(r.lost)}/${fmtInt(r.window.expected)}`, `${r.convergence.converged}/${r.convergence.carts}`,
+    `${fmtInt(r.lost)}/${fmtInt(r.window.expected)}`, fmtInt(r.superseded), `${r.convergence.converged}/${r.convergence.carts}`,
     f(r.serverCpuSeconds / r.window.cpuMeasuredSeconds * 100, 0), verdict])
   for (const { c, tried } of results) for (const t of tried) out.push(row(c.name, t.rate, t.r, t.ok ? 'held' : 'DID NOT HOLD'))
   out.push('', 'Capacity (highest rate that held):')
@@ -1018,23 +1058,23 @@ const mainCapacity = async () => {
       (capped ? ` (at least: the last of --capacity-steps ${steps} still held)` : ''))
   }
   if (results.some((x) => x.over.length)) {
-    out.push('', 'Past capacity (rate = multiple × the capacity above; lost = owners\' last edits missing after convergence, must be 0):')
+    out.push('', 'Past capacity (rate = multiple × the capacity above; lost must be 0):')
     const oc = [['configuration', 24], ['load', 6], ['edits/s', 9], ['accepted/s', 11], ['p99 ms', 9],
-      ['undelivered', 12], ['lost', 6], ['converged', 10], ['converge after', 15], ['4429s', 7]]
+      ['superseded', 12], ['lost', 8], ['converged', 10], ['converge after', 15], ['4429s', 7]]
     const ol = (vals) => vals.map((v, i) => (i === 0 ? String(v).padEnd(oc[i][1]) : String(v).padStart(oc[i][1]))).join('')
     out.push(ol(oc.map((x) => x[0])), '-'.repeat(ol(oc.map((x) => x[0])).length))
     for (const { c, over } of results) {
       for (const { multiple, rate, r } of over) {
-        const lostLast = r.convergence.carts - r.convergence.complete
         out.push(ol([c.name, `${multiple}×`, f(rate * r.params.clients, 0),
           // accepted edits/s: each accepted edit reaches the cart's other clients
           f(r.deliveredPerSecond / Math.max(1, r.params.clientsPerCart - 1), 0), f(r.latencyMs.p99, 1),
-          fmtInt(r.lost), lostLast, `${r.convergence.converged}/${r.convergence.carts}`,
+          fmtInt(r.superseded), fmtInt(r.lost), `${r.convergence.converged}/${r.convergence.carts}`,
           r.convergedAfterLoadMs == null ? 'never (60 s)' : `${fmtInt(r.convergedAfterLoadMs)} ms`, pushbacks(r)]))
       }
     }
     out.push('(accepted/s = edits that reached the other clients of their cart, per second of the window; ' +
-      'undelivered = intermediate edits never seen by a peer (superseded by a later one); ' +
+      'superseded = intermediate edits a peer never saw because it saw a later edit of the same line (merged away, ' +
+      'allowed); lost = (edit, peer) pairs neither seen nor superseded once drained, or a last edit missing; ' +
       'converge after = from the end of the window, when the load drops, to every cart identical with every last edit)')
   }
   process.stdout.write(out.join('\n') + '\n')

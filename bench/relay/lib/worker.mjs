@@ -6,11 +6,19 @@
 // `addedAt` (the send time) in one transaction. A receiver sees the change as a remote
 // YMapEvent on that line and computes latency = arrival − addedAt. The pair
 // (lineId, addedAt) identifies an edit: addedAt is strictly increasing per sender.
+//
+// Accounting (lib/accounting.mjs): every window edit × every other client of its cart is
+// delivered (observed, with a latency), superseded (never observed, but a later edit of the same
+// sender's line was: merged away while the server was behind, which the contract allows) or
+// lost (neither by the end of the drain, or the final state lacks the sender's last edit).
+// Senders log their window edits; after the window the coordinator hands every worker the logs
+// of the carts (`expect`), and receivers classify what they observed against them.
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { makeClock, sleep } from './util.mjs'
+import { classify, pending } from './accounting.mjs'
 
 process.setMaxListeners(0) // every provider adds an 'exit' listener
 process.on('disconnect', () => process.exit(0)) // the coordinator went away: never linger
@@ -21,6 +29,8 @@ let url = ''
 let clients = []
 const win = { start: Infinity, end: -Infinity, delivered: 0, latencies: [], sentAts: [], docUpdates: 0, docBytes: 0 }
 let deliveredTotal = 0
+/** cartId → lineId → { sent: addedAts in the window, ascending; last: {qty, addedAt} } (from `expect`) */
+let expected = null
 let sendTimers = []
 const eld = monitorEventLoopDelay({ resolution: 10 })
 eld.enable()
@@ -55,6 +65,10 @@ class Client {
     this.seq = 0
     this.sentInWindow = 0
     this.last = null // {qty, addedAt} of the last sent edit
+    this.sentLog = [] // addedAt of every edit sent in the window, ascending
+    // per remote line: what this receiver observed of its owner's edits
+    /** @type {Map<string, {max: number, window: [number, number][]}>} */
+    this.seen = new Map()
     // every remote document update this client applies in the window (line edits, and on
     // livecart also the server's own writes: holds and pricing)
     this.doc.on('update', (update, origin) => {
@@ -72,10 +86,15 @@ class Client {
         if (ev.path.length === 1 && ev.keysChanged.has('addedAt')) {
           deliveredTotal++
           const sentAt = ev.target.get('addedAt')
+          const lineId = ev.path[0]
+          let seen = this.seen.get(lineId)
+          if (!seen) this.seen.set(lineId, (seen = { max: -Infinity, window: [] }))
+          if (sentAt > seen.max) seen.max = sentAt
           if (sentAt >= win.start && sentAt < win.end) {
             win.delivered++
             win.latencies.push(t - sentAt)
             win.sentAts.push(sentAt - win.start)
+            seen.window.push([sentAt, t])
           }
         }
       }
@@ -128,7 +147,44 @@ class Client {
       line.set('addedAt', addedAt)
     })
     this.last = { qty, addedAt }
-    if (addedAt >= win.start && addedAt < win.end) this.sentInWindow++
+    if (addedAt >= win.start && addedAt < win.end) {
+      this.sentInWindow++
+      this.sentLog.push(addedAt)
+    }
+  }
+
+  /** The other lines of this client's cart, with their owners' window edits (after `expect`). */
+  peers () {
+    const lines = expected?.[this.spec.cartId] ?? {}
+    return Object.entries(lines).filter(([lineId]) => lineId !== this.spec.lineId)
+  }
+
+  /** Edits of cart-mates neither observed nor superseded yet (the drain waits for 0). */
+  pending () {
+    let n = 0
+    for (const [lineId, { sent }] of this.peers()) n += pending(sent, this.seen.get(lineId)?.max)
+    return n
+  }
+
+  /** delivered / superseded / lost of every cart-mate's window edits, as this receiver saw them. */
+  account () {
+    const acc = { delivered: 0, superseded: 0, lost: 0, lastMissing: 0, supersededDelayMs: [] }
+    for (const [lineId, { sent, last }] of this.peers()) {
+      const seen = this.seen.get(lineId) ?? { max: null, window: [] }
+      const c = classify(sent, seen.window, seen.max)
+      acc.delivered += c.delivered
+      acc.superseded += c.superseded
+      acc.lost += c.lost
+      for (const d of c.supersededDelayMs) acc.supersededDelayMs.push(d)
+      // the final state must hold the owner's last edit; a miss not already counted is a loss
+      const line = this.lines.get(lineId)
+      const holdsLast = last && line instanceof Y.Map && line.get('addedAt') === last.addedAt && line.get('qty') === last.qty
+      if (!holdsLast) {
+        acc.lastMissing++
+        if (c.lost === 0) acc.lost++
+      }
+    }
+    return acc
   }
 
   state () {
@@ -215,6 +271,8 @@ const handlers = {
     win.sentAts = []
     win.docUpdates = 0
     win.docBytes = 0
+    expected = null
+    for (const c of clients) { c.sentLog = []; c.seen.clear() }
     Object.assign(frames, { sync: 0, awareness: 0, other: 0, bytes: 0 })
     const period = 1000 / rate
     const active = senders == null ? clients : clients.filter((c) => senders.includes(c.spec.clientIdx))
@@ -241,7 +299,38 @@ const handlers = {
   },
 
   async counts () {
-    return { delivered: win.delivered, deliveredTotal, sent: sumSent(), expected: sumExpected() }
+    return { delivered: win.delivered, deliveredTotal, sent: sumSent(), expected: sumExpected(),
+      pending: expected ? clients.reduce((n, c) => n + c.pending(), 0) : null }
+  },
+
+  /** This worker's senders' window edits and last edits: cartId → lineId → {sent, last}. */
+  async sentLogs () {
+    const out = {}
+    for (const c of clients) {
+      (out[c.spec.cartId] ??= {})[c.spec.lineId] = { sent: c.sentLog, last: c.last }
+    }
+    return out
+  },
+
+  /** Every sender's log (all workers merged), against which receivers classify what they saw. */
+  async expect ({ logs }) {
+    expected = logs
+    return {}
+  },
+
+  /** delivered / superseded / lost, summed over this worker's receivers (null before `expect`). */
+  async account () {
+    if (!expected) return null
+    const acc = { delivered: 0, superseded: 0, lost: 0, lastMissing: 0, supersededDelayMs: [] }
+    for (const c of clients) {
+      const a = c.account()
+      acc.delivered += a.delivered
+      acc.superseded += a.superseded
+      acc.lost += a.lost
+      acc.lastMissing += a.lastMissing
+      for (const d of a.supersededDelayMs) acc.supersededDelayMs.push(d)
+    }
+    return acc
   },
 
   async collect () {
