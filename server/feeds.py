@@ -201,7 +201,9 @@ async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitab
         gone_task.cancel()
 
 
-# -- event feeds: /ws/admin and /ws/me --------------------------------------------------------
+# -- event feeds: /ws/admin, /ws/me and /ws/orders -------------------------------------------
+
+ORDER_EVENTS = frozenset({"order.created", "order.status"})  # what a reader of /ws/orders is sent
 
 EVENT_BACKLOG = 500
 
@@ -210,9 +212,12 @@ class EventSubscriber(Reader):
     """Events cannot be coalesced, so a reader that falls behind loses the oldest and is told
     how many with a `{"type": "gap", "dropped": n}` marker: carts never wait for it."""
 
-    def __init__(self, customer_id: str | None, endpoint: str = "") -> None:
-        super().__init__(endpoint, "admin" if customer_id is None else "customer")
+    def __init__(self, customer_id: str | None, endpoint: str = "", types: frozenset[str] | None = None,
+                 role: str | None = None) -> None:
+        # `role`: the reader's token's (staff following a customer's orders); else what its feed implies
+        super().__init__(endpoint, role or ("admin" if customer_id is None else "customer"))
         self.customer_id = customer_id  # None: the whole shop (admin)
+        self.types = types  # None: every type; else only these (staff following a customer's orders)
         self._queue: deque[dict[str, Any]] = deque()
         self._dropped = 0
 
@@ -233,13 +238,15 @@ class EventSubscriber(Reader):
 
 
 class EventFeed:
-    """Admin readers get every shop event; a customer gets the events addressed to them."""
+    """Admin readers get every shop event; a customer gets the events addressed to them; a reader
+    of one customer's orders (staff serving them) gets that customer's order events only."""
 
     def __init__(self) -> None:
         self.subscribers: set[EventSubscriber] = set()
 
-    def subscribe(self, customer_id: str | None, endpoint: str = "") -> EventSubscriber:
-        sub = EventSubscriber(customer_id, endpoint)
+    def subscribe(self, customer_id: str | None, endpoint: str = "", types: frozenset[str] | None = None,
+                  role: str | None = None) -> EventSubscriber:
+        sub = EventSubscriber(customer_id, endpoint, types, role)
         self.subscribers.add(sub)
         return sub
 
@@ -250,6 +257,8 @@ class EventFeed:
         """Bus handler: `customerId` set → that customer's readers; `shop` → admin readers."""
         customer = event.get("customerId")
         for sub in self.subscribers:
+            if sub.types is not None and event.get("type") not in sub.types:
+                continue
             if (sub.customer_id is None and event.get("shop", True)) or (customer and sub.customer_id == customer):
                 sub.push(event)
 

@@ -27,3 +27,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws/stock", stock.stock_socket)
     app.router.add_get("/ws/admin", feeds.admin_socket)
     app.router.add_get("/ws/me", feeds.me_socket)
+    app.router.add_get("/ws/orders", feeds.orders_socket)

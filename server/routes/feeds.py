@@ -1,5 +1,6 @@
 """The event feeds over websocket and Server-Sent Events: /ws/admin and /api/admin/events (the shop floor),
-/ws/me and /api/me/events (a customer's own)."""
+/ws/me and /api/me/events (a customer's own), /ws/orders and /api/orders/events (one customer's orders,
+for the staff serving them)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,9 @@ from aiohttp_sse import sse_response
 
 from ..bus import following
 from ..errors import ApiError
-from ..feeds import end_code, pump
+from .. import profiles
+from ..auth import Identity
+from ..feeds import ORDER_EVENTS, end_code, pump
 from ..guard import Rule, caller, role
 from ..openapi import EVENTS, SSE, api
 from ..refusals import Refused
@@ -19,13 +22,31 @@ from .stock import drain_incoming, endpoint_of
 
 ADMIN_FEED = Rule("admin", (role("admin", message="the shop floor feed is for admins"),), token_in_query=True)
 OWN_FEED = Rule("customer", (role("customer", message="this feed is a customer's own"),), token_in_query=True)
+_FOLLOWED: web.RequestKey[str | None] = web.RequestKey("livecart.orders_followed", object)  # type: ignore[arg-type]
 
 
-# -- event feeds: the shop floor and a customer's own ---------------------------------------------
+async def follows_orders(request: web.Request, who: Identity) -> None:
+    """Whose orders the caller may follow: whose it may list (`GET /api/orders?customer=`)."""
+    request[_FOLLOWED] = await profiles.orders_customer(request.app[SERVICES].store, who, request.query.get("customer"))
 
-def _whose(rule: Rule, request: web.Request) -> str | None:
-    """Whose events the admitted reader gets (None: the whole shop)."""
-    return None if rule is ADMIN_FEED else caller(request).sub
+
+ORDER_FEED = Rule("as GET /api/orders: admin; a customer its own; operator for a customer it looked up; "
+                  "assistant for one it serves; kiosk for the customer signed in at it", (follows_orders,),
+                  token_in_query=True)
+
+
+# -- event feeds: the shop floor, a customer's own, a customer's orders ---------------------------
+
+def _whose(rule: Rule, request: web.Request) -> tuple[str | None, frozenset[str] | None]:
+    """Whose events the admitted reader gets (None: the whole shop), and of which types (None: all)."""
+    if rule is ORDER_FEED:
+        return request[_FOLLOWED], ORDER_EVENTS
+    return (None if rule is ADMIN_FEED else caller(request).sub), None
+
+
+def _role(rule: Rule, request: web.Request) -> str | None:
+    """What the metrics count the reader as: staff following a customer's orders by its own role."""
+    return caller(request).role if rule is ORDER_FEED else None
 
 
 async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
@@ -41,7 +62,8 @@ async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
     who, feed = caller(request), services.events
     async with following(services.bus, "events"):  # before the handshake: a connected reader misses nothing
         await ws.prepare(request)
-        sub = feed.subscribe(_whose(rule, request), endpoint_of(request))
+        whose, types = _whose(rule, request)
+        sub = feed.subscribe(whose, endpoint_of(request), types, _role(rule, request))
         expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
         try:
             await pump(sub, ws.send_str, drain_incoming(ws))
@@ -57,7 +79,8 @@ async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
 async def _event_stream(request: web.Request, rule: Rule) -> web.StreamResponse:
     services = request.app[SERVICES]
     feed = services.events
-    sub = feed.subscribe(_whose(rule, request), endpoint_of(request))
+    whose, types = _whose(rule, request)
+    sub = feed.subscribe(whose, endpoint_of(request), types, _role(rule, request))
     expiry = close_at_expiry(caller(request), lambda code, reason: sub.close())  # the stream ends with its token
     try:
         async with following(services.bus, "events"):
@@ -81,6 +104,12 @@ async def me_socket(request: web.Request) -> web.StreamResponse:
     return await _event_socket(request, OWN_FEED)
 
 
+async def orders_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/orders?customer=&token=: order.created and order.status of one customer's orders (the
+    staff pages' order history follows it)."""
+    return await _event_socket(request, ORDER_FEED)
+
+
 @api.add("GET", "/api/admin/events", "The shop-floor feed as Server-Sent Events (?token= works too)",
          auth=ADMIN_FEED, media=SSE, result=EVENTS)
 async def admin_events(request: web.Request) -> web.StreamResponse:
@@ -91,3 +120,9 @@ async def admin_events(request: web.Request) -> web.StreamResponse:
          auth=OWN_FEED, media=SSE, result=EVENTS)
 async def me_events(request: web.Request) -> web.StreamResponse:
     return await _event_stream(request, OWN_FEED)
+
+
+@api.add("GET", "/api/orders/events", "One customer's order events as Server-Sent Events (?token= works too)",
+         auth=ORDER_FEED, media=SSE, result=EVENTS, query={"customer": "customer id (an admin without it: every order)"})
+async def order_events(request: web.Request) -> web.StreamResponse:
+    return await _event_stream(request, ORDER_FEED)

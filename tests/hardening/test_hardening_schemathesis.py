@@ -86,7 +86,7 @@ def schema_for(token: str, examples: int, coverage: bool = True) -> schemathesis
         "operations": [{"include-operation-id": DATA_DEPENDENT,
                         "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}}},
                        # a live feed never ends and may say nothing for long: read it for a while
-                       {"include-operation-id": ["admin_events", "me_events", "stock_events"],
+                       {"include-operation-id": ["admin_events", "me_events", "order_events", "stock_events"],
                         "request-timeout": 3}],
     })
     return schemathesis.openapi.from_dict(DOCUMENT, config=config)

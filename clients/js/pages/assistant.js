@@ -2,7 +2,7 @@
 /**
  * Shop assistant `/assistant` (store tablet): start a cart for a walk-in customer and show its
  * invite code (and a QR code) so they can claim it; join a customer's own cart by their code;
- * see the customer's favourites, past orders and suggestions and add from them. Follows the
+ * see the customer's favourites, past orders (live) and suggestions and add from them. Follows the
  * cart when the customer signs in and their walk-in cart merges into their own.
  */
 import qrcode from 'qrcode-generator'
@@ -14,6 +14,7 @@ import {
 import { detailsForm, orderHistory } from './records.js'
 
 const RECENT = 'livecart.assistant.recent'
+let past = null // the served customer's order history, live
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 staffPage({
@@ -31,6 +32,7 @@ async function start ({ lc, claims, main, right }) {
   let chat = null
 
   const home = () => {
+    past?.destroy()
     cart?.close()
     view?.destroy()
     cart = null
@@ -190,6 +192,8 @@ function renderInvite (el, cart, lc, walkIn) {
 }
 
 async function loadCustomer (el, cart, catalog, lc, retry = true) {
+  past?.destroy()
+  past = null
   fill(el, h('div.card-head', h('h3', 'Customer')), h('p.muted', h('i.spinner'), ' Loading…'))
   let owner = null
   try {
@@ -219,8 +223,10 @@ async function loadCustomer (el, cart, catalog, lc, retry = true) {
     const favourites = (profile.favourites || []).map(skuOf).filter(Boolean)
     const orders = profile.recentOrders || profile.orders || []
     const suggestions = profile.suggestions || []
-    const past = orderHistory(lc, { customer: owner, title: 'Orders', limit: 5 })
+    past?.destroy()
+    past = orderHistory(lc, { customer: owner, title: 'Orders', limit: 5 })
     past.load()
+    past.follow()
     fill(el,
       h('div.card-head', h('h3', profile.name || owner), h('span.tag', icon('user', 12), owner)),
       h('div.profile',

@@ -1,7 +1,7 @@
 /* eslint-env browser */
 /**
  * Call centre `/call-centre`: find the customer on the phone (by name, email, phone, id, or
- * "bought MUG-LAST"), see their orders, open one of their carts (or start one), and edit it live,
+ * "bought MUG-LAST"), see their orders (live), open one of their carts (or start one), and edit it live,
  * the checkout details included — every line records who added it and that it came from the call centre.
  */
 import { ForbiddenError, NotAvailableError } from '../src/index.js'
@@ -26,6 +26,7 @@ async function start ({ lc, claims, main, right }) {
   let chat = null
   let details = null
   let callStarted = null
+  let past = null // the caller's order history, live
   const timer = h('span.call-timer')
   setInterval(() => { if (callStarted) timer.textContent = clock(Date.now() - callStarted) }, 1000)
 
@@ -90,7 +91,8 @@ async function start ({ lc, claims, main, right }) {
       return
     }
     const newCart = h('button.btn.sm', { onclick: () => create(customerId, newCart) }, icon('plus', 14), 'New cart')
-    const past = orderHistory(lc, { customer: customerId, title: 'Orders', limit: 5 })
+    past?.destroy()
+    past = orderHistory(lc, { customer: customerId, title: 'Orders', limit: 5 })
     fill(caller,
       h('div.cart-header-row', { style: { margin: '14px 0 10px' } },
         h('span.avatar', { style: { background: '#2d5f8b', margin: 0, border: 0 } }, customerId.slice(0, 1).toUpperCase()),
@@ -105,6 +107,7 @@ async function start ({ lc, claims, main, right }) {
       profile,
       past.el)
     past.load()
+    past.follow()
     lc.customer(customerId).then((p) => {
       if (p.name || p.email) caller.querySelector('.cart-header-row strong').textContent = [p.name, p.email].filter(Boolean).join(' · ')
       const favs = (p.favourites || []).map((f) => (typeof f === 'string' ? f : f.sku)).filter((s) => catalog.get(s))

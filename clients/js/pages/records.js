@@ -3,7 +3,7 @@
  * The shop's memory on the pages: the checkout details form bound live to the cart's
  * `meta.details` (co-edited: an operator types the address while the shopper watches), a
  * read-only live summary of them for staff, and an order history list that follows status
- * changes (the cart page and the kiosk feed it from /ws/me).
+ * changes (the cart page feeds it from /ws/me; the staff pages let it follow /ws/orders).
  */
 import { describeError, fill, h, icon, money, Y } from './ui.js'
 
@@ -207,11 +207,13 @@ const WORDS = { awaiting_payment: 'awaiting payment', payment_failed: 'payment f
 const TONE = { confirmed: 'ok', delivered: 'ok', dispatched: 'info', awaiting_payment: '', payment_failed: 'bad', cancelled: 'bad' }
 
 export const statusOf = (o) => o.status || o.state || 'awaiting_payment'
+const REFRESH_AFTER_MS = 300 // a burst of events (a reconnect, a gap, new orders) is one request
 
 /**
  * A customer's orders, newest first, with their status and tracking link; `update(event)` takes an
- * order event (/ws/me, /ws/admin) and moves the order on in place, or loads a new one.
+ * order event (/ws/me, /ws/admin, /ws/orders) and moves the order on in place, or loads a new one.
  * `load(query)` fetches from `GET /api/orders` (a customer's own; staff pass `customer`).
+ * `follow()` keeps the list live from `/ws/orders?customer=` (staff pages); `destroy()` stops that.
  */
 export function orderHistory (lc, { customer, title = 'Your orders', limit = 10, empty = 'No orders yet.' } = {}) {
   const orders = new Map()
@@ -221,6 +223,8 @@ export function orderHistory (lc, { customer, title = 'Your orders', limit = 10,
   const el = h('section.card.order-history-card', { 'aria-label': title },
     h('div.card-head', h('h3', icon('box', 18), title)), note, list, more)
   let next = null
+  let feed = null
+  let refreshTimer = null
 
   async function load (cursor = null) {
     try {
@@ -253,13 +257,45 @@ export function orderHistory (lc, { customer, title = 'Your orders', limit = 10,
     }))
   }
 
-  /** An order event: its status (and tracking) now; a new order is fetched whole. */
+  /** The newest page again, merged into what is shown (older pages stay); debounced, so that a
+   * burst of events costs one request, and only ever for this list's customer. */
+  function refresh () {
+    clearTimeout(refreshTimer)
+    refreshTimer = setTimeout(async () => {
+      try {
+        const page = await lc.orders({ customer, limit })
+        for (const o of page.orders) orders.set(o.orderId || o.id, o)
+        if (next === null && orders.size === page.orders.length) next = page.next
+        render()
+      } catch { /* the next event or reconnect tries again */ }
+    }, REFRESH_AFTER_MS)
+  }
+
+  /** Live from `/ws/orders`: each event moves its order on; after each (re)connect or a gap in the
+   * feed the newest page is read again, since events may have been missed meanwhile. */
+  function follow () {
+    if (feed || !customer) return
+    feed = lc.watchOrders(customer, (event) => {
+      if (event?.type === 'gap') refresh()
+      else if (!event?.customerId || event.customerId === customer) update(event)
+    })
+    feed.on('status', (status) => { if (status === 'open') refresh() })
+  }
+
+  function destroy () {
+    feed?.close()
+    feed = null
+    clearTimeout(refreshTimer)
+  }
+
+  /** An order event: its status (and tracking) now; a new order is fetched whole (or, where this
+   * caller may not read it alone, with the newest page). */
   async function update (event) {
     const id = event?.orderId
     if (!id) return
     const known = orders.get(id)
     if (!known) {
-      try { orders.set(id, await lc.order(id)) } catch { return }
+      try { orders.set(id, await lc.order(id)) } catch { return refresh() }
     } else {
       const { type, ...data } = event
       orders.set(id, { ...known, ...data, status: event.status || event.state })
@@ -268,5 +304,5 @@ export function orderHistory (lc, { customer, title = 'Your orders', limit = 10,
   }
 
   render()
-  return { el, load, update, orders }
+  return { el, load, update, follow, destroy, orders }
 }

@@ -5,7 +5,7 @@
  */
 import { openCart } from './cart.js'
 import { errorFromResponse, DisconnectedError } from './errors.js'
-import { watchAdmin, watchMe, watchStock } from './feeds.js'
+import { watchAdmin, watchMe, watchOrders, watchStock } from './feeds.js'
 import { defaults, resolveToken, serverUrls, tokenClaims } from './util.js'
 
 const enc = encodeURIComponent
@@ -318,6 +318,11 @@ export class Client {
   /** `watchMe` with this client's token. @param {(e: any) => void} cb */
   watchMe (cb, options = {}) {
     return watchMe(cb, { url: this._urls.http, token: this.token, WebSocket: this._WebSocket, fetch: this._fetch, ...options })
+  }
+
+  /** `watchOrders` with this client's token. @param {string} customer @param {(e: any) => void} cb */
+  watchOrders (customer, cb, options = {}) {
+    return watchOrders(customer, cb, { url: this._urls.http, token: this.token, WebSocket: this._WebSocket, fetch: this._fetch, ...options })
   }
 }
 

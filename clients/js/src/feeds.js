@@ -276,6 +276,22 @@ export function watchMe (cb, options = {}) {
   return feed
 }
 
+/**
+ * One customer's orders, live (`/ws/orders?customer=`): `order.created` and `order.status` of that
+ * customer's orders only. For whoever may list them (`GET /api/orders?customer=`): the customer, an
+ * admin, an operator after a lookup, an assistant serving them, a kiosk they signed in at.
+ * @param {string} customer
+ * @param {(event: any) => void} cb
+ * @param {import('./index.js').FeedOptions} options
+ * @returns {Feed}
+ */
+export function watchOrders (customer, cb, options = {}) {
+  if (!customer) throw new TypeError('watchOrders: give the customer id')
+  const feed = new Feed('/ws/orders', { ...options, params: { customer: String(customer) } })
+  if (cb) feed.on('message', cb)
+  return feed
+}
+
 function normaliseSkus (skus) {
   const list = [...new Set((Array.isArray(skus) ? skus : [skus]).map(String).filter(Boolean))]
   if (!list.length) throw new TypeError('watchStock: give at least one SKU')

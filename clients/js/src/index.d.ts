@@ -398,6 +398,8 @@ export interface AdminEvent {
 export declare function watchAdmin (cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
 /** The customer's own feed `/ws/me`. */
 export declare function watchMe (cb: (event: any) => void, options?: FeedOptions): Feed<any>
+/** One customer's orders, live: `/ws/orders?customer=` (`order.created`, `order.status`). */
+export declare function watchOrders (customer: string, cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
 
 // -- HTTP --------------------------------------------------------------------------------
 
@@ -465,6 +467,7 @@ export declare class Client {
   watchStock (skus: string[], cb: (message: StockMessage) => void, options?: FeedOptions): StockWatcher
   watchAdmin (cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
   watchMe (cb: (event: any) => void, options?: FeedOptions): Feed<any>
+  watchOrders (customer: string, cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
 }
 
 export declare function createClient (options?: ClientOptions): Client

@@ -3,7 +3,7 @@
  *
  * - `openCart()` — a live cart with plain snapshots, change events, presence and typed errors
  * - `createClient()` — the HTTP API bound to a server and a token, plus carts and feeds
- * - `watchStock()`, `watchAdmin()`, `watchMe()` — live JSON feeds with reconnect
+ * - `watchStock()`, `watchAdmin()`, `watchMe()`, `watchOrders()` — live JSON feeds with reconnect
  * - error classes, one per close code / HTTP status
  *
  * Works in browsers and in Node (pass `{WebSocket}` from the `ws` package, or `configure()` once).
@@ -14,7 +14,7 @@ import * as Y from 'yjs'
 
 export { openCart, Cart } from './cart.js'
 export { createClient, Client } from './api.js'
-export { watchStock, watchAdmin, watchMe, Feed, StockWatcher } from './feeds.js'
+export { watchStock, watchAdmin, watchMe, watchOrders, Feed, StockWatcher } from './feeds.js'
 export { Presence } from './presence.js'
 export {
   CloseCode, LivecartError, RejectedError, TooLargeError, UnauthorizedError, ForbiddenError,
