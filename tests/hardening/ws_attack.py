@@ -33,10 +33,16 @@ def awareness_frame(entries: Iterable[tuple[int, int, str | bytes]]) -> bytes:
 
 
 async def close_of(ws: aiohttp.ClientWebSocketResponse, timeout: float = 20.0) -> tuple[int | None, str]:
-    """Reads (and drops) what the server sends until it closes; its close code and reason."""
+    """Reads (and drops) what the server sends until it closes; its close code and reason.
+
+    The code is the one in the server's close frame, as a browser reports it (RFC 6455 7.1.5):
+    aiohttp's client overwrites `close_code` with 1006 when its own reply to that frame cannot
+    be written (the server already hung up), which says nothing about how the server closed."""
     async def read() -> tuple[int | None, str]:
         while True:
             msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                return msg.data, msg.extra if isinstance(msg.extra, str) else ""
             if msg.type in CLOSED_TYPES:
                 return ws.close_code, msg.extra if isinstance(msg.extra, str) else ""
     return await asyncio.wait_for(read(), timeout)
