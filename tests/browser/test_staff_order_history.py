@@ -116,3 +116,35 @@ def test_the_assistant_sees_the_served_customers_order_dispatched_without_a_relo
         for name, page in (("assistant", sam), ("customer", eve)):
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
         raise
+
+
+def test_the_kiosk_shows_the_signed_in_customers_orders_move_on_without_a_reload(
+        browser: Browser, demo: Server, request: pytest.FixtureRequest) -> None:
+    url, problems = demo.url, []
+    eve = watch(shopper(browser, url, customer="eve"), "customer", problems)
+    kiosk = watch(staff(browser, url, "/kiosk/front-door", "front-door", "kiosk"), "kiosk", problems)
+    try:
+        bought = place_order(eve, url, "CANDLE-FIG")
+        call(url, "POST", f"/api/orders/{bought}/payment", {"status": "paid", "reference": "psp-1"})
+        # Eve comes into the shop with a new cart and signs in at the kiosk with her phone's code.
+        eve.goto(url + "/")
+        eve.click(".product[data-sku='TEA-SENCHA'] .add")
+        eve.wait_for_selector(".product[data-sku='TEA-SENCHA'] .mine:not([hidden])")
+        eve.goto(url + "/cart")
+        eve.click("text=Use a kiosk")
+        kiosk.fill(".code-input", eve.locator(".big-code").inner_text().strip())
+        kiosk.click("text=Sign in")
+        order = kiosk.locator(f".order-history .order-item[data-order='{bought}']")
+        expect(order).to_have_attribute("data-status", "confirmed")
+        kiosk.evaluate("window.__sameDocument = true")
+        call(url, "POST", f"/api/orders/{bought}/status",
+             {"status": "dispatched", "tracking": {"carrier": "UPS", "number": "1Z99", "url": "https://track.example/1Z99"}})
+        expect(order).to_have_attribute("data-status", "dispatched")
+        expect(order.locator("a.order-tracking")).to_contain_text("Track with UPS")
+        assert kiosk.evaluate("window.__sameDocument === true"), "the kiosk page was reloaded to show it"
+        assert not problems, problems
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name, page in (("kiosk", kiosk), ("customer", eve)):
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
+        raise

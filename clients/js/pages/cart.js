@@ -388,6 +388,8 @@ function watchOrders () {
       toast(`Order ${event.orderId} is ${words[event.state] || event.state}.`, { kind: event.state === 'payment_failed' || event.state === 'cancelled' ? 'warn' : 'success', title: 'Your order' })
       renderOrderStatus(event)
       orderList?.update(event)
+    } else if (type === 'gap') {
+      orderList?.refresh() // events were missed: the newest orders again
     } else if (type === 'discount.offered') {
       const off = event.percentOff ? `${event.percentOff}% off` : event.amountOff ? `${money(event.amountOff)} off` : 'a discount'
       toast(`The shop gave you ${off} with ${event.code}. It is already in your total.`, { kind: 'success', title: 'A little something' })
@@ -395,5 +397,10 @@ function watchOrders () {
   })
   feed.on('error', (err) => {
     if (!(err instanceof NotAvailableError) && !(err instanceof UnauthorizedError)) toast(describeError(err), { kind: 'warn' })
+  })
+  let opened = false
+  feed.on('status', (status) => { // after a reconnect: what changed while it was away
+    if (status === 'open' && opened) orderList?.refresh()
+    if (status === 'open') opened = true
   })
 }

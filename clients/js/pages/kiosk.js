@@ -40,6 +40,7 @@ async function start ({ lc, claims, main, right }) {
   let cart = null
   let view = null
   let chat = null
+  let past = null // the signed-in customer's order history, live while they are signed in
   let idleMs = (localIdle || 120) * 1000
   let idleAt = 0
   let idleTimer = null
@@ -91,6 +92,7 @@ async function start ({ lc, claims, main, right }) {
     cart?.close()
     view?.destroy()
     chat?.destroy()
+    past?.destroy()
     if (idleSeconds && !localIdle) idleMs = idleSeconds * 1000
     cart = lc.openCart(cartId, { channel: 'kiosk', user: { name: `Kiosk ${kioskId}`, role: claims.role } })
     cart.on('error', (err) => {
@@ -103,7 +105,7 @@ async function start ({ lc, claims, main, right }) {
     view = cartView(cart, catalog, { emptyText: 'Tap a product to add it.', showNote: false, owner: customer })
     const idle = idleRing()
     // The signed-in customer's orders, for as long as they are signed in here.
-    const past = orderHistory(lc, { customer, title: 'Your orders', limit: 5 })
+    past = orderHistory(lc, { customer, title: 'Your orders', limit: 5 })
     past.el.hidden = !customer
     const products = h('div.kiosk-products', catalog.products.map((p) => {
       const button = h('button.kiosk-product', { onclick: () => { try { addProduct(cart, p) } catch (err) { toast(describeError(err), { kind: 'error' }) } } },
@@ -120,7 +122,10 @@ async function start ({ lc, claims, main, right }) {
         idle.el,
         h('button.btn', { onclick: () => signOut('Signed out. See you soon!', true) }, icon('logout', 18), 'Sign out')),
       h('div.kiosk-grid', h('section', products), h('aside', view.el, (chat = chatPanel(cart, { title: 'Ask the shop' })).el, past.el)))
-    if (customer) past.load()
+    if (customer) {
+      past.load()
+      past.follow()
+    }
     startIdle(idle, leftSeconds ? Math.min(idleMs, leftSeconds * 1000) : idleMs)
   }
 
@@ -135,6 +140,8 @@ async function start ({ lc, claims, main, right }) {
     view = null
     chat?.destroy()
     chat = null
+    past?.destroy()
+    past = null
     had.close()
     welcome()
     toast(message, { kind: 'info', title: 'Signed out' })

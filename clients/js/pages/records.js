@@ -213,7 +213,8 @@ const REFRESH_AFTER_MS = 300 // a burst of events (a reconnect, a gap, new order
  * A customer's orders, newest first, with their status and tracking link; `update(event)` takes an
  * order event (/ws/me, /ws/admin, /ws/orders) and moves the order on in place, or loads a new one.
  * `load(query)` fetches from `GET /api/orders` (a customer's own; staff pass `customer`).
- * `follow()` keeps the list live from `/ws/orders?customer=` (staff pages); `destroy()` stops that.
+ * `follow()` keeps the list live from `/ws/orders?customer=` (staff pages); `destroy()` stops that;
+ * `refresh()` reads the newest page again (after a feed the caller owns reconnects or skips).
  */
 export function orderHistory (lc, { customer, title = 'Your orders', limit = 10, empty = 'No orders yet.' } = {}) {
   const orders = new Map()
@@ -304,5 +305,5 @@ export function orderHistory (lc, { customer, title = 'Your orders', limit = 10,
   }
 
   render()
-  return { el, load, update, follow, destroy, orders }
+  return { el, load, update, refresh, follow, destroy, orders }
 }
