@@ -65,8 +65,9 @@ async def stock_socket(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     ws = LimitedSocket(request, services.config.max_message_bytes, heartbeat=30.0)
     token = request.query.get("token")
+    await services.tokens.prepare(token)  # an identity provider's new key, if need be
     try:
-        who = auth.verify(services.config.jwt_secret, token) if token else None
+        who = services.tokens.verify(token) if token else None
     except auth.TokenError as exc:
         await ws.prepare(request)
         await close_ws(ws, 4401, str(exc))

@@ -127,6 +127,23 @@ async def test_forged_and_misaddressed_tokens_are_refused_on_http_and_sockets(pe
     assert (await lc.call("GET", f"/api/carts/{cart}", good))[0] == 200
 
 
+async def first_on_stock_feed(lc: Livecart, token: str) -> aiohttp.WSMessage:
+    """What `/ws/stock` sends first to a reader with `token`: a level, or its close."""
+    url = f"ws://{lc.config.host}:{lc.config.port}/ws/stock?skus=TEE&token={token}"
+    async with lc.session.ws_connect(url) as ws:
+        return await ws.receive(timeout=30)
+
+
+async def test_the_stock_feed_takes_a_providers_token_and_refuses_forged_ones(pem_server) -> None:
+    lc, key = pem_server
+    await lc.product("TEE", stock=3)
+    first = await first_on_stock_feed(lc, provider_token(key, "RS256", sub="pat"))
+    assert first.type is aiohttp.WSMsgType.TEXT and json.loads(first.data)["sku"] == "TEE", first
+    forged = provider_token(private_key("RS256"), "RS256", sub="pat")
+    first = await first_on_stock_feed(lc, forged)
+    assert first.type is aiohttp.WSMsgType.CLOSE and first.data == 4401, first
+
+
 async def test_the_role_comes_from_the_configured_claim(tmp_path: Path, session) -> None:
     key = private_key("ES256")
     config = make_config(tmp_path, jwt_public_key=pem(key), jwt_role_claim="realm_access.roles")
