@@ -54,6 +54,8 @@ bench: $(BIN)/livecart
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/room.py
 	$(BIN)/python bench/mailing.py
+	$(BIN)/python bench/customers.py
+	$(BIN)/python bench/browsing.py
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules build *.egg-info
