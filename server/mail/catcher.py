@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -12,6 +11,8 @@ from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from ..clock import now_ms
+
 KEEP = 500  # the newest caught mails kept in memory
 
 
@@ -20,7 +21,7 @@ def summary(raw: bytes, envelope_to: list[str]) -> dict[str, Any]:
     message = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    return {"at": int(time.time() * 1000), "to": envelope_to, "from": str(message.get("From", "")),
+    return {"at": now_ms(), "to": envelope_to, "from": str(message.get("From", "")),
             "subject": str(message.get("Subject", "")), "messageId": str(message.get("Message-ID", "")),
             "listUnsubscribe": str(message.get("List-Unsubscribe", "")),
             "text": text.get_content() if text is not None else "",
