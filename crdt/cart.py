@@ -5,6 +5,7 @@ and `write_plain` here."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Callable, NoReturn
 
 from pycrdt import Array, Doc, Map, Text, merge_updates
@@ -15,7 +16,11 @@ from .schema import Catalog, Limits
 from .updates import MalformedUpdate, read_shape, read_state_vector
 from .validate import Accepted, Rejected, Roots, Verdict, check_client_update
 
-SERVER_ORIGIN = "server"
+class Origin(StrEnum):
+    """Who made a trusted write (the transaction's origin): the server's own decision, or a change an
+    HTTP caller asked for (a line edit, a chat message) that the server checked and wrote for it."""
+    SERVER = "server"
+    HTTP = "http"
 
 
 class WriteFailed(Exception):
@@ -186,7 +191,7 @@ class CartDoc:
         self._view = None
         return set(touches.touched_lines), touches.touched_server
 
-    def write(self, change: Callable[["CartDoc"], None], origin: str = SERVER_ORIGIN) -> bytes:
+    def write(self, change: Callable[["CartDoc"], None], origin: Origin = Origin.SERVER) -> bytes:
         """Runs a trusted change (server or HTTP edit) in one transaction; returns its update.
 
         A change that raises, or makes pycrdt panic (raised as WriteFailed), leaves the doc as it
@@ -221,7 +226,7 @@ class CartDoc:
         if not keep_view:
             self._view = None
         try:
-            with raw.transaction(self.doc, SERVER_ORIGIN) as txn:
+            with raw.transaction(self.doc, Origin.SERVER) as txn:
                 change(txn)
         except BaseException as exc:
             self._view = None
@@ -259,7 +264,7 @@ class CartDoc:
         return line.get("sku") if isinstance(line, Map) else None
 
     def write_checked(self, change: Callable[["CartDoc"], None], check: Callable[["CartDoc"], str | None],
-                      origin: str = SERVER_ORIGIN) -> bytes:
+                      origin: Origin = Origin.SERVER) -> bytes:
         """A write that must leave the doc valid: if `check` names a broken rule, or the change
         fails (pycrdt refusing a value included), the write is undone (the doc rebuilt without
         it) and ValueError carries the reason."""

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 from pycrdt import Array, Map, Text
 
 from . import chat as chat_rules, server_root
-from .cart import CartDoc, plain
+from .cart import CartDoc, Origin, plain
 from .schema import Limits
 
 COPIED_FIELDS = ("sku", "qty", "addedBy", "channel", "addedAt")
@@ -450,7 +450,7 @@ def _edit(cart: CartDoc, plan: MergePlan) -> None:
         chat_rules.append(cart.chat, chat_rules.to_copy(plan.chat, chat_rules.messages(cart.chat)))
 
 
-def apply_merge(target: CartDoc, plan: MergePlan, origin: str = "server") -> bytes:
+def apply_merge(target: CartDoc, plan: MergePlan, origin: Origin = Origin.SERVER) -> bytes:
     """Makes the plan's target edits in one recorded transaction; returns its update (to persist and relay).
 
     Stock and `server.holds` are left alone. Target edits made since the plan are

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..crdt import CartDoc, server_root
-from ..crdt.cart import new_line
+from ..crdt.cart import Origin, new_line
 from ..crdt.validate import check_line
 from .access import grant_cart, record_lookup
 from .auth import Identity
@@ -138,7 +138,7 @@ class Carts:
         """An edit held to the same schema rules as a Yjs client's (a broken rule is refused)."""
         existed = line_id in room.cart.lines
         try:
-            update = room.cart.write_checked(change, check, origin="http")
+            update = room.cart.write_checked(change, check, origin=Origin.HTTP)
         except (ValueError, TypeError) as exc:
             raise Invalid("bad_line", str(exc)) from None
         await room.commit(update)

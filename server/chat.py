@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..crdt import chat as chat_rules
+from ..crdt.cart import Origin
 from .auth import Identity
 from .bus import Bus
 from .clock import now_ms
@@ -43,7 +44,7 @@ class Chat(Extension):
         if status != "open":
             raise Conflict("not_open", f"cart is {status.replace('_', ' ')}: it takes no messages")
         message = {"id": new_id("m-"), "from": who.sub, "role": who.role, "text": text, "at": now_ms()}
-        update = room.cart.write(lambda cart: chat_rules.append(cart.chat, [message]), origin="http")
+        update = room.cart.write(lambda cart: chat_rules.append(cart.chat, [message]), origin=Origin.HTTP)
         await room.commit(update)
         room.hooks.on_edit(room, Edit(who, chat=(message,)))
         return message
