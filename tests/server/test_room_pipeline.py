@@ -209,7 +209,7 @@ async def test_a_rejected_edit_closes_only_its_sender_and_changes_nothing(floor:
     room = await floor.rooms.get(CART)
     ann, bob = Client(room, "ann"), Client(room, "bob")
     await room.receive(ann.conn, ann.edit(add("l1", "MUG", 1)))
-    before, seq, heard = room.cart.to_dict(), room.last_seq, len(floor.recorder.edits())
+    before, seq, heard = room.cart.to_dict(), room.catchup.last_seq, len(floor.recorder.edits())
     frames = len(bob.frames.frames), len(ann.frames.frames)
 
     with pytest.raises(Close) as closed:
@@ -219,7 +219,7 @@ async def test_a_rejected_edit_closes_only_its_sender_and_changes_nothing(floor:
         await room.receive(bob.conn, bob.edit(lambda doc: doc.get("server", type=Map).__setitem__("status", "ordered")))
     assert closed.value.code == REJECTED
 
-    assert room.cart.to_dict() == before and room.last_seq == seq
+    assert room.cart.to_dict() == before and room.catchup.last_seq == seq
     assert (await floor.stored()).to_dict() == before
     assert (len(bob.frames.frames), len(ann.frames.frames)) == frames  # nobody was sent anything
     assert len(floor.recorder.edits()) == heard  # the extensions heard of no edit
