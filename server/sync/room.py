@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -30,6 +31,20 @@ from .holds import HoldEntries, Holds, hold_entry
 from .presence import Presence
 
 log = logging.getLogger("livecart.rooms")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Stock decided an edit at once: `update` writes its holds and prices into `server`."""
+
+    update: bytes
+
+
+class Unanswered(enum.Enum):
+    """An edit the server sends no answer to with it."""
+
+    NOTHING_TO_ANSWER = "nothing to answer"  # no line or discount code touched, or `server` unchanged
+    IN_BACKGROUND = "in the background"  # holds decided later: a reconcile in flight, or a remote authority
 
 
 @dataclass(frozen=True)
@@ -150,15 +165,15 @@ class Room:
         if len(accepted.chat) > 1:
             conn.spend(len(accepted.chat) - 1)
         self.hooks.on_edit(self, Edit(conn.who, accepted.added, accepted.removed, accepted.wants, accepted.chat))
-        answer = self.decide(accepted)
-        if answer:
-            both = merge_updates(accepted.update, answer)  # stored and relayed as one update: one row, one apply
+        decided = self.decide(accepted)
+        if isinstance(decided, Answer):
+            both = merge_updates(accepted.update, decided.update)  # stored and relayed as one update: one row, one apply
             await self._store(both)
-            self._relay_answered(conn, both, answer)
+            self._relay_answered(conn, both, decided.update)
             return
         await self._store(accepted.update)
         self.broadcast(update_message(accepted.update), exclude=conn)
-        if answer is None:  # stock decides in the background: holds and prices follow the edit
+        if decided is Unanswered.IN_BACKGROUND:  # holds and prices follow the edit
             self.holds.follow(accepted.touched, accepted.wants)
 
     async def validate(self, update: bytes, conn: Connection | None = None) -> Accepted:
@@ -179,24 +194,23 @@ class Room:
             raise Close(TOO_FAST if verdict.code == "chat_rate" else REJECTED, verdict.reason)
         return verdict
 
-    def decide(self, accepted: Accepted) -> bytes | None:
+    def decide(self, accepted: Accepted) -> Answer | Unanswered:
         """The server's answer to an edit, when stock can decide at once: the touched lines' holds
-        and the pricing that follows, written into `server` (the update; empty if nothing changed,
-        or the edit touched neither lines nor discount codes). None when holds are left to the
-        background: a reconcile in flight keeps its order, and a remote authority (Redis) decides
-        asynchronously."""
+        and the pricing that follows, written into `server`. A reconcile in flight keeps its order,
+        and a remote authority (Redis) decides asynchronously: their holds follow in the background."""
         touched, wants = accepted.touched, accepted.wants
         if not touched and "discountCodes" not in accepted.meta:
-            return b""
+            return Unanswered.NOTHING_TO_ANSWER
         if self.holds.following():
-            return None
+            return Unanswered.IN_BACKGROUND
         decided = self.stock.reserve_now(self.id, wants) if touched else {}  # one want per touched line
         if decided is None:
-            return None
+            return Unanswered.IN_BACKGROUND
         self.metrics.decided(decision.status for decision in decided.values())
-        return server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
-                                              for line_id, decision in decided.items()},
-                                  self.catalog.get, self.shop_codes, self.groups())
+        answer = server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
+                                                for line_id, decision in decided.items()},
+                                    self.catalog.get, self.shop_codes, self.groups())
+        return Answer(answer) if answer else Unanswered.NOTHING_TO_ANSWER
 
     def _relay_answered(self, sender: Connection, both: bytes, answer: bytes) -> None:
         """The others get the edit with the server's answer to it; the sender, who has the
