@@ -83,7 +83,7 @@ class Merging:
         await target.commit(merged_lines)
         await target.commit_holds(moved)
         # Lines whose hold did not come along, and combined lines a client raised meanwhile, reserve now.
-        target.want_holds(set(moved) | target.cart.lines_without_hold())
+        target.holds.want(set(moved) | target.cart.lines_without_hold())
         await source.commit_holds({line: {"status": "released", "qty": 0, "expiresAt": None}
                                 for line in source.cart.lines.keys()})
 

@@ -132,7 +132,7 @@ class Orders:
         # The payment window first, then what is held: nothing read below runs out before payment.
         await stock.extend(record.id, now + int(self.config.hold_ttl_seconds * 1000))
         held = await stock.holds_of(record.id)
-        await room.show_holds(held)  # the doc says what the authority holds, so the price follows it
+        await room.holds.show(held)  # the doc says what the authority holds, so the price follows it
         found = problems(room, self.catalog.get, held)
         if found:
             raise Conflict("not_ready", "; ".join(f"line {p['lineId']} ({p['sku']}): {p['problem']}" for p in found))
@@ -209,7 +209,7 @@ class Orders:
         if paid:
             await self.store.put_record("cart-closed", order["cartId"], {"status": "ordered", "orderId": order["id"]})
         else:
-            room.want_holds(set(room.cart.lines.keys()))  # the holds stay; their clocks start again on edits
+            room.holds.want(set(room.cart.lines.keys()))  # the holds stay; their clocks start again on edits
         sold = [(line["lineId"], line["qty"]) for line in order["lines"]] if paid else None
         await room.commit(server_root.payment_outcome(room.cart, order["state"], sold))
 
@@ -227,7 +227,7 @@ class Orders:
         except StockError as exc:
             if exc.code != "out_of_stock":
                 raise
-            await room.show_holds(await stock.holds_of(cart_id))
+            await room.holds.show(await stock.holds_of(cart_id))
             lines = ", ".join(f"{line} ({wants[line][0]})" for line in exc.lines)
             raise Conflict("out_of_stock", f"no longer held and not in stock: {lines}; nothing was sold and the "
                            "order is still awaiting_payment (report failed to refund, or paid again once restocked)"

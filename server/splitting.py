@@ -53,7 +53,7 @@ class Splitting:
                     pass  # nothing was held for it: the new cart reserves it afresh below
             await source.commit_holds({line_id: None for line_id in taken})
             await target.commit_holds(moved)
-            target.want_holds(set(taken) - set(moved))
+            target.holds.want(set(taken) - set(moved))
             source.edited(Edit(who, removed=frozenset(taken)), set(taken) - set(moved))  # unmoved holds go back
             target.edited(Edit(who, added=frozenset(taken)), ())
         shop_event(self.bus, "cart.split", cartId=record.id, into=new.id, lineIds=sorted(taken), who=who.sub)

@@ -69,12 +69,12 @@ class Rooms:
         room = Room(cart_id, CartDoc(stored.snapshot, stored.updates), stored.last_seq, self.deps, self)
         await self.bus.join_cart(cart_id, room.on_bus)
         self.rooms[cart_id] = room
-        await room.catch_up()  # what was stored between our load and our subscription
+        await room.catchup.run()  # what was stored between our load and our subscription
         self.bus.publish_cart(cart_id, "awareness?", 0, b"")
-        room.audit_holds(before)  # a crash may have parted the doc from the authority
+        room.holds.audit(before)  # a crash may have parted the doc from the authority
         unheld = room.cart.lines_without_hold()
         if unheld:  # a reconcile cut short by a crash or restart: finish it
-            room.want_holds(unheld)
+            room.holds.want(unheld)
         self.hooks.on_load(room)
         return room
 
@@ -117,9 +117,9 @@ class Rooms:
     async def catch_up_all(self) -> None:
         """After a bus outage: every loaded room catches up, and checks its holds against stock
         (another process may have died between a line's removal and its release)."""
-        await asyncio.gather(*(room.catch_up() for room in list(self.rooms.values())))
+        await asyncio.gather(*(room.catchup.run() for room in list(self.rooms.values())))
         for room in list(self.rooms.values()):
-            room.audit_holds()
+            room.holds.audit()
 
     def reprice_all(self, _event: Any = None) -> None:
         """Every loaded room writes its pricing and conflicts again (the checkout-group rules changed)."""

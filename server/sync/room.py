@@ -1,9 +1,8 @@
-"""A loaded cart and the connections editing it: membership, the one message switch, the edit
-pipeline (validate → decide → store → relay) and the `commit` writes, holds following the lines in
-the background, presence, and what other processes write (the bus and the shared log)."""
+"""A loaded cart and the connections editing it: membership, the message switches, the edit pipeline and its writes."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -24,20 +23,28 @@ from ..catalog import CatalogCache
 from ..config import Config
 from ..hooks import Edit, Hooks
 from ..metrics import NO_METRICS
-from ..stock.reconcile import sync_of
-from ..stock import Decision, StockAuthority, Want
-from ..store import HoldRow, Store
+from ..stock import StockAuthority
+from ..store import Store
+from .catchup import CatchUp
 from .connection import GONE, REJECTED, TOO_FAST, Close, Connection, binary_frame
+from .holds import HoldEntries, Holds, hold_entry
 from .presence import Presence
 
 log = logging.getLogger("livecart.rooms")
 
-UNREAD: Want = ("", -1)  # a line to reconcile whose want is read from the doc when its turn comes
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Stock decided an edit at once: `update` writes its holds and prices into `server`."""
+
+    update: bytes
 
 
-def hold_entry(decision: Decision, want: Want | None) -> dict[str, Any] | None:
-    """A stock decision as `server.holds[lineId]` shows it (None: the line is gone)."""
-    return {**decision.to_json(), "sku": want[0]} if want else None
+class Unanswered(enum.Enum):
+    """An edit the server sends no answer to with it."""
+
+    NOTHING_TO_ANSWER = "nothing to answer"  # no line or discount code touched, or `server` unchanged
+    IN_BACKGROUND = "in the background"  # holds decided later: a reconcile in flight, or a remote authority
 
 
 @dataclass(frozen=True)
@@ -73,16 +80,10 @@ class Room:
         self.metrics = deps.metrics
         self._host = host
         self.conns: set[Connection] = set()
-        self.last_seq = last_seq  # every update up to here is applied (contiguous)
-        self._ahead: set[int] = set()  # applied updates past a gap
-        self._catching_up: asyncio.Future[bool] | None = None
+        self.catchup = CatchUp(cart_id, last_seq, deps.store, deps.metrics, self._apply_remote)
+        self.holds = Holds(cart_id, cart, deps.stock, deps.metrics, self.commit_holds, self.catchup.run)
         self._since_compact = 0
         self._last_write: Awaitable[int] | None = None
-        self._dirty_lines: dict[str, Want | None] = {}  # lines whose holds must follow; their want if known
-        self._repricing: asyncio.Future[None] | None = None
-        self._reconciling: asyncio.Future[None] | None = None
-        self._audit = False  # a check of the shown holds against stock is asked for
-        self._audit_before: dict[str, HoldRow] | None = None  # the holds it found before the doc was read
         self._unload: asyncio.TimerHandle | None = None
         self.presence = Presence()
 
@@ -164,19 +165,16 @@ class Room:
         if len(accepted.chat) > 1:
             conn.spend(len(accepted.chat) - 1)
         self.hooks.on_edit(self, Edit(conn.who, accepted.added, accepted.removed, accepted.wants, accepted.chat))
-        answer = self.decide(accepted)
-        if answer:
-            both = merge_updates(accepted.update, answer)  # stored and relayed as one update: one row, one apply
+        decided = self.decide(accepted)
+        if isinstance(decided, Answer):
+            both = merge_updates(accepted.update, decided.update)  # stored and relayed as one update: one row, one apply
             await self._store(both)
-            self._relay_answered(conn, both, answer)
+            self._relay_answered(conn, both, decided.update)
             return
         await self._store(accepted.update)
         self.broadcast(update_message(accepted.update), exclude=conn)
-        if answer is None:  # stock decides in the background: holds and prices follow the edit
-            if accepted.touched:
-                self.want_holds(accepted.touched, accepted.wants)
-            else:
-                self._reprice_soon()
+        if decided is Unanswered.IN_BACKGROUND:  # holds and prices follow the edit
+            self.holds.follow(accepted.touched, accepted.wants)
 
     async def validate(self, update: bytes, conn: Connection | None = None) -> Accepted:
         """Applies a client update to the cart if it may; a rejection closes its sender with 4400
@@ -190,30 +188,29 @@ class Room:
         verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits, author)
         if isinstance(verdict, Rejected) and (
                 (verdict.sku and await self.catalog.knows(verdict.sku))  # a product just added elsewhere
-                or (verdict.missing and await self.catch_up())):  # this process is behind the shared log
+                or (verdict.missing and await self.catchup.run())):  # this process is behind the shared log
             verdict = self.cart.apply_client_update(update, self.catalog.get, self.config.limits, author)
         if isinstance(verdict, Rejected):
             raise Close(TOO_FAST if verdict.code == "chat_rate" else REJECTED, verdict.reason)
         return verdict
 
-    def decide(self, accepted: Accepted) -> bytes | None:
+    def decide(self, accepted: Accepted) -> Answer | Unanswered:
         """The server's answer to an edit, when stock can decide at once: the touched lines' holds
-        and the pricing that follows, written into `server` (the update; empty if nothing changed,
-        or the edit touched neither lines nor discount codes). None when holds are left to the
-        background: a reconcile in flight keeps its order, and a remote authority (Redis) decides
-        asynchronously."""
+        and the pricing that follows, written into `server`. A reconcile in flight keeps its order,
+        and a remote authority (Redis) decides asynchronously: their holds follow in the background."""
         touched, wants = accepted.touched, accepted.wants
         if not touched and "discountCodes" not in accepted.meta:
-            return b""
-        if self._dirty_lines or (self._reconciling is not None and not self._reconciling.done()):
-            return None
+            return Unanswered.NOTHING_TO_ANSWER
+        if self.holds.following():
+            return Unanswered.IN_BACKGROUND
         decided = self.stock.reserve_now(self.id, wants) if touched else {}  # one want per touched line
         if decided is None:
-            return None
+            return Unanswered.IN_BACKGROUND
         self.metrics.decided(decision.status for decision in decided.values())
-        return server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
-                                              for line_id, decision in decided.items()},
-                                  self.catalog.get, self.shop_codes, self.groups())
+        answer = server_root.settle(self.cart, {line_id: hold_entry(decision, wants[line_id])
+                                                for line_id, decision in decided.items()},
+                                    self.catalog.get, self.shop_codes, self.groups())
+        return Answer(answer) if answer else Unanswered.NOTHING_TO_ANSWER
 
     def _relay_answered(self, sender: Connection, both: bytes, answer: bytes) -> None:
         """The others get the edit with the server's answer to it; the sender, who has the
@@ -226,7 +223,7 @@ class Room:
         """An edit the server made for `edit.who` and committed (HTTP line edits): the extensions
         hear it as they hear a client's, and the holds of `lines` follow."""
         self.hooks.on_edit(self, edit)
-        self.want_holds(lines)
+        self.holds.want(lines)
 
     # -- writes: commit and its family --------------------------------------------------
 
@@ -237,7 +234,7 @@ class Room:
             await self._store(update)
             self.broadcast(update_message(update))
 
-    async def commit_holds(self, decisions: dict[str, dict[str, Any] | None]) -> None:
+    async def commit_holds(self, decisions: HoldEntries) -> None:
         """Writes hold outcomes and the pricing they lead to (`server_root.settle`), committed."""
         try:
             await self.commit(server_root.settle(self.cart, decisions, self.catalog.get, self.shop_codes,
@@ -268,7 +265,7 @@ class Room:
             log.warning("cart %s: could not persist an update (%s); clients reconnect", self.id, exc)
             self._host.fail(self)
             raise Close(WSCloseCode.INTERNAL_ERROR, "storage failed; reconnect") from None
-        self._mark(seq)
+        self.catchup.mark(seq)
         self.bus.publish_cart(self.id, "update", seq, update)
         self._since_compact += 1
         if self._since_compact >= self.config.compact_every:
@@ -278,106 +275,12 @@ class Room:
     async def compact(self) -> None:
         await self.committed()
         if self.cart.pending_updates:
-            await self.store.compact(self.id, self.cart.compact(), self.last_seq)
-
-    def _mark(self, seq: int) -> None:
-        if seq == self.last_seq + 1:
-            self.last_seq = seq
-            while self.last_seq + 1 in self._ahead:
-                self.last_seq += 1
-                self._ahead.discard(self.last_seq)
-        elif seq > self.last_seq:
-            self._ahead.add(seq)
-
-    def _seen(self, seq: int) -> bool:
-        return seq <= self.last_seq or seq in self._ahead
-
-    # -- stock: holds follow the lines ------------------------------------------------
-
-    def want_holds(self, line_ids: Iterable[str], known: dict[str, Want | None] | None = None) -> None:
-        """Asks the stock authority to match these lines' holds to their quantities (in the background).
-
-        `known`: what validation already read of them (sku, qty; None: removed), so it is not read again.
-        """
-        for line_id in line_ids:
-            self._dirty_lines[line_id] = known.get(line_id, UNREAD) if known else UNREAD
-        if self._reconciling is None or self._reconciling.done():
-            self._reconciling = asyncio.ensure_future(self._reconcile())
-
-    def audit_holds(self, before: dict[str, HoldRow] | None = None) -> None:
-        """Has the background check that `server.holds` says what the stock authority holds (a
-        crash can leave the doc behind it) run in turn with the holds edits ask for; holds whose
-        line is gone go back. `before`: the cart's holds, read before its document was loaded."""
-        self._audit, self._audit_before = True, before
-        self.want_holds(())
-
-    async def _reconcile(self) -> None:
-        stock = self.stock
-        while self._dirty_lines or self._audit:
-            if self.cart.status in ("merged", "closed"):
-                self._dirty_lines, self._audit = {}, False
-                return  # its holds moved or went back with the merge; reserving now would strand stock
-            if self._audit:
-                self._audit, before, self._audit_before = False, self._audit_before, None
-                await self._audit_holds(before)
-                continue
-            wanted, self._dirty_lines = self._dirty_lines, {}
-            unread = {line_id for line_id, want in wanted.items() if want is UNREAD}
-            if unread:
-                wanted.update(self.cart.wanted(unread))
-            calls = [stock.reserve(self.id, line_id, *want) if want else stock.release(self.id, line_id)
-                     for line_id, want in wanted.items()]
-            if len(calls) == 1:  # the usual case: one edited line, no task per call
-                try:
-                    results: list[Any] = [await calls[0]]
-                except Exception as exc:
-                    results = [exc]
-            else:
-                results = await asyncio.gather(*calls, return_exceptions=True)
-            decisions: dict[str, dict[str, Any] | None] = {}
-            for (line_id, want), result in zip(wanted.items(), results):
-                if isinstance(result, BaseException):
-                    log.error("cart %s line %s: stock failed: %s", self.id, line_id, result)
-                    self._dirty_lines.setdefault(line_id, UNREAD)
-                    await asyncio.sleep(1)  # storage trouble: retry, not spin
-                    continue
-                decisions[line_id] = hold_entry(result, want)
-                self.metrics.decided((result.status,))
-            await self.commit_holds(decisions)
-
-    async def _audit_holds(self, before: dict[str, HoldRow] | None) -> None:
-        stock = self.stock
-        try:
-            if before is None:  # the holds first, then the doc: a hold seen here has its line stored
-                before = await stock.holds_of(self.id)
-                await self.catch_up()
-            after = await stock.holds_of(self.id)  # and after the doc: a hold it shows is not missed
-        except Exception as exc:  # the authority is away: a reconnect audits again
-            log.warning("cart %s: holds not checked against stock: %s", self.id, exc)
-            return
-        pending = set(self._dirty_lines)  # decided next anyway
-        gone = set(before) - set(self.cart.lines.keys()) - pending
-        self.want_holds(await self.show_holds(after, pending) | gone)
-
-    async def show_holds(self, held: dict[str, HoldRow], skip: Iterable[str] = ()) -> set[str]:
-        """Writes into `server.holds` what the authority holds (`held`: its `holds_of` this cart) for
-        the cart's lines but `skip`; returns the lines whose hold the authority must put right."""
-        sync = sync_of(self.cart, held, int(time.time() * 1000), skip)
-        if sync.show:
-            await self.commit_holds(dict(sync.show))
-        return sync.reserve
-
-    def _reprice_soon(self) -> None:
-        # Two processes may each have priced a cart before seeing the other's holds;
-        # whoever's price differs from the merged state writes it again (never both,
-        # once they agree, because equal prices are not written).
-        if self._repricing is None or self._repricing.done():
-            self._repricing = asyncio.ensure_future(self.commit_pricing())
+            await self.store.compact(self.id, self.cart.compact(), self.catchup.last_seq)
 
     def busy(self) -> bool:
         """Work in flight that an unload would cut short (holds being decided, a write)."""
-        return any(isinstance(f, asyncio.Future) and not f.done()
-                   for f in (self._reconciling, self._repricing, self._last_write))
+        last_write = self._last_write
+        return self.holds.busy() or (isinstance(last_write, asyncio.Future) and not last_write.done())
 
     # -- presence ---------------------------------------------------------------------
 
@@ -396,14 +299,9 @@ class Room:
     # -- other processes ---------------------------------------------------------------
 
     def on_bus(self, msg: CartMessage) -> None:
+        """What another process published for this cart: an update it stored, or presence."""
         if msg.kind == "update":
-            if self._seen(msg.seq):
-                return
-            if msg.seq == self.last_seq + 1:
-                self._mark(msg.seq)
-                self._apply_remote(msg.payload)
-            else:
-                self.catch_up()  # a gap: the log has what the bus lost or reordered
+            self.catchup.on_update(msg.seq, msg.payload)
         elif msg.kind == "awareness":
             changed = self.presence.from_remote(msg.payload)
             if changed:
@@ -414,28 +312,8 @@ class Room:
                 self.bus.publish_cart(self.id, "awareness", 0, self.presence.encode(local))
 
     def _apply_remote(self, update: bytes) -> None:
+        """An update another process stored (from the bus, or caught up from the log)."""
         lines, server = self.cart.apply_trusted(update)
         self.broadcast(update_message(update))
         if lines or server:
-            self._reprice_soon()
-
-    def catch_up(self) -> asyncio.Future[bool]:
-        """Applies whatever the store has past `last_seq` (one catch-up at a time);
-        the result says whether anything new arrived."""
-        if self._catching_up is None or self._catching_up.done():
-            self._catching_up = asyncio.ensure_future(self._catch_up())
-        return self._catching_up
-
-    async def _catch_up(self) -> bool:
-        applied = False
-        try:
-            for seq, update in await self.store.load_since(self.id, self.last_seq):
-                if not self._seen(seq):
-                    self._mark(seq)
-                    self._apply_remote(update)
-                    self.metrics.caught_up(1)
-                    applied = True
-        except Exception as exc:  # Redis away: the reconnect hook tries again
-            log.warning("cart %s: catch-up failed: %s", self.id, exc)
-        return applied
-
+            self.holds.reprice_soon()

@@ -1,12 +1,14 @@
 """The edit pipeline of a room without sockets (issue 17): validate → extensions → decide → store → relay.
 
-Real parts: a SQLite store and the stock actor in a temp dir, the in-process bus, the catalog cache.
+Real parts: a SQLite store and the stock actor in a temp dir (or a real redis-server deciding stock
+asynchronously), the in-process bus, the catalog cache.
 Each connection writes to a transport that keeps the frames it was given (the kernel's side of a
 socket is what is left out), so a test reads exactly what each client would receive.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -26,7 +28,7 @@ from livecart.server.stock import open_stock
 from livecart.server.store import Store, open_store
 from livecart.server.sync.connection import GONE, REJECTED, Close, Connection
 from livecart.server.sync.registry import Rooms
-from livecart.server.sync.room import Room
+from livecart.server.sync.room import Answer, Room, Unanswered
 from livecart.server.sync.socket import serve_connection
 
 SECRET = "pipeline-secret-" + "x" * 32
@@ -124,14 +126,14 @@ class Client:
 
 
 class Floor:
-    """A room's collaborators, real, in a temp dir."""
+    """A room's collaborators, real, in a temp dir (`store`: a redis:// URL for Redis' store and stock)."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.config = Config(jwt_secret=SECRET, data_dir=tmp, room_grace_seconds=0.05)
-        self.store: Store = open_store("sqlite", tmp)
+    def __init__(self, tmp: Path, store: str = "sqlite") -> None:
+        self.config = Config(jwt_secret=SECRET, data_dir=tmp, store=store, room_grace_seconds=0.05)
+        self.store: Store = open_store(store, tmp)
         self.bus = open_bus("memory")
         self.catalog = CatalogCache(self.store, self.bus)
-        self.stock = open_stock(self.config, self.store)  # the embedded actor, on the SQLite store
+        self.stock = open_stock(self.config, self.store)  # the embedded actor on SQLite; Redis' Lua scripts on Redis
         self.recorder = Recorder()
         self.rooms = Rooms(self.config, self.store, self.catalog, self.stock, self.bus, Hooks([self.recorder]),
                            shop_codes=lambda code: {"percentOff": 10} if code == "TEN" else None)
@@ -168,6 +170,17 @@ async def floor(tmp_path: Path) -> AsyncIterator[Floor]:
         await f.stop()
 
 
+@pytest.fixture
+async def redis_floor(tmp_path: Path, redis_server: Any) -> AsyncIterator[Floor]:
+    """Stock decided by a real redis-server: over the network, so never at once."""
+    f = Floor(tmp_path, redis_server.url)
+    await f.start()
+    try:
+        yield f
+    finally:
+        await f.stop()
+
+
 def add(line_id: str, sku: str, qty: int) -> Callable[[Doc], None]:
     return lambda doc: doc.get("lines", type=Map).__setitem__(line_id, new_line(sku, qty, "ann", "web", 1))
 
@@ -175,6 +188,19 @@ def add(line_id: str, sku: str, qty: int) -> Callable[[Doc], None]:
 def server_of(cart: CartDoc) -> dict[str, Any]:
     with cart.doc.transaction():
         return plain(cart.server)
+
+
+def decisions(room: Room) -> list[Answer | Unanswered]:
+    """Keeps what `room.decide` decides for each edit from now on."""
+    seen: list[Answer | Unanswered] = []
+    decide = room.decide
+
+    def spy(accepted: Any) -> Answer | Unanswered:
+        seen.append(decide(accepted))
+        return seen[-1]
+
+    room.decide = spy  # type: ignore[method-assign]
+    return seen
 
 
 async def settled(room: Room) -> None:
@@ -209,7 +235,7 @@ async def test_a_rejected_edit_closes_only_its_sender_and_changes_nothing(floor:
     room = await floor.rooms.get(CART)
     ann, bob = Client(room, "ann"), Client(room, "bob")
     await room.receive(ann.conn, ann.edit(add("l1", "MUG", 1)))
-    before, seq, heard = room.cart.to_dict(), room.last_seq, len(floor.recorder.edits())
+    before, seq, heard = room.cart.to_dict(), room.catchup.last_seq, len(floor.recorder.edits())
     frames = len(bob.frames.frames), len(ann.frames.frames)
 
     with pytest.raises(Close) as closed:
@@ -219,7 +245,7 @@ async def test_a_rejected_edit_closes_only_its_sender_and_changes_nothing(floor:
         await room.receive(bob.conn, bob.edit(lambda doc: doc.get("server", type=Map).__setitem__("status", "ordered")))
     assert closed.value.code == REJECTED
 
-    assert room.cart.to_dict() == before and room.last_seq == seq
+    assert room.cart.to_dict() == before and room.catchup.last_seq == seq
     assert (await floor.stored()).to_dict() == before
     assert (len(bob.frames.frames), len(ann.frames.frames)) == frames  # nobody was sent anything
     assert len(floor.recorder.edits()) == heard  # the extensions heard of no edit
@@ -335,3 +361,86 @@ async def test_presence_and_unload_reach_the_extensions(floor: Floor) -> None:
             break
         await asyncio.sleep(0.05)
     assert ("unload", CART, None) in floor.recorder.calls and CART not in floor.rooms.rooms
+
+
+class Failing(Extension):
+    """An extension with a bug in its edit hook."""
+
+    def on_edit(self, room: Room, edit: Edit) -> None:
+        raise RuntimeError("a bug in an extension")
+
+
+async def test_an_extension_that_fails_leaves_the_edit_applied_stored_and_relayed(
+        floor: Floor, caplog: pytest.LogCaptureFixture) -> None:
+    floor.rooms.hooks.extensions.insert(0, Failing())  # before the recorder: the ones after it still hear
+    room = await floor.rooms.get(CART)
+    ann, bob = Client(room, "ann"), Client(room, "bob")
+    with caplog.at_level(logging.ERROR, logger="livecart.hooks"):
+        await room.receive(ann.conn, ann.edit(add("l1", "MUG", 2)))
+
+    assert "Failing.on_edit failed" in caplog.text and "a bug in an extension" in caplog.text
+    assert room.cart.to_dict()["lines"]["l1"]["qty"] == 2  # applied
+    stored = (await floor.stored()).to_dict()
+    assert stored["lines"]["l1"]["qty"] == 2 and stored["holds"]["l1"]["status"] == "held"  # stored, answered
+    assert len(bob.frames.updates()) == 1 and len(ann.frames.updates()) == 1  # relayed, and answered
+    bob.doc.apply_update(bob.frames.updates()[0])
+    assert bob.lines()["l1"]["qty"] == 2
+    assert [sorted(edit.added) for edit in floor.recorder.edits()] == [["l1"]]  # the next extension heard it
+    assert ann.conn.closing is None and bob.conn.closing is None
+
+
+async def test_with_a_remote_stock_authority_the_edit_goes_first_and_its_holds_follow(redis_floor: Floor) -> None:
+    floor = redis_floor
+    room = await floor.rooms.get(CART)
+    await settled(room)  # the load's audit of the holds
+    decided = decisions(room)
+    ann, bob = Client(room, "ann"), Client(room, "bob")
+    await room.receive(ann.conn, ann.edit(add("l1", "MUG", 2)))
+
+    assert decided == [Unanswered.IN_BACKGROUND]  # Redis decides over the network: not at once
+    # The edit is stored and relayed alone, unanswered: bob gets it, ann (who has it) nothing yet.
+    assert (await floor.stored()).to_dict()["lines"]["l1"]["qty"] == 2
+    assert len(bob.frames.updates()) == 1 and ann.frames.updates() == []
+    bob.doc.apply_update(bob.frames.updates()[0])
+    assert bob.lines()["l1"]["qty"] == 2 and "l1" not in plain(bob.doc.get("server", type=Map)).get("holds", {})
+
+    await settled(room)  # then the holds follow, written as the room's own update, to everyone
+    assert (await floor.stock.holds_of(CART))["l1"].qty == 2
+    assert server_of(room.cart)["holds"]["l1"]["status"] == "held"
+    assert server_of(room.cart)["pricing"]["total"] == 2 * 1200
+    assert server_of(await floor.stored()) == server_of(room.cart)
+    for client in (ann, bob):
+        for update in client.frames.updates():
+            client.doc.apply_update(update)
+        assert plain(client.doc.get("server", type=Map))["holds"]["l1"]["qty"] == 2
+
+    # A typed code asks nothing of stock: it is priced at once, answered with the edit.
+    await room.receive(ann.conn, ann.edit(lambda doc: doc.get("meta", type=Map).__setitem__("discountCodes", Array(["TEN"]))))
+    assert isinstance(decided[-1], Answer)
+    assert server_of(room.cart)["pricing"]["total"] == server_of(await floor.stored())["pricing"]["total"] == 2160
+
+
+async def test_an_edit_waits_behind_a_reconcile_in_flight(floor: Floor) -> None:
+    """Even an authority that decides at once leaves an edit to the background while holds are
+    being reconciled: deciding it first would overtake them."""
+    room = await floor.rooms.get(CART)
+    await settled(room)
+    decided = decisions(room)
+    ann, bob = Client(room, "ann"), Client(room, "bob")
+    await room.receive(ann.conn, ann.edit(add("l1", "MUG", 1)))
+    assert isinstance(decided[-1], Answer)  # nothing in flight: decided at once, answered with the edit
+
+    room.holds.want({"l1"})  # as a merge or an order does: a reconcile in flight
+    await room.receive(bob.conn, bob.edit(add("l2", "TEE", 3)))
+    assert decided[-1] is Unanswered.IN_BACKGROUND
+    await settled(room)
+    holds = await floor.stock.holds_of(CART)
+    assert (holds["l1"].qty, holds["l2"].qty) == (1, 3)
+    assert server_of(room.cart)["holds"]["l2"]["status"] == "held"
+    assert server_of(await floor.stored()) == server_of(room.cart)
+
+    room.holds.want({"l2"})  # a typed code behind a reconcile: its price follows in the background
+    await room.receive(ann.conn, ann.edit(lambda doc: doc.get("meta", type=Map).__setitem__("discountCodes", Array(["TEN"]))))
+    assert decided[-1] is Unanswered.IN_BACKGROUND
+    await settled(room)
+    assert server_of(room.cart)["pricing"]["total"] == server_of(await floor.stored())["pricing"]["total"] == (1200 + 3 * 2500) * 9 // 10
