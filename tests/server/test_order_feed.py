@@ -168,3 +168,19 @@ async def test_readers_whose_access_lasts_are_not_disturbed(lc: Livecart) -> Non
     for reader in (*readers, everything):
         await eventually(lambda: statuses(reader)[-1:] == ["dispatched"], what="dispatched")
         assert reader.closed is None
+
+
+async def test_a_feed_whose_access_cannot_be_read_sends_nothing_and_asks_for_a_reconnect(lc: Livecart,
+                                                                                          monkeypatch) -> None:
+    admin = await stocked(lc)
+    otto = lc.token("otto", "operator")
+    assert (await lc.call("GET", "/api/customers/ann", otto))[0] == 200
+    socket, stream, order = await following_ann(lc, otto)
+
+    async def store_away(*args: object) -> None:
+        raise OSError("the store is away")
+    monkeypatch.setattr(feed_routes.profiles, "orders_customer", store_away)
+    assert (await lc.call("POST", f"/api/orders/{order}/status", admin, json={"status": "dispatched"}))[0] == 200
+    await eventually(lambda: socket.closed is not None and stream.ended, what="both feeds ended")
+    assert socket.closed == (1011, "storage failed; reconnect"), socket.closed  # not final: the client reconnects
+    assert statuses(socket) == statuses(stream) == ["awaiting_payment", "confirmed"]
