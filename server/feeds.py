@@ -175,9 +175,11 @@ def end_code(sub: Reader) -> tuple[int, bytes]:
 
 
 async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitable[Any],
-               send_all: Callable[[list[str]], None] | None = None) -> None:
+               send_all: Callable[[list[str]], None] | None = None,
+               allowed: Callable[[], Awaitable[Any]] | None = None) -> None:
     """Sends a subscriber's messages until the reader is gone or the feed closes; `send_all`
-    writes a whole batch at once (a websocket: one write for every frame of it)."""
+    writes a whole batch at once (a websocket: one write for every frame of it). `allowed` is
+    awaited at every wake-up, before anything is sent: its refusal (it raises) ends the pump."""
     gone_task = asyncio.ensure_future(gone)
     try:
         while True:
@@ -189,6 +191,8 @@ async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitab
             batch = batch_task.result()
             if batch is None:
                 return
+            if allowed is not None:
+                await allowed()  # access read now, not at connect: it may have ended since
             encoded = [m if isinstance(m, str) else orjson.dumps(m).decode() for m in batch]
             if send_all is not None:
                 send_all(encoded)
@@ -199,6 +203,19 @@ async def pump(sub: Reader, send: Callable[[str], Awaitable[Any]], gone: Awaitab
         pass  # the reader went away mid-send
     finally:
         gone_task.cancel()
+
+
+def every(seconds: float, call: Callable[[], None]) -> Callable[[], None]:
+    """Calls `call` every `seconds` on the running loop; returns what stops it."""
+    loop = asyncio.get_running_loop()
+    handles: list[asyncio.TimerHandle] = []
+
+    def tick() -> None:
+        call()
+        handles[0] = loop.call_later(seconds, tick)
+
+    handles.append(loop.call_later(seconds, tick))
+    return lambda: handles[0].cancel()
 
 
 # -- event feeds: /ws/admin, /ws/me and /ws/orders -------------------------------------------
@@ -213,13 +230,18 @@ class EventSubscriber(Reader):
     how many with a `{"type": "gap", "dropped": n}` marker: carts never wait for it."""
 
     def __init__(self, customer_id: str | None, endpoint: str = "", types: frozenset[str] | None = None,
-                 role: str | None = None) -> None:
+                 role: str | None = None, reader: str | None = None) -> None:
         # `role`: the reader's token's (staff following a customer's orders); else what its feed implies
         super().__init__(endpoint, role or ("admin" if customer_id is None else "customer"))
         self.customer_id = customer_id  # None: the whole shop (admin)
         self.types = types  # None: every type; else only these (staff following a customer's orders)
+        self.reader = reader  # the token's subject, where access can end before the token (the order feed)
         self._queue: deque[dict[str, Any]] = deque()
         self._dropped = 0
+
+    def poke(self) -> None:
+        """Its access may have ended: the pump wakes, with nothing new to send, and checks it again."""
+        self._wake.set()
 
     def push(self, event: dict[str, Any]) -> None:
         if len(self._queue) >= EVENT_BACKLOG:
@@ -245,10 +267,18 @@ class EventFeed:
         self.subscribers: set[EventSubscriber] = set()
 
     def subscribe(self, customer_id: str | None, endpoint: str = "", types: frozenset[str] | None = None,
-                  role: str | None = None) -> EventSubscriber:
-        sub = EventSubscriber(customer_id, endpoint, types, role)
+                  role: str | None = None, reader: str | None = None) -> EventSubscriber:
+        sub = EventSubscriber(customer_id, endpoint, types, role, reader)
         self.subscribers.add(sub)
         return sub
+
+    def on_revoked(self, event: dict[str, Any]) -> None:
+        """Bus topic "revoke": an identity lost access in some process (a kiosk signed out): its
+        readers check theirs again at once, rather than at their next event or periodic check."""
+        role, subject = event.get("role"), event.get("sub")
+        for sub in self.subscribers:
+            if sub.reader is not None and sub.reader == subject and sub.role == role:
+                sub.poke()
 
     def unsubscribe(self, sub: EventSubscriber) -> None:
         self.subscribers.discard(sub)

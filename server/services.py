@@ -160,6 +160,7 @@ def _wire(s: Services) -> None:
     s.bus.on_event(GROUPS_TOPIC, lambda e: asyncio.ensure_future(_groups_changed(s, e)))
     # The busy feeds (an event per edit) reach a process only while it has readers of them.
     s.bus.on_event("events", s.events.deliver, on_demand=True)
+    s.bus.on_event("revoke", s.events.on_revoked)  # a kiosk signed out: its order feeds end with its cart sockets
     s.stock.hold_listeners.append(s.rooms.on_expired)
     # The capabilities that follow the rooms, in this order: kiosk idle clocks, abandonment clocks, shop feed,
     # chat messages on the shop floor, metrics, nudge rules' clocks.

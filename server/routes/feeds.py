@@ -4,6 +4,8 @@ for the staff serving them)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp_sse import sse_response
@@ -12,13 +14,19 @@ from ..bus import following
 from ..errors import ApiError
 from .. import profiles
 from ..auth import Identity
-from ..feeds import ORDER_EVENTS, end_code, pump
+from ..feeds import ORDER_EVENTS, EventSubscriber, end_code, every, pump
 from ..guard import Rule, caller, role
 from ..openapi import EVENTS, SSE, api
 from ..refusals import Refused
 from ..services import SERVICES
 from ..sockets import LimitedSocket, close_at_expiry, close_ws
 from .stock import drain_incoming, endpoint_of
+
+log = logging.getLogger("livecart.feeds")
+FORBIDDEN, SERVER_ERROR = 4403, 1011
+# An idle order-feed reader's access is read again this often: an operator's lookup runs out, or a rule
+# changes, without anyone being told. Before each event it is read anyway; a kiosk's sign-out is announced.
+ACCESS_RECHECK_SECONDS = 60.0
 
 ADMIN_FEED = Rule("admin", (role("admin", message="the shop floor feed is for admins"),), token_in_query=True)
 OWN_FEED = Rule("customer", (role("customer", message="this feed is a customer's own"),), token_in_query=True)
@@ -33,6 +41,40 @@ async def follows_orders(request: web.Request, who: Identity) -> None:
 ORDER_FEED = Rule("as GET /api/orders: admin; a customer its own; operator for a customer it looked up; "
                   "assistant for one it serves; kiosk for the customer signed in at it", (follows_orders,),
                   token_in_query=True)
+
+
+class AccessEnded(Exception):
+    """The reader may no longer have the feed (or it cannot be told now): how its socket closes."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _still_allowed(rule: Rule, request: web.Request) -> Callable[[], Awaitable[None]] | None:
+    """The order feed's access read again (what `GET /api/orders?customer=` would answer now); None for
+    the shop floor's and a customer's own feed, whose access is the token's role and lasts as long."""
+    if rule is not ORDER_FEED:
+        return None
+    store, who, asked = request.app[SERVICES].store, caller(request), request.query.get("customer")
+
+    async def check() -> None:
+        try:
+            await profiles.orders_customer(store, who, asked)
+        except Refused as exc:
+            raise AccessEnded(FORBIDDEN, f"access ended: {exc.message}") from exc
+        except Exception as exc:  # the store is away: nothing unchecked is sent; the client reconnects
+            log.warning("order feed: access of %s %s could not be read: %s", who.role, who.sub, exc)
+            raise AccessEnded(SERVER_ERROR, "storage failed; reconnect") from exc
+    return check
+
+
+def _subscribe(rule: Rule, request: web.Request) -> tuple[EventSubscriber, Callable[[], None]]:
+    """The reader's subscription, and what stops its periodic access checks (the order feed's)."""
+    whose, types = _whose(rule, request)
+    reader = caller(request).sub if rule is ORDER_FEED else None
+    sub = request.app[SERVICES].events.subscribe(whose, endpoint_of(request), types, _role(rule, request), reader)
+    return sub, every(ACCESS_RECHECK_SECONDS, sub.poke) if reader is not None else (lambda: None)
 
 
 # -- event feeds: the shop floor, a customer's own, a customer's orders ---------------------------
@@ -62,33 +104,42 @@ async def _event_socket(request: web.Request, rule: Rule) -> web.StreamResponse:
     who, feed = caller(request), services.events
     async with following(services.bus, "events"):  # before the handshake: a connected reader misses nothing
         await ws.prepare(request)
-        whose, types = _whose(rule, request)
-        sub = feed.subscribe(whose, endpoint_of(request), types, _role(rule, request))
+        sub, stop_checks = _subscribe(rule, request)
         expiry = close_at_expiry(who, lambda code, reason: asyncio.ensure_future(close_ws(ws, code, reason)))
+        ended: AccessEnded | None = None
         try:
-            await pump(sub, ws.send_str, drain_incoming(ws))
+            await pump(sub, ws.send_str, drain_incoming(ws), allowed=_still_allowed(rule, request))
+        except AccessEnded as exc:
+            ended = exc
         finally:
             if expiry is not None:
                 expiry.cancel()
+            stop_checks()
             feed.unsubscribe(sub)
-            code, reason = end_code(sub)
-            await ws.close(code=code, message=reason)
+            if ended is not None:
+                await close_ws(ws, ended.code, ended.reason)
+            else:
+                code, reason = end_code(sub)
+                await ws.close(code=code, message=reason)
     return ws
 
 
 async def _event_stream(request: web.Request, rule: Rule) -> web.StreamResponse:
     services = request.app[SERVICES]
     feed = services.events
-    whose, types = _whose(rule, request)
-    sub = feed.subscribe(whose, endpoint_of(request), types, _role(rule, request))
+    sub, stop_checks = _subscribe(rule, request)
     expiry = close_at_expiry(caller(request), lambda code, reason: sub.close())  # the stream ends with its token
     try:
         async with following(services.bus, "events"):
             async with sse_response(request) as sse:
-                await pump(sub, sse.send, sse.wait())
+                try:
+                    await pump(sub, sse.send, sse.wait(), allowed=_still_allowed(rule, request))
+                except AccessEnded:
+                    pass  # the stream ends; EventSource reconnects and is refused (403), which it does not retry
     finally:
         if expiry is not None:
             expiry.cancel()
+        stop_checks()
         feed.unsubscribe(sub)
     return sse
 

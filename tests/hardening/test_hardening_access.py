@@ -479,3 +479,80 @@ async def test_cart_websocket_for_every_caller(server: ServerProcess, session: a
             if code != want:
                 wrong[role] = (str(want), (code, reason))
     assert not wrong, wrong
+
+
+# -- the feed sockets: each live feed's websocket beside its event stream, for every caller ----------------
+
+OPEN = 101  # the handshake's Switching Protocols, and the socket stays open: its reader is being served
+
+
+def open_for(*allowed: str) -> dict[str, int]:
+    """OPEN for the allowed callers, 4401 without a token, 4403 for everyone else (the close codes)."""
+    return {role: OPEN if role in allowed else 4401 if role == "no-token" else 4403 for role in ROLES}
+
+
+@dataclass(frozen=True)
+class SocketRow:
+    """One feed socket (one case of it) and what each caller gets: OPEN, or the code it is closed with."""
+
+    path: str
+    expect: dict[str, int]
+    given: dict[str, Make] = dc_field(default_factory=dict)  # the query's values
+    query: str = ""
+    case: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.path + (f" ({self.case})" if self.case else "")
+
+
+SOCKET_ROWS = [
+    SocketRow("/ws/stock", dict.fromkeys(ROLES, OPEN), query="skus=TEE"),
+    SocketRow("/ws/admin", open_for("admin")),
+    SocketRow("/ws/me", open_for(*CUSTOMERS)),
+    SocketRow("/ws/orders", open_for(*CUSTOMERS, "admin"), case="own orders (a customer's), all (an admin's)"),
+    SocketRow("/ws/orders", open_for("owner", "assistant-invited", "operator-after-lookup", "kiosk-signed-in", "admin"),
+              {"customer": customer}, query="customer={customer}", case="of one customer"),
+]
+
+
+async def socket_answer(session: aiohttp.ClientSession, url: str) -> tuple[int | None, str]:
+    """(OPEN, "") when the server serves the reader (it answers a ping from inside the feed's read loop),
+    else the code and reason of its close frame (which, refused, it sends before reading anything)."""
+    ws = await session.ws_connect(url, autoping=False)
+    try:
+        try:
+            await ws.ping(b"matrix")
+        except ConnectionError:
+            pass  # already closed by the server: its close frame is still there to read
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), 60)
+            if msg.type is aiohttp.WSMsgType.PONG:
+                return OPEN, ""
+            if msg.type is aiohttp.WSMsgType.CLOSE:  # the server's own code (see ws_attack.close_of)
+                return msg.data, msg.extra or ""
+            if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                return ws.close_code, ""
+    finally:
+        await ws.close()
+
+
+def test_every_feed_socket_has_a_row(tmp_path) -> None:
+    app = create_app(make_config(tmp_path))
+    sockets = {route.resource.canonical for route in app.router.routes()
+               if route.resource is not None and route.resource.canonical.startswith("/ws/")}
+    assert sockets - {"/ws/carts/{cartId}"} == {row.path for row in SOCKET_ROWS}  # carts: the test above
+
+
+@pytest.mark.parametrize("row", SOCKET_ROWS, ids=lambda row: row.id)
+async def test_feed_socket_for_every_caller(server: ServerProcess, session: aiohttp.ClientSession, row: SocketRow) -> None:
+    wrong: dict[str, tuple[int, tuple[int | None, str]]] = {}
+    for role in ROLES:
+        world = World(server.base, session)
+        token = await world.caller(role)
+        given = {name: await make(world) for name, make in row.given.items()}
+        query = "&".join(part for part in (row.query.format(**given), f"token={token}" if token else "") if part)
+        answer = await socket_answer(session, server.ws(row.path + (f"?{query}" if query else "")))
+        if answer[0] != row.expect[role]:
+            wrong[role] = (row.expect[role], answer)
+    assert not wrong, "role: (expected, (got, reason)) " + json.dumps(wrong, indent=1, default=str)

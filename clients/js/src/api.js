@@ -320,7 +320,7 @@ export class Client {
     return watchMe(cb, { url: this._urls.http, token: this.token, WebSocket: this._WebSocket, fetch: this._fetch, ...options })
   }
 
-  /** `watchOrders` with this client's token. @param {string} customer @param {(e: any) => void} cb */
+  /** `watchOrders` with this client's token. @param {string | null | undefined} customer @param {(e: any) => void} cb */
   watchOrders (customer, cb, options = {}) {
     return watchOrders(customer, cb, { url: this._urls.http, token: this.token, WebSocket: this._WebSocket, fetch: this._fetch, ...options })
   }

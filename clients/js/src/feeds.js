@@ -279,15 +279,18 @@ export function watchMe (cb, options = {}) {
 /**
  * One customer's orders, live (`/ws/orders?customer=`): `order.created` and `order.status` of that
  * customer's orders only. For whoever may list them (`GET /api/orders?customer=`): the customer, an
- * admin, an operator after a lookup, an assistant serving them, a kiosk they signed in at.
- * @param {string} customer
+ * admin, an operator after a lookup, an assistant serving them, a kiosk they signed in at. Without a
+ * customer (null): an admin's token follows every order; a customer's, its own; others are refused.
+ * The feed stops with a ForbiddenError (4403) when the reader may no longer list those orders
+ * (the kiosk's customer signed out, the operator's lookup ran out).
+ * @param {string | null | undefined} customer
  * @param {(event: any) => void} cb
  * @param {import('./index.js').FeedOptions} options
  * @returns {Feed}
  */
 export function watchOrders (customer, cb, options = {}) {
-  if (!customer) throw new TypeError('watchOrders: give the customer id')
-  const feed = new Feed('/ws/orders', { ...options, params: { customer: String(customer) } })
+  const params = customer === null || customer === undefined || customer === '' ? {} : { customer: String(customer) }
+  const feed = new Feed('/ws/orders', { ...options, params })
   if (cb) feed.on('message', cb)
   return feed
 }

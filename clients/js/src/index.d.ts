@@ -398,8 +398,10 @@ export interface AdminEvent {
 export declare function watchAdmin (cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
 /** The customer's own feed `/ws/me`. */
 export declare function watchMe (cb: (event: any) => void, options?: FeedOptions): Feed<any>
-/** One customer's orders, live: `/ws/orders?customer=` (`order.created`, `order.status`). */
-export declare function watchOrders (customer: string, cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
+/** One customer's orders, live: `/ws/orders?customer=` (`order.created`, `order.status`); without a
+ * customer (null), every order's for an admin's token (a customer's own for a customer's). Stops with
+ * a ForbiddenError (4403) once the reader may no longer list those orders. */
+export declare function watchOrders (customer: string | null | undefined, cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
 
 // -- HTTP --------------------------------------------------------------------------------
 
@@ -467,7 +469,7 @@ export declare class Client {
   watchStock (skus: string[], cb: (message: StockMessage) => void, options?: FeedOptions): StockWatcher
   watchAdmin (cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
   watchMe (cb: (event: any) => void, options?: FeedOptions): Feed<any>
-  watchOrders (customer: string, cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
+  watchOrders (customer: string | null | undefined, cb: (event: AdminEvent) => void, options?: FeedOptions): Feed<AdminEvent>
 }
 
 export declare function createClient (options?: ClientOptions): Client

@@ -4,6 +4,7 @@
  * made to produce on demand yet, run against a tiny y-protocols server in this process.
  */
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { after, afterEach, before, describe, test } from 'node:test'
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
@@ -218,6 +219,63 @@ describe('client library against livecart demo', { timeout: SUITE_TIMEOUT_MS }, 
     assert.ok(err instanceof ForbiddenError && err.closeCode === 4403, String(err))
     assert.throws(() => cart.addLine(MUG, 1), ForbiddenError)
     await assert.rejects(kiosk.getCart(cartId), ForbiddenError)
+  })
+
+  /** A client signed in as `sub` with `role`. */
+  function signedIn (sub, role = 'customer') {
+    return createClient({ url: server.httpUrl, WebSocket, token: mintToken(sub, role, { secret: server.secret }) })
+  }
+
+  /** An order of the bearer of `lc`: a held line, checked out. */
+  async function anOrder (lc) {
+    const { cartId } = await lc.createCart({ channel: 'web' })
+    const cart = track(lc.openCart(cartId))
+    const lineId = cart.addLine(MUG, 1)
+    await waitFor(() => cart.holds[lineId]?.status === 'held', 'the line held')
+    return (await lc.checkout(cartId)).orderId
+  }
+
+  test("watchOrders: a customer's feed gets its order's status change; an admin's without a customer gets every order's", async () => {
+    const n = randomUUID().slice(0, 8)
+    const admin = signedIn(`root-${n}`, 'admin')
+    const ann = signedIn(`ann-${n}`)
+    const bob = signedIn(`bob-${n}`)
+    const annSeen = []
+    const everySeen = []
+    const annFeed = track(ann.watchOrders(`ann-${n}`, (e) => annSeen.push(e)))
+    const everyFeed = track(admin.watchOrders(null, (e) => everySeen.push(e)))
+    await waitFor(() => annFeed.status === 'open' && everyFeed.status === 'open', 'both feeds open')
+    const annOrder = await anOrder(ann)
+    const bobOrder = await anOrder(bob)
+    await admin.setPayment(annOrder, 'paid', 'psp-ann')
+    await admin.setPayment(bobOrder, 'paid', 'psp-bob')
+    await admin.setOrderStatus(annOrder, 'dispatched')
+
+    const statuses = (seen, orderId) => seen.filter((e) => e.orderId === orderId).map((e) => e.status)
+    await waitFor(() => statuses(annSeen, annOrder).includes('dispatched'), "Ann's order dispatched on her feed")
+    assert.deepEqual(statuses(annSeen, annOrder), ['awaiting_payment', 'confirmed', 'dispatched'])
+    assert.ok(annSeen.every((e) => e.customerId === `ann-${n}`), "only Ann's orders on Ann's feed")
+    await waitFor(() => statuses(everySeen, annOrder).includes('dispatched') && statuses(everySeen, bobOrder).includes('confirmed'),
+      "both customers' orders on the admin's feed")
+    assert.deepEqual(statuses(everySeen, annOrder), ['awaiting_payment', 'confirmed', 'dispatched'])
+    assert.deepEqual(statuses(everySeen, bobOrder), ['awaiting_payment', 'confirmed'])
+    assert.ok(everySeen.every((e) => e.type === 'order.created' || e.type === 'order.status'), 'order events only')
+  })
+
+  test('watchOrders without a customer is refused to staff (4403); a kiosk\'s stops when its customer signs out', async () => {
+    const n = randomUUID().slice(0, 8)
+    const otto = track(signedIn(`otto-${n}`, 'operator').watchOrders(null, () => {}))
+    await waitFor(() => otto.status === 'closed', "the operator's feed refused")
+    assert.ok(otto.error instanceof ForbiddenError && otto.error.closeCode === 4403, String(otto.error))
+
+    const kim = signedIn(`kim-${n}`)
+    const kiosk = signedIn(`kiosk-${n}`, 'kiosk')
+    await kiosk.startKioskSession(`kiosk-${n}`, (await kim.createKioskCode()).code)
+    const feed = track(kiosk.watchOrders(`kim-${n}`, () => {}))
+    await waitFor(() => feed.status === 'open', "the kiosk's feed open")
+    await kiosk.endKioskSession(`kiosk-${n}`)
+    await waitFor(() => feed.status === 'closed', "the kiosk's feed stopped at sign-out")
+    assert.ok(feed.error instanceof ForbiddenError && feed.error.closeCode === 4403, String(feed.error))
   })
 
   test('watchStock sees the last unit sold and back', async () => {
