@@ -28,12 +28,17 @@ def call(url: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(r.read())
 
 
-def place_order(page: Page, url: str, sku: str) -> str:
-    """The signed-in shopper of `page` buys `sku` on the cart page; the order's id."""
+def add_to_cart(page: Page, url: str, sku: str) -> None:
+    """The shopper of `page` adds `sku` on the storefront and opens the cart page."""
     page.goto(url + "/")
     page.click(f".product[data-sku='{sku}'] .add")
     page.wait_for_selector(f".product[data-sku='{sku}'] .mine:not([hidden])")
     page.goto(url + "/cart")
+
+
+def place_order(page: Page, url: str, sku: str) -> str:
+    """The signed-in shopper of `page` buys `sku` on the cart page; the order's id."""
+    add_to_cart(page, url, sku)
     page.wait_for_selector(".line .chip.held")
     collect_details(page, "Eve Online", "eve@example.com")
     page.click("text=Continue to payment")
@@ -127,10 +132,7 @@ def test_the_kiosk_shows_the_signed_in_customers_orders_move_on_without_a_reload
         bought = place_order(eve, url, "CANDLE-FIG")
         call(url, "POST", f"/api/orders/{bought}/payment", {"status": "paid", "reference": "psp-1"})
         # Eve comes into the shop with a new cart and signs in at the kiosk with her phone's code.
-        eve.goto(url + "/")
-        eve.click(".product[data-sku='TEA-SENCHA'] .add")
-        eve.wait_for_selector(".product[data-sku='TEA-SENCHA'] .mine:not([hidden])")
-        eve.goto(url + "/cart")
+        add_to_cart(eve, url, "TEA-SENCHA")
         eve.click("text=Use a kiosk")
         kiosk.fill(".code-input", eve.locator(".big-code").inner_text().strip())
         kiosk.click("text=Sign in")
